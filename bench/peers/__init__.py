@@ -1,0 +1,1 @@
+"""Peer tools measured side by side with headrace (each in its own virtual environment)."""

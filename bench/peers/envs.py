@@ -1,0 +1,250 @@
+"""One virtual environment per peer orchestrator, created on demand under the bench cache.
+
+Each peer (Dagster, Prefect, Airflow) gets its own venv at ``<cache>/venvs/<peer>``, made with
+``python -m venv`` and filled from PyPI with pip. A stamp file written after a successful
+install makes creation idempotent; a changed requirement list rebuilds the env. A failed
+install is recorded in ``<cache>/venvs/<peer>.failed`` (with the tail of pip's log) and is not
+retried for the same requirements unless asked, so one broken peer never stops the bench.
+
+The cache is ``$HEADRACE_BENCH_CACHE`` or ``<repo>/.bench-cache``. Progress goes to stderr.
+
+Usage: ``python bench/peers/envs.py [--peers dagster,prefect,airflow] [--retry-failed]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STAMP_NAME = ".headrace-bench-stamp.json"
+INSTALL_TIMEOUT_S = 3600.0
+
+
+@dataclass(frozen=True)
+class PeerSpec:
+    """What to pip-install for one peer, and a module whose import proves the env works."""
+
+    name: str
+    requirements: tuple[str, ...]
+    probe_module: str
+
+    def digest(self) -> str:
+        text = "\n".join((self.name, self.probe_module, *self.requirements))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+PEERS: dict[str, PeerSpec] = {
+    "dagster": PeerSpec(
+        name="dagster",
+        requirements=("dagster>=1.13,<1.14",),
+        probe_module="dagster",
+    ),
+    "prefect": PeerSpec(
+        name="prefect",
+        # Prefect 3.8's ephemeral server failed to start with fastapi>=0.155 on this machine.
+        requirements=("prefect>=3,<4", "fastapi==0.154.0"),
+        probe_module="prefect",
+    ),
+    "airflow": PeerSpec(
+        name="airflow",
+        requirements=("apache-airflow>=3,<4",),
+        probe_module="airflow.sdk",
+    ),
+}
+
+
+@dataclass
+class EnvStatus:
+    """The outcome of :func:`ensure_env` for one peer."""
+
+    peer: str
+    ok: bool
+    python: str | None = None
+    error: str | None = None
+    created: bool = False
+    install_s: float | None = None
+    versions: dict[str, str] | None = None
+
+
+def cache_dir() -> Path:
+    """The bench cache: ``$HEADRACE_BENCH_CACHE`` or ``<repo>/.bench-cache``, created if absent."""
+    raw = os.environ.get("HEADRACE_BENCH_CACHE")
+    path = Path(raw).expanduser().resolve() if raw else REPO_ROOT / ".bench-cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def venv_dir(peer: str) -> Path:
+    return cache_dir() / "venvs" / peer
+
+
+def venv_python(peer: str) -> Path:
+    return venv_dir(peer) / "bin" / "python"
+
+
+def _failure_path(peer: str) -> Path:
+    return cache_dir() / "venvs" / f"{peer}.failed"
+
+
+def _log_path(peer: str) -> Path:
+    path = cache_dir() / "logs" / f"install-{peer}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _say(message: str) -> None:
+    print(f"[bench-envs] {message}", file=sys.stderr, flush=True)
+
+
+def _read_json(path: Path) -> dict[str, object] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _run_logged(cmd: list[str], log: Path, timeout_s: float) -> None:
+    """Run ``cmd`` appending its output to ``log``; raise RuntimeError on failure."""
+    with log.open("a") as fh:
+        fh.write(f"\n$ {' '.join(cmd)}\n")
+        fh.flush()
+        try:
+            proc = subprocess.run(
+                cmd, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout_s, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise RuntimeError(f"timed out after {timeout_s:.0f}s: {' '.join(cmd)}") from exc
+    if proc.returncode != 0:
+        raise RuntimeError(f"exit {proc.returncode}: {' '.join(cmd)}\n{_tail(log)}")
+
+
+def _installed_versions(python: Path, spec: PeerSpec) -> dict[str, str]:
+    names = [req.split(";")[0].split("[")[0] for req in spec.requirements]
+    names = [n.split("=")[0].split("<")[0].split(">")[0].split("!")[0].strip() for n in names]
+    code = (
+        "import json, sys\n"
+        "from importlib.metadata import version, PackageNotFoundError\n"
+        "out = {}\n"
+        "for n in sys.argv[1:]:\n"
+        "    try: out[n] = version(n)\n"
+        "    except PackageNotFoundError: pass\n"
+        "print(json.dumps(out))\n"
+    )
+    proc = subprocess.run(
+        [str(python), "-c", code, *names], capture_output=True, text=True, check=False
+    )
+    data = json.loads(proc.stdout) if proc.returncode == 0 and proc.stdout.strip() else {}
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def _install(spec: PeerSpec, target: Path, log: Path) -> None:
+    if target.exists():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _run_logged([sys.executable, "-m", "venv", str(target)], log, 300.0)
+    python = target / "bin" / "python"
+    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
+    _run_logged([*pip, "--upgrade", "pip"], log, 600.0)
+    _run_logged([*pip, *spec.requirements], log, INSTALL_TIMEOUT_S)
+    _run_logged([str(python), "-c", f"import {spec.probe_module}"], log, 300.0)
+
+
+def ensure_env(peer: str, *, retry_failed: bool = False, force: bool = False) -> EnvStatus:
+    """Create ``peer``'s venv unless a matching one exists; never raises for install errors."""
+    spec = PEERS.get(peer)
+    if spec is None:
+        return EnvStatus(peer=peer, ok=False, error=f"unknown peer {peer!r}")
+    target = venv_dir(peer)
+    python = venv_python(peer)
+    stamp = _read_json(target / STAMP_NAME)
+    if not force and stamp and stamp.get("digest") == spec.digest() and python.exists():
+        versions = stamp.get("versions")
+        install_s = stamp.get("install_s")
+        return EnvStatus(
+            peer=peer,
+            ok=True,
+            python=str(python),
+            install_s=float(install_s) if isinstance(install_s, int | float) else None,
+            versions={str(k): str(v) for k, v in versions.items()}
+            if isinstance(versions, dict)
+            else None,
+        )
+    failure = _read_json(_failure_path(peer))
+    if not (force or retry_failed) and failure and failure.get("digest") == spec.digest():
+        return EnvStatus(peer=peer, ok=False, error=f"install failed earlier: {failure['error']}")
+
+    log = _log_path(peer)
+    log.write_text("")
+    _say(f"creating {peer} venv at {target} ({' '.join(spec.requirements)}); log: {log}")
+    started = time.perf_counter()
+    try:
+        _install(spec, target, log)
+    except (OSError, RuntimeError) as exc:
+        elapsed = time.perf_counter() - started
+        error = str(exc)
+        _say(f"{peer}: install FAILED after {elapsed:.0f}s: {error.splitlines()[0]}")
+        _failure_path(peer).write_text(
+            json.dumps({"digest": spec.digest(), "error": error, "at": time.time()}, indent=2)
+        )
+        return EnvStatus(peer=peer, ok=False, error=error, install_s=elapsed)
+    elapsed = time.perf_counter() - started
+    versions = _installed_versions(python, spec)
+    (target / STAMP_NAME).write_text(
+        json.dumps(
+            {
+                "digest": spec.digest(),
+                "requirements": list(spec.requirements),
+                "versions": versions,
+                "install_s": elapsed,
+                "python": sys.version.split()[0],
+                "at": time.time(),
+            },
+            indent=2,
+        )
+    )
+    _failure_path(peer).unlink(missing_ok=True)
+    _say(f"{peer}: ready in {elapsed:.0f}s ({versions})")
+    return EnvStatus(
+        peer=peer, ok=True, python=str(python), created=True, install_s=elapsed, versions=versions
+    )
+
+
+def ensure_envs(
+    peers: list[str] | None = None, *, retry_failed: bool = False, force: bool = False
+) -> dict[str, EnvStatus]:
+    """Ensure each named peer's venv (all peers by default), one after the other."""
+    names = list(PEERS) if peers is None else peers
+    return {p: ensure_env(p, retry_failed=retry_failed, force=force) for p in names}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated peer names")
+    parser.add_argument("--retry-failed", action="store_true", help="retry recorded failures")
+    parser.add_argument("--force", action="store_true", help="rebuild even if stamped")
+    args = parser.parse_args(argv)
+    peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+    statuses = ensure_envs(peers, retry_failed=args.retry_failed, force=args.force)
+    print(json.dumps({p: asdict(s) for p, s in statuses.items()}, indent=2))
+    return 0 if all(s.ok for s in statuses.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Orchestration peers: the chain and fan-out workloads in Dagster, Prefect, Airflow, plain."""

@@ -1,0 +1,125 @@
+"""The Python API: the same operations as the CLI, for notebooks, scripts and tests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from headrace.core.assets import AssetSpec
+from headrace.orchestration import service
+from headrace.orchestration.reporting import Reporter
+from headrace.orchestration.runner import RunResult
+from headrace.runtime.workspace import Workspace, open_workspace
+
+
+def _workspace(
+    workspace: Workspace | Path | str | None, assets: Sequence[AssetSpec] | None
+) -> Workspace:
+    if isinstance(workspace, Workspace):
+        return workspace
+    return open_workspace(workspace, definitions=assets)
+
+
+def materialize(
+    selection: str | Sequence[str] | None = None,
+    *,
+    assets: Sequence[AssetSpec] | None = None,
+    workspace: Workspace | Path | str | None = None,
+    params: Mapping[str, Any] | None = None,
+    partitions: str | Sequence[str] | None = None,
+    branch: str = "main",
+    executor: str | None = None,
+    max_concurrency: int | None = None,
+    force: bool = False,
+    reporter: Reporter | None = None,
+) -> RunResult:
+    """Materialize a selection of assets and return what the run did.
+
+    Args:
+        selection: dbt-like selection (``"+flight_features"``, ``"tag:daily"``); all
+            assets when None.
+        assets: asset definitions to use instead of the workspace's project module.
+        workspace: the workspace folder (or an open :class:`Workspace`); found upward
+            from the current folder when None.
+        params: run params, validated against the assets' keyword-only parameters.
+        partitions: a key (``"2013-07"``), a range (``"2013-01..2013-06"``) or a list.
+        branch: the branch whose versions are read and written.
+        executor: ``in_process``, ``threads`` or ``processes`` (default from settings).
+        max_concurrency: steps run at once by the threads and processes executors.
+        force: run every step even when its cached version is still valid.
+        reporter: receives progress callbacks.
+
+    Returns:
+        A :class:`RunResult`; failed steps are in ``result.failed`` (no exception).
+    """
+    ws = _workspace(workspace, assets)
+    return service.materialize(
+        ws,
+        selection,
+        params=params,
+        partitions=partitions,
+        branch=branch,
+        executor=executor,
+        max_concurrency=max_concurrency,
+        force=force,
+        reporter=reporter,
+    )
+
+
+def backfill(
+    selection: str | Sequence[str] | None = None,
+    *,
+    partitions: str | Sequence[str],
+    assets: Sequence[AssetSpec] | None = None,
+    workspace: Workspace | Path | str | None = None,
+    params: Mapping[str, Any] | None = None,
+    branch: str = "main",
+    executor: str | None = None,
+    max_concurrency: int | None = None,
+    reporter: Reporter | None = None,
+) -> RunResult:
+    """Materialize each partition in ``partitions`` that has no version on the branch."""
+    ws = _workspace(workspace, assets)
+    return service.materialize(
+        ws,
+        selection,
+        params=params,
+        partitions=partitions,
+        branch=branch,
+        executor=executor,
+        max_concurrency=max_concurrency,
+        missing_only=True,
+        trigger="backfill",
+        reporter=reporter,
+    )
+
+
+def resume(
+    run_id: str,
+    *,
+    assets: Sequence[AssetSpec] | None = None,
+    workspace: Workspace | Path | str | None = None,
+    reporter: Reporter | None = None,
+) -> RunResult:
+    """Finish an interrupted or failed run; completed steps are not run again."""
+    return service.resume(_workspace(workspace, assets), run_id, reporter=reporter)
+
+
+def read(
+    asset: str,
+    *,
+    partition: str | None = None,
+    branch: str = "main",
+    version: str | None = None,
+    as_: str | None = None,
+    workspace: Workspace | Path | str | None = None,
+) -> Any:
+    """Read an asset's value: the branch's current version, or a version by id.
+
+    Tables come back as pandas, polars or Arrow (``as_=``; default: as written).
+    """
+    return service.read(
+        _workspace(workspace, None), asset, partition=partition, branch=branch,
+        version=version, as_=as_,
+    )

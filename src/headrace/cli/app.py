@@ -1,0 +1,264 @@
+"""``headrace``: the command line. Commands stay thin and delegate to the services."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="headrace",
+    help="Pipelines, data quality, data versions, tracking, registry, serving, monitoring.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+assets_app = typer.Typer(help="Inspect asset definitions.", no_args_is_help=True)
+runs_app = typer.Typer(help="Inspect, follow and resume runs.", no_args_is_help=True)
+app.add_typer(assets_app, name="assets")
+app.add_typer(runs_app, name="runs")
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+_state: dict[str, Any] = {"debug": False}
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _workspace() -> Any:
+    from headrace.runtime.workspace import open_workspace
+
+    return open_workspace()
+
+
+def _parse_params(values: list[str]) -> dict[str, str]:
+    from headrace.core.errors import ParamValidationError
+
+    params: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ParamValidationError(
+                f"--param {item!r} must look like NAME=VALUE", param=name or item
+            )
+        params[name.strip()] = value
+    return params
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder of the new workspace.")] = Path("."),
+    module: Annotated[str, typer.Option(help="Module holding the assets.")] = "pipeline",
+) -> None:
+    """Create headrace.toml and .headrace/ in DIRECTORY."""
+    from headrace.workspace.settings import init_workspace
+
+    root, created = init_workspace(directory, module=module)
+    if created:
+        console.print(f"created workspace in {root} (headrace.toml, .headrace/)")
+    else:
+        console.print(f"{root} already has headrace.toml; kept it and ensured .headrace/")
+
+
+@assets_app.command("list")
+def assets_list(
+    selection: Annotated[str | None, typer.Argument(help="Selection, e.g. +features.")] = None,
+) -> None:
+    """List the project's assets."""
+    from rich.table import Table
+
+    from headrace.core.selection import select
+
+    ws = _workspace()
+    names = select(ws.graph, selection)
+    table = Table(box=None, header_style="bold")
+    for column in ("asset", "group", "partitions", "upstream", "tags", "owner", "description"):
+        table.add_column(column)
+    for name in names:
+        spec = ws.graph[name]
+        parts = spec.partitions
+        partitions = "-" if parts is None else type(parts).__name__.replace("Partitions", "").lower()
+        table.add_row(
+            name,
+            spec.group,
+            partitions,
+            ", ".join(spec.upstream_names) or "-",
+            ", ".join(spec.tags) or "-",
+            spec.owner or "-",
+            spec.description,
+        )
+    console.print(table)
+    console.print(f"[dim]{len(names)} asset{'s' * (len(names) != 1)}[/]")
+
+
+def _run(backfill: bool, selection: str | None, params: list[str], partition: list[str],
+         branch: str, executor: str | None, max_concurrency: int | None, force: bool) -> None:
+    from headrace.cli.render import LiveReporter
+    from headrace.orchestration import service
+
+    ws = _workspace()
+    result = service.materialize(
+        ws,
+        selection,
+        params=_parse_params(params),
+        partitions=partition or None,
+        branch=branch,
+        executor=executor,
+        max_concurrency=max_concurrency,
+        force=force,
+        missing_only=backfill,
+        trigger="backfill" if backfill else "cli",
+        reporter=LiveReporter(console),
+    )
+    counts: dict[str, int] = {}
+    for state in result.steps.values():
+        counts[state.status] = counts.get(state.status, 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to do"
+    style = "green" if result.success else "red"
+    console.print(f"[{style}]run {result.run_id} {result.status}[/]: {summary}")
+    if not result.success:
+        console.print(f"[dim]see: headrace runs show {result.run_id}[/]")
+        raise typer.Exit(1)
+
+
+ParamOpt = Annotated[
+    list[str], typer.Option("--param", "-p", help="A run param NAME=VALUE (repeatable).")
+]
+PartitionOpt = Annotated[
+    list[str], typer.Option("--partition", help="A partition KEY or a range A..B (repeatable).")
+]
+BranchOpt = Annotated[str, typer.Option(help="Branch to read and write.")]
+ExecutorOpt = Annotated[
+    str | None, typer.Option(help="in_process, threads or processes (default: settings).")
+]
+ConcurrencyOpt = Annotated[
+    int | None, typer.Option("--max-concurrency", "-j", min=1, help="Steps run at once.")
+]
+
+
+@app.command()
+def materialize(
+    selection: Annotated[str | None, typer.Argument(help="Assets to run (dbt-like).")] = None,
+    param: ParamOpt = [],  # noqa: B006 - typer reads the default
+    partition: PartitionOpt = [],  # noqa: B006
+    branch: BranchOpt = "main",
+    executor: ExecutorOpt = None,
+    max_concurrency: ConcurrencyOpt = None,
+    force: Annotated[bool, typer.Option(help="Ignore cached versions.")] = False,
+) -> None:
+    """Materialize SELECTION, showing each step live."""
+    _run(False, selection, param, partition, branch, executor, max_concurrency, force)
+
+
+@app.command()
+def backfill(
+    selection: Annotated[str | None, typer.Argument(help="Assets to run (dbt-like).")] = None,
+    partition: PartitionOpt = [],  # noqa: B006
+    param: ParamOpt = [],  # noqa: B006
+    branch: BranchOpt = "main",
+    executor: ExecutorOpt = None,
+    max_concurrency: ConcurrencyOpt = None,
+) -> None:
+    """Materialize each partition in the range that has no version yet."""
+    if not partition:
+        raise typer.BadParameter("give the range with --partition A..B", param_hint="--partition")
+    _run(True, selection, param, partition, branch, executor, max_concurrency, False)
+
+
+@runs_app.command("list")
+def runs_list(
+    limit: Annotated[int, typer.Option(min=1, help="How many runs.")] = 20,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many.")] = 0,
+    status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
+) -> None:
+    """List recent runs, newest first."""
+    from headrace.cli.render import run_table
+
+    ws = _workspace()
+    runs = ws.store.runs.list(limit=limit, offset=offset, status=status)
+    if not runs:
+        console.print("no runs yet")
+        return
+    console.print(run_table(runs, ws.store.runs.step_counts(r.id for r in runs)))
+
+
+@runs_app.command("show")
+def runs_show(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")]) -> None:
+    """Show a run: params, each step's status, timing, version, and errors."""
+    from headrace.cli.render import show_run
+
+    ws = _workspace()
+    run = ws.store.runs.get(run_id)
+    show_run(console, run, ws.store.runs.steps(run.id))
+
+
+@runs_app.command("logs")
+def runs_logs(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    step: Annotated[str | None, typer.Argument(help="An asset or a step key.")] = None,
+) -> None:
+    """Print the captured stdout, stderr and log records of a run's steps."""
+    from rich.markup import escape
+
+    ws = _workspace()
+    run = ws.store.runs.get(run_id)
+    logs = ws.store.runs.logs(run.id)
+    if step is not None:
+        keys = {s.key for s in ws.store.runs.steps(run.id) if s.key == step or s.asset == step}
+        if not keys:
+            from headrace.core.errors import SelectionError
+
+            raise SelectionError(f"run {run.id} has no step or asset named {step!r}")
+        logs = [entry for entry in logs if entry.step_key in keys]
+    if not logs:
+        console.print("no output was captured")
+        return
+    last: tuple[str, int] | None = None
+    for entry in logs:
+        if (entry.step_key, entry.attempt) != last:
+            last = (entry.step_key, entry.attempt)
+            console.print(f"[bold]── {escape(entry.step_key)} · attempt {entry.attempt}[/]")
+        style = {"stderr": "red", "log": "cyan"}.get(entry.stream, "")
+        for line in entry.text.rstrip("\n").split("\n"):
+            console.print(f"[dim]{entry.stream:>6}[/] [{style}]{escape(line)}[/]" if style
+                          else f"[dim]{entry.stream:>6}[/] {escape(line)}")
+
+
+@runs_app.command("resume")
+def runs_resume(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")]) -> None:
+    """Finish an interrupted or failed run without redoing completed steps."""
+    from headrace.cli.render import LiveReporter
+    from headrace.orchestration import service
+
+    ws = _workspace()
+    result = service.resume(ws, run_id, reporter=LiveReporter(console))
+    style = "green" if result.success else "red"
+    console.print(f"[{style}]run {result.run_id} {result.status}[/]")
+    if not result.success:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Entry point: one clear line for headrace errors, a traceback only with --debug."""
+    from headrace.errors import HeadraceError
+
+    try:
+        app()
+    except HeadraceError as exc:
+        if _state["debug"]:
+            raise
+        from rich.markup import escape
+
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""Reading and writing asset values: tables as Parquet, other objects by declared format."""

@@ -1,0 +1,112 @@
+"""Serializers: Parquet for tables; JSON, text, bytes, or pickle only when declared.
+
+Pickle runs arbitrary code when loaded, so it is never chosen automatically: an asset
+must opt in with ``io="pickle"``.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import dataclass
+from typing import Any
+
+from headrace.io.errors import SerializationError
+from headrace.io.frames import from_arrow, table_flavor, to_arrow
+
+
+@dataclass(frozen=True, slots=True)
+class Serialized:
+    kind: str  # table | object
+    format: str  # parquet | json | text | bytes | pickle
+    flavor: str  # pandas | polars | arrow | python
+    data: bytes
+    row_count: int | None
+    schema: list[list[str]] | None
+
+
+def _parquet(table: Any) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def serialize(value: Any, io: str | None, *, asset: str) -> Serialized:
+    """Turn an asset's return value into bytes in its declared or inferred format."""
+    flavor = table_flavor(value)
+    if flavor is not None and io in (None, "parquet"):
+        try:
+            table = to_arrow(value, flavor)
+            data = _parquet(table)
+        except Exception as exc:
+            raise SerializationError(
+                f"asset {asset!r}: the returned {flavor} table cannot be written as Parquet: "
+                f"{type(exc).__name__}: {exc}",
+                asset=asset,
+            ) from exc
+        schema = [[f.name, str(f.type)] for f in table.schema]
+        return Serialized("table", "parquet", flavor, data, table.num_rows, schema)
+    if io == "parquet":
+        raise SerializationError(
+            f"asset {asset!r} declares io='parquet' but returned a {type(value).__name__}, "
+            "not a pandas, polars or Arrow table",
+            asset=asset,
+        )
+    if io == "pickle":
+        return Serialized("object", "pickle", "python", pickle.dumps(value, protocol=5), None, None)
+    if io == "text":
+        if not isinstance(value, str):
+            raise SerializationError(
+                f"asset {asset!r} declares io='text' but returned a {type(value).__name__}",
+                asset=asset,
+            )
+        return Serialized("object", "text", "python", value.encode(), None, None)
+    if io == "bytes":
+        if not isinstance(value, bytes | bytearray | memoryview):
+            raise SerializationError(
+                f"asset {asset!r} declares io='bytes' but returned a {type(value).__name__}",
+                asset=asset,
+            )
+        return Serialized("object", "bytes", "python", bytes(value), None, None)
+    try:
+        data = json.dumps(value, allow_nan=True, separators=(",", ":")).encode()
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(
+            f"asset {asset!r} returned a {type(value).__module__}.{type(value).__name__}, "
+            "which has no safe serializer: return a pandas/polars/Arrow table or "
+            "JSON-compatible data, or declare io='pickle' to opt in to pickle "
+            f"({exc})",
+            asset=asset,
+        ) from exc
+    return Serialized("object", "json", "python", data, None, None)
+
+
+def deserialize(data: bytes | str, fmt: str, flavor: str, *, wanted: str | None = None) -> Any:
+    """Load a stored value; tables come back as ``wanted`` (default: as written).
+
+    ``data`` may be the bytes, or the path of a local file (memory-mapped for Parquet).
+    """
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        source: Any = data if isinstance(data, str) else pa.BufferReader(data)
+        table = pq.read_table(source, memory_map=isinstance(data, str))
+        return from_arrow(table, wanted or flavor)
+    if isinstance(data, str):
+        with open(data, "rb") as handle:
+            raw = handle.read()
+    else:
+        raw = data
+    if fmt == "json":
+        return json.loads(raw)
+    if fmt == "text":
+        return raw.decode()
+    if fmt == "bytes":
+        return raw
+    if fmt == "pickle":
+        return pickle.loads(raw)  # noqa: S301 - the producing asset opted in with io="pickle"
+    raise SerializationError(f"unknown stored format {fmt!r}")

@@ -1,0 +1,241 @@
+"""Content-addressed blobs: the key of a blob is the BLAKE3 hash of its bytes.
+
+Writes are atomic and put-if-absent: bytes go to a temporary file first and are then
+linked into place, so a reader never sees a half-written blob and an existing blob is
+never overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import IO, Any, Protocol, runtime_checkable
+
+from blake3 import blake3
+
+from headrace.errors import HeadraceError
+
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_CHUNK = 1 << 20
+
+
+class BlobNotFoundError(HeadraceError):
+    """No blob with this digest exists in the store."""
+
+    def __init__(self, digest: str) -> None:
+        super().__init__(f"blob {digest} is not in the object store")
+        self.digest = digest
+
+
+class InvalidDigestError(HeadraceError):
+    """A string that is not a 64-character lowercase hex BLAKE3 digest."""
+
+
+def check_digest(digest: str) -> str:
+    if not isinstance(digest, str) or not _DIGEST.match(digest):
+        raise InvalidDigestError(f"{digest!r} is not a BLAKE3 hex digest")
+    return digest
+
+
+def hash_bytes(data: bytes | memoryview) -> str:
+    return blake3(data).hexdigest()
+
+
+def hash_file(path: Path | str) -> str:
+    """BLAKE3 of a file, memory-mapped and multithreaded for large files."""
+    size = os.path.getsize(path)
+    if size >= 64 * _CHUNK:
+        return blake3(max_threads=blake3.AUTO).update_mmap(str(path)).hexdigest()
+    hasher = blake3()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+class BlobStore(Protocol):
+    """The narrow interface every blob store implements."""
+
+    url: str
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store ``data`` unless present; return its digest."""
+        ...
+
+    def put_file(self, path: Path, *, move: bool = False) -> str:
+        """Store a file's bytes unless present; ``move`` lets the store consume it."""
+        ...
+
+    def get_bytes(self, digest: str) -> bytes: ...
+
+    def open(self, digest: str) -> IO[bytes]: ...
+
+    def exists(self, digest: str) -> bool: ...
+
+    def size(self, digest: str) -> int: ...
+
+
+@runtime_checkable
+class LocalPaths(Protocol):
+    """Optional capability: blobs are plain files that can be memory-mapped."""
+
+    def path_of(self, digest: str) -> Path: ...
+
+
+class LocalBlobStore:
+    """Blobs as read-only files under ``root/ab/cdef...``; temporaries in ``root/.tmp``."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.url = str(self.root)
+        self._tmp = self.root / ".tmp"
+        self._made: set[str] = set()
+
+    def path_of(self, digest: str) -> Path:
+        check_digest(digest)
+        return self.root / digest[:2] / digest[2:]
+
+    def _tmp_path(self) -> Path:
+        if "tmp" not in self._made:
+            self._tmp.mkdir(parents=True, exist_ok=True)
+            self._made.add("tmp")
+        return self._tmp / f"{uuid.uuid4().hex}.part"
+
+    def _publish(self, tmp: Path, digest: str) -> None:
+        target = self.path_of(digest)
+        folder = digest[:2]
+        if folder not in self._made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(folder)
+        try:
+            os.chmod(tmp, 0o444)
+            os.link(tmp, target)  # fails if the blob exists: never overwrite
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def put_bytes(self, data: bytes) -> str:
+        digest = hash_bytes(data)
+        if self.path_of(digest).exists():
+            return digest
+        tmp = self._tmp_path()
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        self._publish(tmp, digest)
+        return digest
+
+    def put_file(self, path: Path, *, move: bool = False) -> str:
+        digest = hash_file(path)
+        if self.path_of(digest).exists():
+            if move:
+                Path(path).unlink(missing_ok=True)
+            return digest
+        tmp = self._tmp_path()
+        if move:
+            try:
+                os.replace(path, tmp)
+            except OSError:  # another file system: copy instead
+                shutil.copyfile(path, tmp)
+                Path(path).unlink(missing_ok=True)
+        else:
+            shutil.copyfile(path, tmp)
+        self._publish(tmp, digest)
+        return digest
+
+    def get_bytes(self, digest: str) -> bytes:
+        try:
+            return self.path_of(digest).read_bytes()
+        except FileNotFoundError:
+            raise BlobNotFoundError(digest) from None
+
+    def open(self, digest: str) -> IO[bytes]:
+        try:
+            return open(self.path_of(digest), "rb")
+        except FileNotFoundError:
+            raise BlobNotFoundError(digest) from None
+
+    def exists(self, digest: str) -> bool:
+        return self.path_of(digest).exists()
+
+    def size(self, digest: str) -> int:
+        try:
+            return self.path_of(digest).stat().st_size
+        except FileNotFoundError:
+            raise BlobNotFoundError(digest) from None
+
+
+class FsspecBlobStore:
+    """Blobs on any fsspec file system (``s3://``, ``gs://``, ``memory://``, ...).
+
+    Objects are written under a temporary key and moved into place only if absent; on
+    object stores a single PUT is already atomic.
+    """
+
+    def __init__(self, url: str, **options: Any) -> None:
+        import fsspec  # lazy: only remote stores need it
+
+        self.url = url.rstrip("/")
+        self.fs, self._base = fsspec.core.url_to_fs(self.url, **options)
+        self._base = self._base.rstrip("/")
+
+    def _key(self, digest: str) -> str:
+        check_digest(digest)
+        return f"{self._base}/{digest[:2]}/{digest[2:]}"
+
+    def _write(self, digest: str, data: bytes) -> None:
+        key = self._key(digest)
+        if self.fs.exists(key):
+            return
+        tmp = f"{self._base}/.tmp/{uuid.uuid4().hex}.part"
+        self.fs.makedirs(f"{self._base}/.tmp", exist_ok=True)
+        self.fs.makedirs(f"{self._base}/{digest[:2]}", exist_ok=True)
+        self.fs.pipe_file(tmp, data)
+        if self.fs.exists(key):
+            self.fs.rm_file(tmp)
+            return
+        self.fs.mv(tmp, key)
+
+    def put_bytes(self, data: bytes) -> str:
+        digest = hash_bytes(data)
+        self._write(digest, data)
+        return digest
+
+    def put_file(self, path: Path, *, move: bool = False) -> str:
+        data = Path(path).read_bytes()
+        digest = self.put_bytes(data)
+        if move:
+            Path(path).unlink(missing_ok=True)
+        return digest
+
+    def get_bytes(self, digest: str) -> bytes:
+        try:
+            return bytes(self.fs.cat_file(self._key(digest)))
+        except FileNotFoundError:
+            raise BlobNotFoundError(digest) from None
+
+    def open(self, digest: str) -> IO[bytes]:
+        try:
+            handle: IO[bytes] = self.fs.open(self._key(digest), "rb")
+        except FileNotFoundError:
+            raise BlobNotFoundError(digest) from None
+        return handle
+
+    def exists(self, digest: str) -> bool:
+        return bool(self.fs.exists(self._key(digest)))
+
+    def size(self, digest: str) -> int:
+        try:
+            return int(self.fs.size(self._key(digest)))
+        except FileNotFoundError:
+            raise BlobNotFoundError(digest) from None
+
+
+def open_blob_store(url: str) -> LocalBlobStore | FsspecBlobStore:
+    """A local folder path (or ``file://``) gives a local store; other URLs use fsspec."""
+    if "://" not in url or url.startswith("file://"):
+        return LocalBlobStore(url.removeprefix("file://"))
+    return FsspecBlobStore(url)

@@ -1,0 +1,1 @@
+"""Planning and running assets: executors, retries, timeouts, caching, resume."""

@@ -1,0 +1,438 @@
+"""The coordinator: runs a plan's steps in dependency order and records each outcome.
+
+Only the coordinator writes metadata. Each finished step is one transaction (version,
+inputs, branch head, step status, logs), so a run killed at any moment leaves complete
+versions only, and ``resume`` continues from the steps that finished.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import deque
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from headrace.core.codeversion import code_version
+from headrace.core.ids import new_id
+from headrace.core.params import jsonable
+from headrace.core.plan import Plan, Step
+from headrace.orchestration.caching import cache_key, why_run
+from headrace.orchestration.errors import MissingInputError
+from headrace.orchestration.executors import make_executor
+from headrace.orchestration.reporting import NullReporter, Reporter
+from headrace.orchestration.step import InputRef, StepInput, StepResult, StepTask
+from headrace.runtime.workspace import Workspace
+from headrace.store.records import RunRecord, VersionRecord
+from headrace.store.runs import NewVersion, StepOutcome
+
+DONE = frozenset({"success", "skipped"})
+
+
+@dataclass
+class StepState:
+    key: str
+    status: str = "pending"
+    attempts: int = 0
+    version_id: str | None = None
+    reason: str | None = None
+    error: str | None = None
+    duration_s: float | None = None
+
+
+@dataclass
+class RunResult:
+    """What a run did; ``steps`` maps each step key to its final state."""
+
+    run_id: str
+    status: str
+    steps: dict[str, StepState] = field(default_factory=dict)
+
+    @property
+    def success(self) -> bool:
+        return self.status == "success"
+
+    def by_status(self, status: str) -> list[str]:
+        return [k for k, s in self.steps.items() if s.status == status]
+
+    @property
+    def failed(self) -> list[str]:
+        return self.by_status("failed")
+
+    @property
+    def skipped(self) -> list[str]:
+        return self.by_status("skipped")
+
+    @property
+    def materialized(self) -> list[str]:
+        return self.by_status("success")
+
+
+def _ref(version: VersionRecord) -> InputRef:
+    return InputRef(
+        version_id=version.id,
+        blob=version.blob,
+        format=version.format,
+        flavor=version.flavor,
+        partition=version.partition,
+    )
+
+
+class Coordinator:
+    def __init__(
+        self,
+        workspace: Workspace,
+        run: RunRecord,
+        plan: Plan,
+        asset_params: dict[str, dict[str, Any]],
+        *,
+        reporter: Reporter | None = None,
+        completed: dict[str, VersionRecord] | None = None,
+    ) -> None:
+        self.ws = workspace
+        self.graph = workspace.graph
+        self.store = workspace.store
+        self.run = run
+        self.plan = plan
+        self.asset_params = asset_params
+        self.params_json = {a: jsonable(v) for a, v in asset_params.items()}
+        self.reporter: Reporter = reporter or NullReporter()
+        self.states = {key: StepState(key=key) for key in plan.steps}
+        self.dependents: dict[str, list[str]] = {key: [] for key in plan.steps}
+        for step in plan.steps.values():
+            for dep in step.deps:
+                self.dependents[dep].append(step.key)
+        assets = {s.asset for s in plan.steps.values()}
+        reads = {u for a in assets for u in self.graph[a].upstream_names}
+        self.heads: dict[tuple[str, str | None], VersionRecord] = self.store.versions.heads(
+            run.branch, assets | reads
+        )
+        self.code_versions: dict[str, str] = {}
+        for key, version in (completed or {}).items():
+            state = self.states[key]
+            state.status, state.version_id = "skipped", version.id
+            state.reason = "completed before the run was resumed"
+            self.heads[(version.asset, version.partition)] = version
+        self._completed = set(completed or ())
+        self._meta: dict[str, tuple[str, str]] = {}
+
+    # -- preparing a step -------------------------------------------------------------
+
+    def _code_version(self, asset: str) -> str:
+        found = self.code_versions.get(asset)
+        if found is None:
+            found = code_version(self.graph[asset], self.ws.project_modules)
+            self.code_versions[asset] = found
+        return found
+
+    def _inputs(self, step: Step) -> tuple[StepInput, ...]:
+        spec = self.graph[step.asset]
+        out: list[StepInput] = []
+        for item in spec.inputs:
+            wanted = self.graph.upstream_partitions(spec, item, step.partition)
+            if wanted is None:
+                head = self.heads.get((item.asset, None))
+                if head is None:
+                    if not item.optional:
+                        raise MissingInputError(step.asset, item.asset, self.run.branch, None)
+                    out.append(StepInput(item.parameter, None, False))
+                else:
+                    out.append(StepInput(item.parameter, (_ref(head),), False))
+                continue
+            many = spec.partitions is None or self.graph[item.asset].partitions != spec.partitions
+            if not wanted:  # past the first partition
+                out.append(StepInput(item.parameter, None, many))
+                continue
+            refs = []
+            for key in wanted:
+                head = self.heads.get((item.asset, key))
+                if head is not None:
+                    refs.append(_ref(head))
+                elif not many:
+                    raise MissingInputError(step.asset, item.asset, self.run.branch, key)
+            if not refs and not item.optional:
+                raise MissingInputError(step.asset, item.asset, self.run.branch, None)
+            out.append(StepInput(item.parameter, tuple(refs) if refs else None, many))
+        return tuple(out)
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def execute(self) -> RunResult:
+        ws = self.ws
+        executor = make_executor(
+            self.run.executor,
+            graph=self.graph,
+            blobs=ws.blobs,
+            modules=ws.definition_modules,
+            objects_url=ws.settings.resolved_objects_url,
+            max_concurrency=self.run.max_concurrency,
+        )
+        remaining = {
+            key: sum(1 for d in step.deps if d not in self._completed)
+            for key, step in self.plan.steps.items()
+        }
+        ready = deque(
+            key for key in self.plan.steps if remaining[key] == 0 and key not in self._completed
+        )
+        self.remaining = remaining
+        self.ready = ready
+        running: dict[Future[StepResult], tuple[str, StepTask]] = {}
+        retries: list[tuple[float, int, str, int]] = []
+        counter = 0
+        self.reporter.run_started(self.run.id, len(self.plan))
+        try:
+            while ready or running or retries:
+                now = time.time()
+                while retries and retries[0][0] <= now:
+                    _, _, key, attempt = heapq.heappop(retries)
+                    ready.appendleft(key)
+                    self.states[key].attempts = attempt - 1
+                while ready and len(running) < executor.concurrency:
+                    key = ready.popleft()
+                    if self.states[key].status == "upstream_failed":
+                        continue
+                    task = self._prepare(key)
+                    if task is None:
+                        continue
+                    future = executor.submit(task)
+                    if future.done():
+                        retry = self._finish(task, future.result())
+                    else:
+                        running[future] = (key, task)
+                        continue
+                    if retry is not None:
+                        counter += 1
+                        heapq.heappush(retries, (retry[0], counter, key, retry[1]))
+                if running:
+                    timeout = max(0.0, retries[0][0] - time.time()) if retries else None
+                    done, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        key, task = running.pop(future)
+                        retry = self._finish(task, future.result())
+                        if retry is not None:
+                            counter += 1
+                            heapq.heappush(retries, (retry[0], counter, key, retry[1]))
+                elif retries and not ready:
+                    time.sleep(max(0.0, min(retries[0][0] - time.time(), 1.0)))
+        except BaseException as exc:
+            status = "canceled" if isinstance(exc, KeyboardInterrupt) else "failed"
+            self.store.runs.set_status(
+                self.run.id, status, ended_at=time.time(), error=f"{type(exc).__name__}: {exc}"
+            )
+            self.reporter.run_finished(self.run.id, status)
+            raise
+        finally:
+            executor.shutdown()
+        ok = all(s.status in DONE for s in self.states.values())
+        status = "success" if ok else "failed"
+        self.store.runs.set_status(self.run.id, status, ended_at=time.time())
+        self.reporter.run_finished(self.run.id, status)
+        return RunResult(run_id=self.run.id, status=status, steps=self.states)
+
+    def _prepare(self, key: str) -> StepTask | None:
+        """A task to run, or None when the step completed at once (cached or failed)."""
+        step = self.plan.steps[key]
+        state = self.states[key]
+        attempt = state.attempts + 1
+        now = time.time()
+        spec = self.graph[step.asset]
+        try:
+            inputs = self._inputs(step)
+        except MissingInputError as exc:
+            self._fail(step, attempt, str(exc), None, [], now, None)
+            return None
+        params = self.params_json.get(step.asset, {})
+        version = self._code_version(step.asset)
+        key_hash = cache_key(
+            code_version=version,
+            partition=step.partition,
+            io=spec.io,
+            params=params,
+            inputs=[(i.parameter, [r.version_id for r in i.refs or ()]) for i in inputs],
+        )
+        head = self.heads.get((step.asset, step.partition))
+        if not self.run.force and head is not None and head.cache_key == key_hash:
+            reason = f"cached: code, inputs and params unchanged since {head.id[:12]}"
+            self.store.runs.step_finished(
+                StepOutcome(
+                    run_id=self.run.id,
+                    key=key,
+                    status="skipped",
+                    attempt=0,
+                    ended_at=now,
+                    duration_s=0.0,
+                    version_id=head.id,
+                    cache_key=key_hash,
+                    reason=reason,
+                ),
+                branch=self.run.branch,
+            )
+            state.status, state.version_id, state.reason = "skipped", head.id, reason
+            self.reporter.step_finished(key, "skipped", 0.0, reason)
+            self._release(key)
+            return None
+        state.reason = why_run(head, code_version=version, params=params, force=self.run.force)
+        state.attempts = attempt
+        state.status = "running"
+        self._meta[key] = (version, key_hash)
+        self.store.runs.step_started(self.run.id, key, attempt, now)
+        self.reporter.step_started(key, attempt)
+        return StepTask(
+            run_id=self.run.id,
+            key=key,
+            asset=step.asset,
+            partition=step.partition,
+            attempt=attempt,
+            inputs=inputs,
+            params=self.asset_params.get(step.asset, {}),
+            branch=self.run.branch,
+        )
+
+    def _finish(self, task: StepTask, result: StepResult) -> tuple[float, int] | None:
+        """Record a finished attempt; returns (when, attempt) if it is to be retried."""
+        step = self.plan.steps[task.key]
+        state = self.states[task.key]
+        duration = result.ended_at - result.started_at
+        state.duration_s = duration
+        version_code, key_hash = self._meta.pop(task.key)
+        if result.ok:
+            assert result.blob is not None and result.kind and result.format and result.flavor
+            version = NewVersion(
+                id=new_id(),
+                asset=step.asset,
+                partition=step.partition,
+                kind=result.kind,
+                format=result.format,
+                flavor=result.flavor,
+                blob=result.blob,
+                size=result.size or 0,
+                row_count=result.row_count,
+                schema=result.schema,
+                code_version=version_code,
+                params=self.params_json.get(step.asset, {}),
+                cache_key=key_hash,
+                inputs=[(i.parameter, r.version_id) for i in task.inputs for r in i.refs or ()],
+            )
+            self.store.runs.step_finished(
+                StepOutcome(
+                    run_id=self.run.id,
+                    key=task.key,
+                    status="success",
+                    attempt=task.attempt,
+                    ended_at=result.ended_at,
+                    duration_s=duration,
+                    version_id=version.id,
+                    cache_key=key_hash,
+                    reason=state.reason,
+                    logs=result.logs,
+                    new_version=version,
+                ),
+                branch=self.run.branch,
+            )
+            self.heads[(step.asset, step.partition)] = VersionRecord(
+                id=version.id,
+                asset=step.asset,
+                partition=step.partition,
+                kind=version.kind,
+                format=version.format,
+                flavor=version.flavor,
+                blob=version.blob,
+                size=version.size,
+                row_count=version.row_count,
+                schema=version.schema,
+                run_id=self.run.id,
+                step_key=task.key,
+                code_version=version_code,
+                params=version.params,
+                cache_key=key_hash,
+                created_at=result.ended_at,
+            )
+            state.status, state.version_id = "success", version.id
+            self.reporter.step_finished(task.key, "success", duration, state.reason)
+            self._release(task.key)
+            return None
+        policy = self.graph[step.asset].retry
+        retryable = result.retryable and policy is not None
+        if retryable and policy is not None and policy.should_retry(task.attempt, result.exception):
+            delay = policy.delay_before(task.attempt + 1)
+            self.store.runs.step_finished(
+                StepOutcome(
+                    run_id=self.run.id,
+                    key=task.key,
+                    status="retrying",
+                    attempt=task.attempt,
+                    ended_at=result.ended_at,
+                    duration_s=duration,
+                    reason=f"retry {task.attempt} of {policy.max_retries} in {delay:g} s",
+                    error=result.error,
+                    traceback=result.traceback,
+                    logs=result.logs,
+                ),
+                branch=self.run.branch,
+            )
+            state.status = "retrying"
+            self.reporter.step_finished(task.key, "retrying", duration, result.error)
+            return time.time() + delay, task.attempt + 1
+        self._fail(step, task.attempt, result.error or "failed", result.traceback, result.logs,
+                   result.ended_at, duration)
+        return None
+
+    def _fail(
+        self,
+        step: Step,
+        attempt: int,
+        error: str,
+        tb: str | None,
+        logs: list[tuple[str, float, str]],
+        at: float,
+        duration: float | None,
+    ) -> None:
+        state = self.states[step.key]
+        self.store.runs.step_finished(
+            StepOutcome(
+                run_id=self.run.id,
+                key=step.key,
+                status="failed",
+                attempt=attempt,
+                ended_at=at,
+                duration_s=duration,
+                reason=state.reason,
+                error=error,
+                traceback=tb,
+                logs=logs,
+            ),
+            branch=self.run.branch,
+        )
+        state.status, state.error, state.attempts = "failed", error, attempt
+        self.reporter.step_finished(step.key, "failed", duration, error)
+        blocked = self._downstream(step.key)
+        if blocked:
+            reason = f"upstream step {step.key} failed"
+            self.store.runs.steps_blocked(self.run.id, blocked, reason, at)
+            for key in blocked:
+                self.states[key].status = "upstream_failed"
+                self.states[key].reason = reason
+                self.reporter.step_finished(key, "upstream_failed", None, reason)
+
+    def _downstream(self, key: str) -> list[str]:
+        out: list[str] = []
+        seen = {key}
+        queue: Iterable[str] = list(self.dependents[key])
+        stack = list(queue)
+        while stack:
+            child = stack.pop()
+            if child in seen:
+                continue
+            seen.add(child)
+            if self.states[child].status in ("pending",):
+                out.append(child)
+            stack.extend(self.dependents[child])
+        return out
+
+    def _release(self, key: str) -> None:
+        for child in self.dependents[key]:
+            self.remaining[child] -= 1
+            if self.remaining[child] == 0 and self.states[child].status == "pending":
+                self.ready.append(child)

@@ -1,0 +1,224 @@
+"""The orchestration service: materialize a selection, backfill, resume, read values."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from headrace.core.errors import PartitionError, SelectionError
+from headrace.core.ids import new_id
+from headrace.core.params import jsonable, resolve_params
+from headrace.core.partitions import parse_partition_arg
+from headrace.core.plan import Plan, Step, build_plan
+from headrace.core.selection import select
+from headrace.io.frames import FLAVORS, from_arrow
+from headrace.io.serializers import deserialize
+from headrace.objects.blobs import LocalBlobStore
+from headrace.orchestration import capture
+from headrace.orchestration.errors import ExecutorError, RunNotResumableError
+from headrace.orchestration.executors import EXECUTORS
+from headrace.orchestration.reporting import Reporter
+from headrace.orchestration.runner import Coordinator, RunResult
+from headrace.runtime.workspace import Workspace
+from headrace.store.errors import VersionNotFoundError
+from headrace.store.records import RunRecord, VersionRecord
+
+
+def _expand_partitions(
+    ws: Workspace, names: Sequence[str], partitions: str | Sequence[str] | None
+) -> list[str] | None:
+    """Partition keys from ``2013-01``, ``2013-01..2013-03`` or a list of keys."""
+    if partitions is None:
+        return None
+    items = [partitions] if isinstance(partitions, str) else list(partitions)
+    definitions = [ws.graph[n].partitions for n in names if ws.graph[n].partitions is not None]
+    if not definitions:
+        raise PartitionError("partitions were given but no selected asset is partitioned")
+    keys: list[str] = []
+    for item in items:
+        first, last = parse_partition_arg(item)
+        if last is None:
+            keys.append(first)
+            continue
+        expanded: list[str] | None = None
+        errors: list[str] = []
+        for definition in definitions:
+            try:
+                expanded = definition.key_range(first, last)
+                break
+            except PartitionError as exc:
+                errors.append(str(exc))
+        if expanded is None:
+            raise PartitionError(errors[0])
+        keys.extend(expanded)
+    return list(dict.fromkeys(keys))
+
+
+def _only_missing(plan: Plan, ws: Workspace, branch: str) -> Plan:
+    heads = ws.store.versions.heads(branch, {s.asset for s in plan.steps.values()})
+    keep = {k for k, s in plan.steps.items() if (s.asset, s.partition) not in heads}
+    return Plan(
+        steps={
+            k: Step(key=s.key, asset=s.asset, partition=s.partition,
+                    deps=tuple(d for d in s.deps if d in keep))
+            for k, s in plan.steps.items()
+            if k in keep
+        }
+    )
+
+
+def materialize(
+    ws: Workspace,
+    selection: str | Sequence[str] | None = None,
+    *,
+    params: Mapping[str, Any] | None = None,
+    partitions: str | Sequence[str] | None = None,
+    branch: str = "main",
+    executor: str | None = None,
+    max_concurrency: int | None = None,
+    force: bool = False,
+    missing_only: bool = False,
+    exclude: str | None = None,
+    trigger: str = "python",
+    reporter: Reporter | None = None,
+) -> RunResult:
+    """Plan and run a selection of assets; see :func:`headrace.materialize`."""
+    expression = selection if selection is None or isinstance(selection, str) else " ".join(selection)
+    names = select(ws.graph, expression, exclude=exclude)
+    if not names:
+        raise SelectionError(f"selection {expression!r} matches no asset")
+    asset_params = resolve_params([ws.graph[n] for n in names], params or {})
+    keys = _expand_partitions(ws, names, partitions)
+    plan = build_plan(ws.graph, names, keys)
+    if missing_only:
+        plan = _only_missing(plan, ws, branch)
+    executor_name = executor or ws.settings.executor
+    if executor_name not in EXECUTORS:
+        raise ExecutorError(
+            f"unknown executor {executor_name!r}; expected one of {', '.join(EXECUTORS)}"
+        )
+    concurrency = max_concurrency or ws.settings.max_concurrency
+    if concurrency < 1:
+        raise ExecutorError(f"max_concurrency must be >= 1, got {concurrency}")
+    now = time.time()
+    run = RunRecord(
+        id=new_id(),
+        status="running",
+        selection=expression or "*",
+        params=jsonable(dict(params or {})),
+        partitions=keys,
+        branch=branch,
+        trigger=trigger,
+        executor=executor_name,
+        max_concurrency=concurrency,
+        force=force,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        plan=plan.to_json(),
+        created_at=now,
+        started_at=now,
+    )
+    ws.store.runs.create(run, [(s.key, s.asset, s.partition) for s in plan.steps.values()])
+    with capture.installed():
+        return Coordinator(ws, run, plan, asset_params, reporter=reporter).execute()
+
+
+def _alive(run: RunRecord) -> bool:
+    if run.pid is None or run.host != socket.gethostname() or run.pid == os.getpid():
+        return False
+    try:
+        os.kill(run.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def resume(ws: Workspace, run_id: str, *, reporter: Reporter | None = None) -> RunResult:
+    """Finish an interrupted or failed run without redoing its completed steps."""
+    run = ws.store.runs.get(run_id)
+    if run.status == "success":
+        raise RunNotResumableError(f"run {run.id} already succeeded; nothing to resume")
+    if run.status == "running" and _alive(run):
+        raise RunNotResumableError(
+            f"run {run.id} is still running in process {run.pid} on {run.host}"
+        )
+    plan = Plan.from_json(run.plan)
+    missing = sorted({s.asset for s in plan.steps.values() if s.asset not in ws.graph})
+    if missing:
+        raise RunNotResumableError(
+            f"run {run.id} cannot be resumed: assets {', '.join(missing)} are no longer defined"
+        )
+    steps = ws.store.runs.steps(run.id)
+    completed: dict[str, VersionRecord] = {}
+    for record in steps:
+        if record.status in ("success", "skipped") and record.version_id:
+            completed[record.key] = ws.store.versions.get(record.version_id)
+    asset_params = resolve_params(
+        [ws.graph[a] for a in {s.asset for s in plan.steps.values()}], run.params
+    )
+    ws.store.runs.claim_for_resume(
+        run.id, host=socket.gethostname(), pid=os.getpid(), started_at=time.time()
+    )
+    resumed = RunRecord(**{**run.__dict__, "status": "running"})
+    with capture.installed():
+        return Coordinator(
+            ws, resumed, plan, asset_params, reporter=reporter, completed=completed
+        ).execute()
+
+
+def read_version(ws: Workspace, version: VersionRecord, as_: str | None = None) -> Any:
+    blobs = ws.blobs
+    source: bytes | str = (
+        str(blobs.path_of(version.blob))
+        if isinstance(blobs, LocalBlobStore)
+        else blobs.get_bytes(version.blob)
+    )
+    return deserialize(source, version.format, version.flavor, wanted=as_)
+
+
+def read(
+    ws: Workspace,
+    asset: str,
+    *,
+    partition: str | None = None,
+    branch: str = "main",
+    version: str | None = None,
+    as_: str | None = None,
+) -> Any:
+    """An asset's value: a version by id, or the branch's current one.
+
+    A partitioned asset read without ``partition`` returns all its partitions: tables
+    concatenated in partition order, other values as a dict keyed by partition.
+    """
+    if as_ is not None and as_ not in FLAVORS:
+        raise ValueError(f"as_ must be one of {', '.join(FLAVORS)}, got {as_!r}")
+    if version is not None:
+        record = ws.store.versions.get(version)
+        if record.asset != asset:
+            raise VersionNotFoundError(
+                f"version {version} belongs to asset {record.asset!r}, not {asset!r}", asset=asset
+            )
+        return read_version(ws, record, as_)
+    if partition is not None:
+        return read_version(ws, ws.store.versions.head(asset, branch=branch, partition=partition), as_)
+    heads = ws.store.versions.heads(branch, [asset])
+    records = sorted((v for (a, _), v in heads.items() if a == asset), key=lambda v: v.partition or "")
+    if not records:
+        raise VersionNotFoundError(
+            f"asset {asset!r} has no version on branch {branch!r}; materialize it first", asset=asset
+        )
+    if len(records) == 1 and records[0].partition is None:
+        return read_version(ws, records[0], as_)
+    if all(r.format == "parquet" for r in records):
+        import pyarrow as pa
+
+        table = pa.concat_tables(
+            [read_version(ws, r, "arrow") for r in records], promote_options="default"
+        )
+        return from_arrow(table, as_ or records[0].flavor)
+    return {r.partition: read_version(ws, r, as_) for r in records}

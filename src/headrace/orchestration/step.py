@@ -1,0 +1,187 @@
+"""Executing one step: load inputs, call the user's function, store its value.
+
+This module runs in the coordinating process (in-process and threads executors) or in
+a worker process (processes executor). It writes only blobs, which are atomic and
+content-addressed; every metadata write is left to the coordinator, so a killed worker
+leaves no half-made version.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from headrace.core.assets import AssetSpec
+from headrace.core.params import type_hints
+from headrace.errors import HeadraceError
+from headrace.io.frames import annotation_flavor, from_arrow
+from headrace.io.serializers import deserialize, serialize
+from headrace.objects.blobs import LocalBlobStore
+from headrace.orchestration import capture
+from headrace.orchestration.timeouts import call_with_timeout
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclass(frozen=True, slots=True)
+class InputRef:
+    version_id: str
+    blob: str
+    format: str
+    flavor: str
+    partition: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StepInput:
+    parameter: str
+    refs: tuple[InputRef, ...] | None  # None: an optional input with nothing to read
+    many: bool  # the upstream is partitioned and this step reads several partitions
+
+
+@dataclass(frozen=True, slots=True)
+class StepTask:
+    run_id: str
+    key: str
+    asset: str
+    partition: str | None
+    attempt: int
+    inputs: tuple[StepInput, ...]
+    params: dict[str, Any]
+    branch: str
+
+
+@dataclass(slots=True)
+class StepResult:
+    key: str
+    attempt: int
+    ok: bool
+    started_at: float
+    ended_at: float
+    logs: list[tuple[str, float, str]] = field(default_factory=list)
+    kind: str | None = None
+    format: str | None = None
+    flavor: str | None = None
+    blob: str | None = None
+    size: int | None = None
+    row_count: int | None = None
+    schema: list[list[str]] | None = None
+    error_type: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    retryable: bool = False
+    exception: BaseException | None = None
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What an asset function can ask for by taking a ``context`` parameter."""
+
+    run_id: str
+    asset: str
+    partition: str | None
+    attempt: int
+    branch: str
+    params: dict[str, Any]
+    log: logging.Logger
+
+    @property
+    def partition_window(self) -> tuple[Any, Any] | None:
+        """The ``[start, end)`` dates of a time partition, else None."""
+        return self._window
+
+    _window: tuple[Any, Any] | None = None
+
+
+def _load_input(blobs: Any, spec: AssetSpec, item: StepInput) -> Any:
+    if item.refs is None:
+        return None
+    wanted = annotation_flavor(type_hints(spec.fn).get(item.parameter))
+    local = isinstance(blobs, LocalBlobStore)
+
+    def load(ref: InputRef, flavor: str | None) -> Any:
+        source: bytes | str = str(blobs.path_of(ref.blob)) if local else blobs.get_bytes(ref.blob)
+        return deserialize(source, ref.format, ref.flavor, wanted=flavor)
+
+    if not item.many:
+        if not item.refs:
+            return None
+        return load(item.refs[0], wanted)
+    if item.refs and all(r.format == "parquet" for r in item.refs):
+        import pyarrow as pa
+
+        tables = [load(r, "arrow") for r in item.refs]
+        combined = pa.concat_tables(tables, promote_options="default")
+        return from_arrow(combined, wanted or item.refs[0].flavor)
+    return {r.partition: load(r, wanted) for r in item.refs}
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback from the user's code down, without headrace's own frames."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    keep = [f for f in frames if not f.filename.startswith(_PACKAGE_DIR)]
+    text = "".join(traceback.format_list(keep or frames))
+    lines = traceback.format_exception_only(type(exc), exc)
+    return "Traceback (most recent call last):\n" + text + "".join(lines)
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, HeadraceError):
+        return exc.retryable
+    return isinstance(exc, Exception)
+
+
+def execute_step(task: StepTask, spec: AssetSpec, blobs: Any) -> StepResult:
+    """Run one attempt of one step; never raises for a failure in user code."""
+    started = time.time()
+    buffer = capture.StepLogBuffer()
+    result = StepResult(key=task.key, attempt=task.attempt, ok=False, started_at=started, ended_at=0)
+    try:
+        with capture.capturing(buffer):
+            kwargs: dict[str, Any] = {}
+            for item in task.inputs:
+                kwargs[item.parameter] = _load_input(blobs, spec, item)
+            kwargs.update(task.params)
+            if spec.wants_partition:
+                kwargs["partition"] = task.partition
+            if spec.wants_context:
+                window = (
+                    spec.partitions.window(task.partition)
+                    if spec.partitions is not None and task.partition is not None
+                    else None
+                )
+                kwargs["context"] = StepContext(
+                    run_id=task.run_id,
+                    asset=task.asset,
+                    partition=task.partition,
+                    attempt=task.attempt,
+                    branch=task.branch,
+                    params=dict(task.params),
+                    log=logging.getLogger(f"{capture.ASSET_LOGGER}.{task.asset}"),
+                    _window=window,
+                )
+            value = call_with_timeout(lambda: spec.fn(**kwargs), spec.timeout, task.asset)
+            if value is None and spec.io is None:
+                raise TypeError(
+                    f"asset {task.asset!r} returned None; an asset must return its value "
+                    "(a table or JSON-compatible data)"
+                )
+            stored = serialize(value, spec.io, asset=task.asset)
+        result.blob = blobs.put_bytes(stored.data)
+        result.kind, result.format, result.flavor = stored.kind, stored.format, stored.flavor
+        result.size, result.row_count, result.schema = len(stored.data), stored.row_count, stored.schema
+        result.ok = True
+    except Exception as exc:
+        result.error_type = type(exc).__name__
+        where = f" partition {task.partition!r}" if task.partition else ""
+        result.error = f"asset {task.asset!r}{where} failed: {type(exc).__name__}: {exc}"
+        result.traceback = user_traceback(exc)
+        result.retryable = _is_retryable(exc)
+        result.exception = exc
+    result.ended_at = time.time()
+    result.logs = buffer.entries
+    return result

@@ -1,0 +1,167 @@
+"""Opening the metadata store: engine settings per database, and safe auto-migration."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+
+from headrace.store.errors import SchemaTooNewError, StoreError
+from headrace.store.schema import SCHEMA_HEAD
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_READ = "headrace_read"
+
+
+def _sqlite_path(url: str) -> Path | None:
+    rest = url.split(":///", 1)[1] if ":///" in url else ""
+    if not rest or rest.startswith(":memory:") or "mode=memory" in rest:
+        return None
+    return Path(rest.split("?", 1)[0])
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling defers locks; we issue BEGIN ourselves.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout = 60000")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # Writers take the write lock up front, so two writers queue on the busy timeout
+        # instead of deadlocking on a lock upgrade ("database is locked").
+        read_only = connection.get_execution_options().get(_READ, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def create_store_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = _sqlite_path(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"timeout": 60, "check_same_thread": False}
+        )
+        _configure_sqlite(engine)
+        return engine
+    if url.startswith("postgresql"):
+        try:
+            return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        except ModuleNotFoundError as exc:
+            raise StoreError(
+                "PostgreSQL needs psycopg: pip install 'headrace[postgres]'"
+            ) from exc
+    raise StoreError(
+        f"metadata URL {url!r} is not supported; use sqlite:///PATH or "
+        "postgresql+psycopg://USER@HOST:PORT/DB"
+    )
+
+
+def _current_revision(connection: Connection) -> str | None:
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    row = connection.execute(text("SELECT version_num FROM alembic_version")).first()
+    return None if row is None else str(row[0])
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine, connection: Connection) -> Iterator[None]:
+    if engine.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(727274)"))
+        yield
+        return
+    path = _sqlite_path(str(engine.url))
+    if path is None:
+        yield
+        return
+    with open(str(path) + ".migrate.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _known_revisions() -> set[str]:
+    return {p.stem.split("_", 1)[0] for p in (_MIGRATIONS / "versions").glob("[0-9]*.py")}
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the head revision; safe when several processes race.
+
+    The fast path reads the revision without importing Alembic; only an empty or older
+    database pays for it.
+    """
+    with engine.connect() as connection:
+        current = _current_revision(connection)
+        connection.rollback()
+    if current == SCHEMA_HEAD:
+        return
+    if current is not None and current not in _known_revisions():
+        raise SchemaTooNewError(
+            f"the metadata store is at schema revision {current}, newer than this headrace "
+            f"({SCHEMA_HEAD}); upgrade headrace"
+        )
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as connection, _migration_lock(engine, connection):
+        if _current_revision(connection) == SCHEMA_HEAD:
+            return
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+class MetadataStore:
+    """The one metadata store of a workspace, with a repository per area."""
+
+    def __init__(self, engine: Engine) -> None:
+        from headrace.store.runs import RunRepository
+        from headrace.store.versions import VersionRepository
+
+        self.engine = engine
+        self.runs = RunRepository(self)
+        self.versions = VersionRepository(self)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction; on SQLite it holds the write lock from its start.
+
+        Concurrent writers wait on SQLite's busy timeout (60 s) rather than failing.
+        """
+        with self.engine.begin() as connection:
+            yield connection
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction that takes no write lock."""
+        with self.engine.connect().execution_options(**{_READ: True}) as connection:
+            with connection.begin():
+                yield connection
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str, *, migrate_schema: bool = True) -> MetadataStore:
+    """Open (and create or upgrade) the metadata store at ``url``."""
+    engine = create_store_engine(url)
+    if migrate_schema:
+        migrate(engine)
+    return MetadataStore(engine)

@@ -1,0 +1,299 @@
+"""Runs, their steps and the steps' logs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, func, insert, select, update
+
+from headrace.store.errors import RunNotFoundError, StoreError
+from headrace.store.records import LogRecord, RunRecord, StepRecord
+from headrace.store.schema import (
+    asset_versions,
+    branch_heads,
+    runs,
+    step_logs,
+    steps,
+    version_inputs,
+)
+from headrace.store.upsert import upsert
+
+if TYPE_CHECKING:
+    from headrace.store.engine import MetadataStore
+
+FINISHED = frozenset({"success", "failed", "canceled"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewVersion:
+    """A version to record together with the step that produced it."""
+
+    id: str
+    asset: str
+    partition: str | None
+    kind: str
+    format: str
+    flavor: str
+    blob: str
+    size: int
+    row_count: int | None
+    schema: list[list[str]] | None
+    code_version: str
+    params: dict[str, Any]
+    cache_key: str
+    inputs: list[tuple[str, str]] = field(default_factory=list)  # (parameter, version id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepOutcome:
+    """What became of one attempt of a step, written in one transaction."""
+
+    run_id: str
+    key: str
+    status: str
+    attempt: int
+    ended_at: float
+    duration_s: float | None = None
+    version_id: str | None = None
+    cache_key: str | None = None
+    reason: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    logs: Sequence[tuple[str, float, str]] = ()  # (stream, time, text)
+    new_version: NewVersion | None = None
+
+
+class RunRepository:
+    def __init__(self, store: MetadataStore) -> None:
+        self._store = store
+
+    def create(self, run: RunRecord, plan_steps: Sequence[tuple[str, str, str | None]]) -> None:
+        """Insert a run and all its steps as ``pending``."""
+        with self._store.write() as c:
+            c.execute(
+                insert(runs).values(
+                    id=run.id,
+                    status=run.status,
+                    selection=run.selection,
+                    params=json.dumps(run.params, sort_keys=True),
+                    partitions=None if run.partitions is None else json.dumps(run.partitions),
+                    branch=run.branch,
+                    trigger=run.trigger,
+                    executor=run.executor,
+                    max_concurrency=run.max_concurrency,
+                    force=run.force,
+                    host=run.host,
+                    pid=run.pid,
+                    plan=json.dumps(run.plan),
+                    created_at=run.created_at,
+                    started_at=run.started_at,
+                )
+            )
+            if plan_steps:
+                c.execute(
+                    insert(steps),
+                    [
+                        {
+                            "run_id": run.id,
+                            "key": key,
+                            "asset": asset,
+                            "partition": partition,
+                            "position": i,
+                            "status": "pending",
+                            "attempts": 0,
+                        }
+                        for i, (key, asset, partition) in enumerate(plan_steps)
+                    ],
+                )
+
+    def get(self, run_id: str) -> RunRecord:
+        """A run by id, or by a unique prefix of its id (at least 6 characters)."""
+        with self._store.read() as c:
+            row = c.execute(select(runs).where(runs.c.id == run_id)).first()
+            if row is None and len(run_id) >= 6:
+                rows = c.execute(
+                    select(runs).where(runs.c.id.like(run_id.replace("%", "") + "%")).limit(2)
+                ).all()
+                if len(rows) > 1:
+                    raise StoreError(f"run id prefix {run_id!r} is ambiguous")
+                row = rows[0] if rows else None
+        if row is None:
+            raise RunNotFoundError(run_id)
+        return RunRecord.from_row(row)
+
+    def list(
+        self, *, limit: int = 20, offset: int = 0, status: str | None = None
+    ) -> list[RunRecord]:
+        query = select(runs).order_by(runs.c.created_at.desc(), runs.c.id.desc())
+        if status:
+            query = query.where(runs.c.status == status)
+        with self._store.read() as c:
+            rows = c.execute(query.limit(limit).offset(offset)).all()
+        return [RunRecord.from_row(r) for r in rows]
+
+    def steps(self, run_id: str) -> list[StepRecord]:
+        with self._store.read() as c:
+            rows = c.execute(
+                select(steps).where(steps.c.run_id == run_id).order_by(steps.c.position)
+            ).all()
+        return [StepRecord.from_row(r) for r in rows]
+
+    def step_counts(self, run_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        ids = list(run_ids)
+        out: dict[str, dict[str, int]] = {i: {} for i in ids}
+        if not ids:
+            return out
+        with self._store.read() as c:
+            rows = c.execute(
+                select(steps.c.run_id, steps.c.status, func.count())
+                .where(steps.c.run_id.in_(ids))
+                .group_by(steps.c.run_id, steps.c.status)
+            ).all()
+        for run_id, status, count in rows:
+            out[run_id][status] = count
+        return out
+
+    def set_status(self, run_id: str, status: str, **values: Any) -> None:
+        with self._store.write() as c:
+            c.execute(update(runs).where(runs.c.id == run_id).values(status=status, **values))
+
+    def claim_for_resume(self, run_id: str, *, host: str, pid: int, started_at: float) -> None:
+        """Mark an unfinished run as running again and reset its unfinished steps."""
+        with self._store.write() as c:
+            c.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(status="running", host=host, pid=pid, ended_at=None, error=None)
+            )
+            c.execute(
+                update(steps)
+                .where(
+                    and_(
+                        steps.c.run_id == run_id,
+                        steps.c.status.not_in(("success", "skipped")),
+                    )
+                )
+                .values(status="pending", error=None, traceback=None, reason=None)
+            )
+
+    def step_started(self, run_id: str, key: str, attempt: int, started_at: float) -> None:
+        with self._store.write() as c:
+            c.execute(
+                update(steps)
+                .where(and_(steps.c.run_id == run_id, steps.c.key == key))
+                .values(status="running", attempts=attempt, started_at=started_at, ended_at=None)
+            )
+
+    def step_finished(self, outcome: StepOutcome, *, branch: str) -> None:
+        """Record a step's outcome, its logs and its new version in ONE transaction.
+
+        A run killed at any point therefore leaves either the whole version (blob,
+        version row, inputs, branch head, step status) or none of it.
+        """
+        dialect = self._store.dialect
+        with self._store.write() as c:
+            version = outcome.new_version
+            if version is not None:
+                c.execute(
+                    insert(asset_versions).values(
+                        id=version.id,
+                        asset=version.asset,
+                        partition=version.partition or "",
+                        kind=version.kind,
+                        format=version.format,
+                        flavor=version.flavor,
+                        blob=version.blob,
+                        size=version.size,
+                        row_count=version.row_count,
+                        schema=None if version.schema is None else json.dumps(version.schema),
+                        run_id=outcome.run_id,
+                        step_key=outcome.key,
+                        code_version=version.code_version,
+                        params=json.dumps(version.params, sort_keys=True),
+                        cache_key=version.cache_key,
+                        created_at=outcome.ended_at,
+                    )
+                )
+                if version.inputs:
+                    c.execute(
+                        insert(version_inputs),
+                        [
+                            {"version_id": version.id, "input_version_id": v, "parameter": p}
+                            for p, v in dict.fromkeys(version.inputs)
+                        ],
+                    )
+                c.execute(
+                    upsert(
+                        dialect,
+                        branch_heads,
+                        ("branch", "asset", "partition"),
+                        {
+                            "branch": branch,
+                            "asset": version.asset,
+                            "partition": version.partition or "",
+                            "version_id": version.id,
+                            "run_id": outcome.run_id,
+                            "updated_at": outcome.ended_at,
+                        },
+                    )
+                )
+            values: dict[str, Any] = {
+                "status": outcome.status,
+                "attempts": outcome.attempt,
+                "ended_at": outcome.ended_at,
+                "duration_s": outcome.duration_s,
+                "reason": outcome.reason,
+                "error": outcome.error,
+                "traceback": outcome.traceback,
+            }
+            if outcome.version_id is not None:
+                values["version_id"] = outcome.version_id
+            if outcome.cache_key is not None:
+                values["cache_key"] = outcome.cache_key
+            c.execute(
+                update(steps)
+                .where(and_(steps.c.run_id == outcome.run_id, steps.c.key == outcome.key))
+                .values(**values)
+            )
+            if outcome.logs:
+                c.execute(
+                    insert(step_logs),
+                    [
+                        {
+                            "run_id": outcome.run_id,
+                            "step_key": outcome.key,
+                            "attempt": outcome.attempt,
+                            "stream": stream,
+                            "created_at": at,
+                            "text": text,
+                        }
+                        for stream, at, text in outcome.logs
+                    ],
+                )
+
+    def steps_blocked(self, run_id: str, keys: Sequence[str], reason: str, at: float) -> None:
+        if not keys:
+            return
+        with self._store.write() as c:
+            c.execute(
+                update(steps)
+                .where(and_(steps.c.run_id == run_id, steps.c.key.in_(list(keys))))
+                .values(status="upstream_failed", reason=reason, ended_at=at)
+            )
+
+    def logs(self, run_id: str, step_key: str | None = None) -> list[LogRecord]:
+        query = select(
+            step_logs.c.step_key,
+            step_logs.c.attempt,
+            step_logs.c.stream,
+            step_logs.c.created_at,
+            step_logs.c.text,
+        ).where(step_logs.c.run_id == run_id)
+        if step_key is not None:
+            query = query.where(step_logs.c.step_key == step_key)
+        with self._store.read() as c:
+            rows = c.execute(query.order_by(step_logs.c.id)).all()
+        return [LogRecord(**dict(r._mapping)) for r in rows]

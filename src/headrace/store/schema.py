@@ -1,0 +1,126 @@
+"""Table definitions. Alembic migrations in ``migrations/versions`` create them.
+
+Times are stored as UNIX seconds (double precision) so SQLite and PostgreSQL compare and
+sort them the same way and cheaply.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+#: The Alembic revision this code expects; checked without importing Alembic.
+SCHEMA_HEAD = "0001"
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("selection", Text, nullable=False),
+    Column("params", Text, nullable=False, default="{}"),
+    Column("partitions", Text, nullable=True),
+    Column("branch", String(200), nullable=False, default="main"),
+    Column("trigger", String(32), nullable=False),
+    Column("executor", String(16), nullable=False),
+    Column("max_concurrency", Integer, nullable=False),
+    Column("force", Boolean, nullable=False, default=False),
+    Column("host", String(255), nullable=True),
+    Column("pid", Integer, nullable=True),
+    Column("plan", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("ended_at", Float, nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_runs_created_at", "created_at"),
+    Index("ix_runs_status", "status"),
+)
+
+steps = Table(
+    "steps",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("key", String(512), primary_key=True),
+    Column("asset", String(200), nullable=False),
+    Column("partition", String(200), nullable=True),
+    Column("position", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("started_at", Float, nullable=True),
+    Column("ended_at", Float, nullable=True),
+    Column("duration_s", Float, nullable=True),
+    Column("version_id", String(32), nullable=True),
+    Column("cache_key", String(64), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("traceback", Text, nullable=True),
+    Index("ix_steps_asset", "asset"),
+)
+
+step_logs = Table(
+    "step_logs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False),
+    Column("step_key", String(512), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("stream", String(8), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("text", Text, nullable=False),
+    Index("ix_step_logs_run", "run_id", "step_key"),
+)
+
+asset_versions = Table(
+    "asset_versions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("asset", String(200), nullable=False),
+    Column("partition", String(200), nullable=False, default=""),
+    Column("kind", String(16), nullable=False),
+    Column("format", String(16), nullable=False),
+    Column("flavor", String(16), nullable=False),
+    Column("blob", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("row_count", BigInteger, nullable=True),
+    Column("schema", Text, nullable=True),
+    Column("run_id", String(32), nullable=True),
+    Column("step_key", String(512), nullable=True),
+    Column("code_version", String(64), nullable=True),
+    Column("params", Text, nullable=True),
+    Column("cache_key", String(64), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_asset_versions_asset", "asset", "partition", "created_at"),
+    Index("ix_asset_versions_blob", "blob"),
+)
+
+version_inputs = Table(
+    "version_inputs",
+    metadata,
+    Column("version_id", String(32), primary_key=True),
+    Column("input_version_id", String(32), primary_key=True),
+    Column("parameter", String(200), primary_key=True),
+    Index("ix_version_inputs_input", "input_version_id"),
+)
+
+branch_heads = Table(
+    "branch_heads",
+    metadata,
+    Column("branch", String(200), primary_key=True),
+    Column("asset", String(200), primary_key=True),
+    Column("partition", String(200), primary_key=True, default=""),
+    Column("version_id", String(32), nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("updated_at", Float, nullable=False),
+)

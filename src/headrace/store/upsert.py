@@ -1,0 +1,17 @@
+"""Dialect-aware INSERT ... ON CONFLICT DO UPDATE."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+
+
+def upsert(dialect: str, table: Table, keys: Sequence[str], values: dict[str, Any]) -> Any:
+    """An upsert statement on ``table`` keyed by ``keys``, updating the other columns."""
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    statement = module.insert(table).values(**values)
+    updates = {k: statement.excluded[k] for k in values if k not in keys}
+    return statement.on_conflict_do_update(index_elements=list(keys), set_=updates)

@@ -1,0 +1,98 @@
+"""Asset versions and the branch heads that point at them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from sqlalchemy import and_, select
+
+from headrace.store.errors import StoreError, VersionNotFoundError
+from headrace.store.records import VersionRecord
+from headrace.store.schema import asset_versions, branch_heads, version_inputs
+
+if TYPE_CHECKING:
+    from headrace.store.engine import MetadataStore
+
+HeadKey = tuple[str, str | None]
+
+
+class VersionRepository:
+    def __init__(self, store: MetadataStore) -> None:
+        self._store = store
+
+    def heads(self, branch: str, assets: Iterable[str] | None = None) -> dict[HeadKey, VersionRecord]:
+        """The current version of each (asset, partition) on a branch."""
+        query = select(asset_versions).join(
+            branch_heads, branch_heads.c.version_id == asset_versions.c.id
+        ).where(branch_heads.c.branch == branch)
+        names = None if assets is None else list(assets)
+        if names is not None and len(names) <= 500:
+            query = query.where(branch_heads.c.asset.in_(names))
+        with self._store.read() as c:
+            rows = c.execute(query).all()
+        wanted = None if names is None else set(names)
+        out: dict[HeadKey, VersionRecord] = {}
+        for row in rows:
+            record = VersionRecord.from_row(row)
+            if wanted is None or record.asset in wanted:
+                out[(record.asset, record.partition)] = record
+        return out
+
+    def get(self, version_id: str) -> VersionRecord:
+        """A version by id or by a unique prefix of it (at least 6 characters)."""
+        with self._store.read() as c:
+            row = c.execute(select(asset_versions).where(asset_versions.c.id == version_id)).first()
+            if row is None and len(version_id) >= 6:
+                rows = c.execute(
+                    select(asset_versions)
+                    .where(asset_versions.c.id.like(version_id.replace("%", "") + "%"))
+                    .limit(2)
+                ).all()
+                if len(rows) > 1:
+                    raise StoreError(f"version id prefix {version_id!r} is ambiguous")
+                row = rows[0] if rows else None
+            if row is None:
+                raise VersionNotFoundError(f"no asset version with id {version_id!r}")
+            inputs = c.execute(
+                select(version_inputs.c.parameter, version_inputs.c.input_version_id).where(
+                    version_inputs.c.version_id == row._mapping["id"]
+                )
+            ).all()
+        record = VersionRecord.from_row(row)
+        grouped: dict[str, list[str]] = {}
+        for parameter, input_id in inputs:
+            grouped.setdefault(parameter, []).append(input_id)
+        return VersionRecord(**{**record.__dict__, "inputs": grouped})
+
+    def list(self, asset: str, *, partition: str | None = None, limit: int = 100) -> list[VersionRecord]:
+        query = select(asset_versions).where(asset_versions.c.asset == asset)
+        if partition is not None:
+            query = query.where(asset_versions.c.partition == partition)
+        query = query.order_by(asset_versions.c.created_at.desc(), asset_versions.c.id.desc())
+        with self._store.read() as c:
+            rows = c.execute(query.limit(limit)).all()
+        return [VersionRecord.from_row(r) for r in rows]
+
+    def head(self, asset: str, *, branch: str = "main", partition: str | None = None) -> VersionRecord:
+        query = (
+            select(asset_versions)
+            .join(branch_heads, branch_heads.c.version_id == asset_versions.c.id)
+            .where(
+                and_(
+                    branch_heads.c.branch == branch,
+                    branch_heads.c.asset == asset,
+                    branch_heads.c.partition == (partition or ""),
+                )
+            )
+        )
+        with self._store.read() as c:
+            row = c.execute(query).first()
+        if row is None:
+            where = f" partition {partition!r}" if partition else ""
+            raise VersionNotFoundError(
+                f"asset {asset!r}{where} has no version on branch {branch!r}; materialize it "
+                "first",
+                asset=asset,
+            )
+        return VersionRecord.from_row(row)

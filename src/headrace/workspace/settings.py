@@ -1,0 +1,195 @@
+"""Settings from ``headrace.toml``, overridden by ``HEADRACE_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from headrace.errors import SettingsError, WorkspaceNotFoundError
+
+CONFIG_FILE = "headrace.toml"
+STATE_DIR = ".headrace"
+EXECUTORS = ("in_process", "threads", "processes")
+
+#: (toml section, key) -> (settings field, environment variable)
+_FIELDS: dict[tuple[str, str], tuple[str, str]] = {
+    ("project", "name"): ("project_name", "HEADRACE_PROJECT_NAME"),
+    ("project", "module"): ("project_module", "HEADRACE_PROJECT_MODULE"),
+    ("project", "path"): ("project_path", "HEADRACE_PROJECT_PATH"),
+    ("store", "metadata_url"): ("metadata_url", "HEADRACE_METADATA_URL"),
+    ("store", "objects_url"): ("objects_url", "HEADRACE_OBJECTS_URL"),
+    ("run", "executor"): ("executor", "HEADRACE_EXECUTOR"),
+    ("run", "max_concurrency"): ("max_concurrency", "HEADRACE_MAX_CONCURRENCY"),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Where a workspace keeps its metadata, its blobs and its pipeline code."""
+
+    root: Path
+    project_name: str
+    project_module: str | None = None
+    project_path: str = "."
+    metadata_url: str = f"sqlite:///{STATE_DIR}/headrace.db"
+    objects_url: str = f"{STATE_DIR}/objects"
+    executor: str = "in_process"
+    max_concurrency: int = 4
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def resolved_metadata_url(self) -> str:
+        """The metadata URL with a relative SQLite path made absolute to the root."""
+        url = self.metadata_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            rest = url[len(prefix) :]
+            if rest and rest != ":memory:":
+                return prefix + str((self.root / rest).resolve())
+        return url
+
+    @property
+    def resolved_objects_url(self) -> str:
+        url = self.objects_url
+        if "://" in url and not url.startswith("file://"):
+            return url
+        path = Path(url.removeprefix("file://"))
+        return str(path if path.is_absolute() else (self.root / path).resolve())
+
+    @property
+    def project_dir(self) -> Path:
+        return (self.root / self.project_path).resolve()
+
+
+def _validate(values: dict[str, Any], origin: Mapping[str, str]) -> dict[str, Any]:
+    executor = values.get("executor")
+    if executor is not None and executor not in EXECUTORS:
+        raise SettingsError(
+            f"{origin['executor']}: executor {executor!r} is unknown; expected one of "
+            f"{', '.join(EXECUTORS)}",
+            field="executor",
+        )
+    if "max_concurrency" in values:
+        raw = values["max_concurrency"]
+        try:
+            number = int(raw)
+        except (TypeError, ValueError):
+            number = 0
+        if isinstance(raw, bool) or number < 1:
+            raise SettingsError(
+                f"{origin['max_concurrency']}: max_concurrency must be an integer >= 1, "
+                f"got {raw!r}",
+                field="max_concurrency",
+            )
+        values["max_concurrency"] = number
+    for key, value in values.items():
+        if key != "max_concurrency" and not isinstance(value, str):
+            raise SettingsError(f"{origin[key]}: expected a string, got {value!r}", field=key)
+    return values
+
+
+def find_root(start: Path | str | None = None) -> Path:
+    """The nearest folder at or above ``start`` holding ``headrace.toml`` (like git).
+
+    ``HEADRACE_WORKSPACE`` names the workspace explicitly.
+    """
+    explicit = os.environ.get("HEADRACE_WORKSPACE")
+    if explicit and start is None:
+        root = Path(explicit).resolve()
+        if not (root / CONFIG_FILE).is_file():
+            raise WorkspaceNotFoundError(f"HEADRACE_WORKSPACE={explicit} has no {CONFIG_FILE}")
+        return root
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    raise WorkspaceNotFoundError(
+        f"no {CONFIG_FILE} in {here} or any parent folder; run 'headrace init' to create one"
+    )
+
+
+def load_settings(start: Path | str | None = None, **overrides: Any) -> Settings:
+    """Read the workspace's settings; environment variables override the file."""
+    root = find_root(start)
+    path = root / CONFIG_FILE
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: invalid TOML: {exc}") from exc
+    values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    known_sections = {section for section, _ in _FIELDS}
+    for section, table in data.items():
+        if section not in known_sections or not isinstance(table, dict):
+            raise SettingsError(
+                f"{path}: unknown section [{section}]; expected one of "
+                f"{', '.join(sorted(known_sections))}",
+                field=section,
+            )
+        for key, value in table.items():
+            if (section, key) not in _FIELDS:
+                allowed = sorted(k for s, k in _FIELDS if s == section)
+                raise SettingsError(
+                    f"{path}: unknown setting {section}.{key}; [{section}] takes "
+                    f"{', '.join(allowed)}",
+                    field=f"{section}.{key}",
+                )
+            name = _FIELDS[(section, key)][0]
+            values[name] = value
+            origin[name] = f"{path.name} {section}.{key}"
+    for name, env in _FIELDS.values():
+        if env in os.environ:
+            values[name] = os.environ[env]
+            origin[name] = env
+    values = _validate(values, origin)
+    values.setdefault("project_name", root.name)
+    settings = Settings(root=root, **values)
+    return replace(settings, **overrides) if overrides else settings
+
+
+TEMPLATE = """\
+# headrace workspace settings. Every value can be overridden by an environment variable
+# (HEADRACE_PROJECT_MODULE, HEADRACE_METADATA_URL, HEADRACE_OBJECTS_URL, HEADRACE_EXECUTOR,
+# HEADRACE_MAX_CONCURRENCY, ...).
+
+[project]
+name = "{name}"
+# The module or package holding the @asset definitions, importable from `path`.
+module = "{module}"
+path = "."
+
+[store]
+# SQLite by default; a team store: "postgresql+psycopg://user@host:5432/headrace"
+metadata_url = "sqlite:///.headrace/headrace.db"
+# A local folder by default; any fsspec URL (s3://bucket/prefix, memory://...) works.
+objects_url = ".headrace/objects"
+
+[run]
+executor = "in_process"   # in_process | threads | processes
+max_concurrency = 4
+"""
+
+
+def init_workspace(folder: Path | str = ".", *, module: str = "pipeline") -> tuple[Path, bool]:
+    """Create ``headrace.toml`` and ``.headrace/`` in ``folder``.
+
+    Returns the root and whether a new ``headrace.toml`` was written (an existing one is
+    kept untouched).
+    """
+    root = Path(folder).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    (root / STATE_DIR).mkdir(exist_ok=True)
+    (root / STATE_DIR / ".gitignore").write_text("*\n")
+    config = root / CONFIG_FILE
+    if config.exists():
+        return root, False
+    name = "".join(c if c.isalnum() or c in "-_" else "-" for c in root.name) or "project"
+    config.write_text(TEMPLATE.format(name=name, module=module))
+    return root, True
