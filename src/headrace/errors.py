@@ -6,6 +6,8 @@ and says whether retrying the same operation can help (``retryable``).
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class HeadraceError(Exception):
     """Base class of all headrace errors.
@@ -16,6 +18,18 @@ class HeadraceError(Exception):
     """
 
     retryable: bool = False
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (worker processes); rebuild them without
+        # calling subclass constructors, whose signatures differ.
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[HeadraceError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class WorkspaceNotFoundError(HeadraceError):

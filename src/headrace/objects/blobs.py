@@ -18,7 +18,7 @@ from blake3 import blake3
 
 from headrace.errors import HeadraceError
 
-_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 20
 
 
@@ -35,7 +35,7 @@ class InvalidDigestError(HeadraceError):
 
 
 def check_digest(digest: str) -> str:
-    if not isinstance(digest, str) or not _DIGEST.match(digest):
+    if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
         raise InvalidDigestError(f"{digest!r} is not a BLAKE3 hex digest")
     return digest
 

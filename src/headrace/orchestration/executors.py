@@ -9,6 +9,7 @@ import multiprocessing
 import pickle
 import sys
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
 from headrace.core.assets import AssetSpec
@@ -89,7 +90,7 @@ def _run_in_worker(task: StepTask) -> StepResult:
     result = execute_step(task, _worker_graph[task.asset], _worker_blobs)
     if result.exception is not None:
         try:
-            pickle.dumps(result.exception)
+            pickle.loads(pickle.dumps(result.exception))  # noqa: S301 - our own bytes
         except Exception:  # an exception that cannot cross the process boundary
             result.exception = None
     return result
@@ -112,16 +113,25 @@ class ProcessExecutor:
                 "in __main__ or a notebook; use executor='threads' or move them into a module"
             )
         self.concurrency = max_concurrency
-        context = multiprocessing.get_context("spawn")
-        self._pool = ProcessPoolExecutor(
-            max_concurrency,
-            mp_context=context,
+        self._args = (modules, list(sys.path), objects_url)
+        self._pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self.concurrency,
+            mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(modules, list(sys.path), objects_url),
+            initargs=self._args,
         )
 
     def submit(self, task: StepTask) -> Future[StepResult]:
-        return self._pool.submit(_run_in_worker, task)
+        try:
+            return self._pool.submit(_run_in_worker, task)
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): start a fresh pool for what follows.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._start()
+            return self._pool.submit(_run_in_worker, task)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -80,6 +80,27 @@ def _ref(version: VersionRecord) -> InputRef:
     )
 
 
+def _result_of(future: Future[StepResult], task: StepTask) -> StepResult:
+    """The step's result, or a failed one when the executor itself broke (a worker died)."""
+    try:
+        return future.result()
+    except Exception as exc:
+        now = time.time()
+        where = f" partition {task.partition!r}" if task.partition else ""
+        return StepResult(
+            key=task.key,
+            attempt=task.attempt,
+            ok=False,
+            started_at=now,
+            ended_at=now,
+            error_type=type(exc).__name__,
+            error=f"asset {task.asset!r}{where} failed: its worker died ({type(exc).__name__}: "
+            f"{exc})",
+            retryable=True,
+            exception=exc,
+        )
+
+
 class Coordinator:
     def __init__(
         self,
@@ -198,7 +219,7 @@ class Coordinator:
                         continue
                     future = executor.submit(task)
                     if future.done():
-                        retry = self._finish(task, future.result())
+                        retry = self._finish(task, _result_of(future, task))
                     else:
                         running[future] = (key, task)
                         continue
@@ -210,7 +231,7 @@ class Coordinator:
                     done, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
                     for future in done:
                         key, task = running.pop(future)
-                        retry = self._finish(task, future.result())
+                        retry = self._finish(task, _result_of(future, task))
                         if retry is not None:
                             counter += 1
                             heapq.heappush(retries, (retry[0], counter, key, retry[1]))

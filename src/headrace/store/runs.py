@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import String, and_, bindparam, func, insert, select, update
 
 from headrace.store.errors import RunNotFoundError, StoreError
 from headrace.store.records import LogRecord, RunRecord, StepRecord
@@ -19,12 +19,44 @@ from headrace.store.schema import (
     steps,
     version_inputs,
 )
-from headrace.store.upsert import upsert
+from headrace.store.upsert import head_upsert
 
 if TYPE_CHECKING:
     from headrace.store.engine import MetadataStore
 
 FINISHED = frozenset({"success", "failed", "canceled"})
+
+# Hot-path statements are built once: building a Core statement per call costs far
+# more than executing it.
+_STEP_WHERE = and_(steps.c.run_id == bindparam("b_run_id"), steps.c.key == bindparam("b_key"))
+_STEP_STARTED = (
+    update(steps)
+    .where(_STEP_WHERE)
+    .values(
+        status="running",
+        attempts=bindparam("attempts"),
+        started_at=bindparam("started_at"),
+        ended_at=None,
+    )
+)
+_STEP_FINISHED = (
+    update(steps)
+    .where(_STEP_WHERE)
+    .values(
+        status=bindparam("status"),
+        attempts=bindparam("attempts"),
+        ended_at=bindparam("ended_at"),
+        duration_s=bindparam("duration_s"),
+        reason=bindparam("reason"),
+        error=bindparam("error"),
+        traceback=bindparam("traceback"),
+        version_id=func.coalesce(bindparam("version_id", type_=String), steps.c.version_id),
+        cache_key=func.coalesce(bindparam("cache_key", type_=String), steps.c.cache_key),
+    )
+)
+_INSERT_VERSION = insert(asset_versions)
+_INSERT_INPUTS = insert(version_inputs)
+_INSERT_LOGS = insert(step_logs)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +101,7 @@ class StepOutcome:
 class RunRepository:
     def __init__(self, store: MetadataStore) -> None:
         self._store = store
+        self._upsert: Any = None
 
     def create(self, run: RunRecord, plan_steps: Sequence[tuple[str, str, str | None]]) -> None:
         """Insert a run and all its steps as ``pending``."""
@@ -115,7 +148,7 @@ class RunRepository:
             row = c.execute(select(runs).where(runs.c.id == run_id)).first()
             if row is None and len(run_id) >= 6:
                 rows = c.execute(
-                    select(runs).where(runs.c.id.like(run_id.replace("%", "") + "%")).limit(2)
+                    select(runs).where(runs.c.id.startswith(run_id, autoescape=True)).limit(2)
                 ).all()
                 if len(rows) > 1:
                     raise StoreError(f"run id prefix {run_id!r} is ambiguous")
@@ -182,9 +215,8 @@ class RunRepository:
     def step_started(self, run_id: str, key: str, attempt: int, started_at: float) -> None:
         with self._store.write() as c:
             c.execute(
-                update(steps)
-                .where(and_(steps.c.run_id == run_id, steps.c.key == key))
-                .values(status="running", attempts=attempt, started_at=started_at, ended_at=None)
+                _STEP_STARTED,
+                {"b_run_id": run_id, "b_key": key, "attempts": attempt, "started_at": started_at},
             )
 
     def step_finished(self, outcome: StepOutcome, *, branch: str) -> None:
@@ -193,74 +225,68 @@ class RunRepository:
         A run killed at any point therefore leaves either the whole version (blob,
         version row, inputs, branch head, step status) or none of it.
         """
-        dialect = self._store.dialect
         with self._store.write() as c:
             version = outcome.new_version
             if version is not None:
                 c.execute(
-                    insert(asset_versions).values(
-                        id=version.id,
-                        asset=version.asset,
-                        partition=version.partition or "",
-                        kind=version.kind,
-                        format=version.format,
-                        flavor=version.flavor,
-                        blob=version.blob,
-                        size=version.size,
-                        row_count=version.row_count,
-                        schema=None if version.schema is None else json.dumps(version.schema),
-                        run_id=outcome.run_id,
-                        step_key=outcome.key,
-                        code_version=version.code_version,
-                        params=json.dumps(version.params, sort_keys=True),
-                        cache_key=version.cache_key,
-                        created_at=outcome.ended_at,
-                    )
+                    _INSERT_VERSION,
+                    {
+                        "id": version.id,
+                        "asset": version.asset,
+                        "partition": version.partition or "",
+                        "kind": version.kind,
+                        "format": version.format,
+                        "flavor": version.flavor,
+                        "blob": version.blob,
+                        "size": version.size,
+                        "row_count": version.row_count,
+                        "schema": None if version.schema is None else json.dumps(version.schema),
+                        "run_id": outcome.run_id,
+                        "step_key": outcome.key,
+                        "code_version": version.code_version,
+                        "params": json.dumps(version.params, sort_keys=True),
+                        "cache_key": version.cache_key,
+                        "created_at": outcome.ended_at,
+                    },
                 )
                 if version.inputs:
                     c.execute(
-                        insert(version_inputs),
+                        _INSERT_INPUTS,
                         [
                             {"version_id": version.id, "input_version_id": v, "parameter": p}
                             for p, v in dict.fromkeys(version.inputs)
                         ],
                     )
                 c.execute(
-                    upsert(
-                        dialect,
-                        branch_heads,
-                        ("branch", "asset", "partition"),
-                        {
-                            "branch": branch,
-                            "asset": version.asset,
-                            "partition": version.partition or "",
-                            "version_id": version.id,
-                            "run_id": outcome.run_id,
-                            "updated_at": outcome.ended_at,
-                        },
-                    )
+                    self._head_upsert(),
+                    {
+                        "branch": branch,
+                        "asset": version.asset,
+                        "partition": version.partition or "",
+                        "version_id": version.id,
+                        "run_id": outcome.run_id,
+                        "updated_at": outcome.ended_at,
+                    },
                 )
-            values: dict[str, Any] = {
-                "status": outcome.status,
-                "attempts": outcome.attempt,
-                "ended_at": outcome.ended_at,
-                "duration_s": outcome.duration_s,
-                "reason": outcome.reason,
-                "error": outcome.error,
-                "traceback": outcome.traceback,
-            }
-            if outcome.version_id is not None:
-                values["version_id"] = outcome.version_id
-            if outcome.cache_key is not None:
-                values["cache_key"] = outcome.cache_key
             c.execute(
-                update(steps)
-                .where(and_(steps.c.run_id == outcome.run_id, steps.c.key == outcome.key))
-                .values(**values)
+                _STEP_FINISHED,
+                {
+                    "b_run_id": outcome.run_id,
+                    "b_key": outcome.key,
+                    "status": outcome.status,
+                    "attempts": outcome.attempt,
+                    "ended_at": outcome.ended_at,
+                    "duration_s": outcome.duration_s,
+                    "reason": outcome.reason,
+                    "error": outcome.error,
+                    "traceback": outcome.traceback,
+                    "version_id": outcome.version_id,
+                    "cache_key": outcome.cache_key,
+                },
             )
             if outcome.logs:
                 c.execute(
-                    insert(step_logs),
+                    _INSERT_LOGS,
                     [
                         {
                             "run_id": outcome.run_id,
@@ -273,6 +299,11 @@ class RunRepository:
                         for stream, at, text in outcome.logs
                     ],
                 )
+
+    def _head_upsert(self) -> Any:
+        if self._upsert is None:
+            self._upsert = head_upsert(self._store.dialect)
+        return self._upsert
 
     def steps_blocked(self, run_id: str, keys: Sequence[str], reason: str, at: float) -> None:
         if not keys:

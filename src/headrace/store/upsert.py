@@ -15,3 +15,18 @@ def upsert(dialect: str, table: Table, keys: Sequence[str], values: dict[str, An
     statement = module.insert(table).values(**values)
     updates = {k: statement.excluded[k] for k in values if k not in keys}
     return statement.on_conflict_do_update(index_elements=list(keys), set_=updates)
+
+
+def head_upsert(dialect: str) -> Any:
+    """Point a branch at a version (insert or move the head), with bound parameters."""
+    from sqlalchemy import bindparam
+
+    from headrace.store.schema import branch_heads
+
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    columns = ("branch", "asset", "partition", "version_id", "run_id", "updated_at")
+    statement = module.insert(branch_heads).values({c: bindparam(c) for c in columns})
+    return statement.on_conflict_do_update(
+        index_elements=["branch", "asset", "partition"],
+        set_={c: statement.excluded[c] for c in ("version_id", "run_id", "updated_at")},
+    )

@@ -46,7 +46,7 @@ class VersionRepository:
             if row is None and len(version_id) >= 6:
                 rows = c.execute(
                     select(asset_versions)
-                    .where(asset_versions.c.id.like(version_id.replace("%", "") + "%"))
+                    .where(asset_versions.c.id.startswith(version_id, autoescape=True))
                     .limit(2)
                 ).all()
                 if len(rows) > 1:
