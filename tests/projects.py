@@ -25,9 +25,8 @@ def write_project(root: Path, source: str, *, module: str | None = None) -> tupl
 
 
 def open_project(root: Path, source: str, *, module: str | None = None) -> Workspace:
-    root, name = write_project(root, source, module=module)
-    ws = open_workspace(root)
-    return ws
+    write_project(root, source, module=module)
+    return open_workspace(root)
 
 
 def forget(name: str) -> None:

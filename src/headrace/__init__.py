@@ -32,13 +32,22 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:
-    from headrace.api import backfill, materialize, read, resume
-    from headrace.core.assets import AssetSpec, RetryPolicy, asset, upstream
-    from headrace.core.partitions import daily, monthly, static
-    from headrace.errors import HeadraceError
-    from headrace.orchestration.runner import RunResult
-    from headrace.orchestration.step import StepContext
-    from headrace.runtime.workspace import Workspace, open_workspace
+    from headrace.api import backfill as backfill
+    from headrace.api import materialize as materialize
+    from headrace.api import read as read
+    from headrace.api import resume as resume
+    from headrace.core.assets import AssetSpec as AssetSpec
+    from headrace.core.assets import RetryPolicy as RetryPolicy
+    from headrace.core.assets import asset as asset
+    from headrace.core.assets import upstream as upstream
+    from headrace.core.partitions import daily as daily
+    from headrace.core.partitions import monthly as monthly
+    from headrace.core.partitions import static as static
+    from headrace.errors import HeadraceError as HeadraceError
+    from headrace.orchestration.runner import RunResult as RunResult
+    from headrace.orchestration.step import StepContext as StepContext
+    from headrace.runtime.workspace import Workspace as Workspace
+    from headrace.runtime.workspace import open_workspace as open_workspace
 
 
 def __getattr__(name: str) -> Any:

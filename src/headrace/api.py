@@ -120,6 +120,10 @@ def read(
     Tables come back as pandas, polars or Arrow (``as_=``; default: as written).
     """
     return service.read(
-        _workspace(workspace, None), asset, partition=partition, branch=branch,
-        version=version, as_=as_,
+        _workspace(workspace, None),
+        asset,
+        partition=partition,
+        branch=branch,
+        version=version,
+        as_=as_,
     )

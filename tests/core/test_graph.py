@@ -42,7 +42,9 @@ def _chain() -> list[hr.AssetSpec]:
 def test_order_puts_upstream_first() -> None:
     graph = AssetGraph.build(_chain())
     order = list(graph.order)
-    assert order.index("raw") < order.index("clean") < order.index("features") < order.index("model")
+    assert (
+        order.index("raw") < order.index("clean") < order.index("features") < order.index("model")
+    )
     assert graph.upstream_closure(["features"]) == {"raw", "clean", "features"}
     assert graph.downstream_closure(["clean"]) == {"clean", "features", "model"}
 

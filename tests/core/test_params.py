@@ -12,7 +12,11 @@ from headrace.core.params import jsonable, resolve_params
 
 @hr.asset
 def report(
-    *, month: dt.date, top: int = 10, mode: Literal["fast", "full"] = "fast", ids: list[int] = []  # noqa: B006
+    *,
+    month: dt.date,
+    top: int = 10,
+    mode: Literal["fast", "full"] = "fast",
+    ids: list[int] = [],  # noqa: B006
 ) -> int:
     return top
 

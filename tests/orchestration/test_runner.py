@@ -60,8 +60,12 @@ def test_materialize_stores_versions_lineage_and_converts_types(tmp_path: Path) 
     assert steps["raw"].status == "success" and steps["raw"].attempts == 1
     assert steps["raw"].reason == "no previous version"
     logs = ws.store.runs.logs(result.run_id)
-    assert any(e.step_key == "raw" and e.stream == "stdout" and "making raw" in e.text for e in logs)
-    assert any(e.step_key == "total" and e.stream == "log" and "summing 3 rows" in e.text for e in logs)
+    assert any(
+        e.step_key == "raw" and e.stream == "stdout" and "making raw" in e.text for e in logs
+    )
+    assert any(
+        e.step_key == "total" and e.stream == "log" and "summing 3 rows" in e.text for e in logs
+    )
 
 
 def test_caching_skips_unchanged_steps_and_says_why(tmp_path: Path) -> None:
@@ -89,7 +93,8 @@ def test_code_change_reruns_the_asset_and_its_downstream(tmp_path: Path) -> None
     ws = open_project(tmp_path, PIPELINE)
     hr.materialize(workspace=ws)
     (tmp_path / "proj_changed.py").write_text(
-        "import headrace as hr\n" + PIPELINE.replace('pl.col("v") * factor', 'pl.col("v") * factor + 1')
+        "import headrace as hr\n"
+        + PIPELINE.replace('pl.col("v") * factor', 'pl.col("v") * factor + 1')
     )
     ws2 = hr.open_workspace(tmp_path, project_module="proj_changed")
     rerun = hr.materialize(workspace=ws2)
@@ -198,8 +203,12 @@ def test_resume_reruns_only_what_did_not_finish(failing: hr.Workspace, tmp_path:
     counts = _counts(tmp_path)
     assert counts == {"base": 1, "sibling": 1, "broken": 2, "after_broken": 1}
     steps = {s.key: s.status for s in failing.store.runs.steps(first.run_id)}
-    assert steps == {"base": "success", "sibling": "success", "broken": "success",
-                     "after_broken": "success"}
+    assert steps == {
+        "base": "success",
+        "sibling": "success",
+        "broken": "success",
+        "after_broken": "success",
+    }
     with pytest.raises(hr.HeadraceError, match="already succeeded"):
         hr.resume(first.run_id, workspace=failing)
 
@@ -326,13 +335,21 @@ def test_partitions_running_total_and_backfill(tmp_path: Path) -> None:
     ws = open_project(tmp_path, RUNNING_TOTAL)
     first = hr.materialize("sales running", partitions="2013-01..2013-02", workspace=ws)
     assert sorted(first.materialized) == [
-        "running[2013-01]", "running[2013-02]", "sales[2013-01]", "sales[2013-02]"
+        "running[2013-01]",
+        "running[2013-02]",
+        "sales[2013-01]",
+        "sales[2013-02]",
     ]
     filled = hr.backfill("sales running", partitions="2013-01..2013-04", workspace=ws)
     assert sorted(filled.materialized) == [
-        "running[2013-03]", "running[2013-04]", "sales[2013-03]", "sales[2013-04]"
+        "running[2013-03]",
+        "running[2013-04]",
+        "sales[2013-03]",
+        "sales[2013-04]",
     ]
-    totals = [hr.read("running", partition=f"2013-0{m}", workspace=ws)["total"] for m in range(1, 5)]
+    totals = [
+        hr.read("running", partition=f"2013-0{m}", workspace=ws)["total"] for m in range(1, 5)
+    ]
     assert totals == [1.0, 3.0, 6.0, 10.0]
     assert hr.read("running", workspace=ws) == {
         f"2013-0{m}": {"total": t} for m, t in zip(range(1, 5), totals, strict=True)

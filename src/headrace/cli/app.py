@@ -85,7 +85,9 @@ def assets_list(
     for name in names:
         spec = ws.graph[name]
         parts = spec.partitions
-        partitions = "-" if parts is None else type(parts).__name__.replace("Partitions", "").lower()
+        partitions = (
+            "-" if parts is None else type(parts).__name__.replace("Partitions", "").lower()
+        )
         table.add_row(
             name,
             spec.group,
@@ -99,8 +101,16 @@ def assets_list(
     console.print(f"[dim]{len(names)} asset{'s' * (len(names) != 1)}[/]")
 
 
-def _run(backfill: bool, selection: str | None, params: list[str], partition: list[str],
-         branch: str, executor: str | None, max_concurrency: int | None, force: bool) -> None:
+def _run(
+    backfill: bool,
+    selection: str | None,
+    params: list[str],
+    partition: list[str],
+    branch: str,
+    executor: str | None,
+    max_concurrency: int | None,
+    force: bool,
+) -> None:
     from headrace.cli.render import LiveReporter
     from headrace.orchestration import service
 
@@ -228,12 +238,17 @@ def runs_logs(
             console.print(f"[bold]── {escape(entry.step_key)} · attempt {entry.attempt}[/]")
         style = {"stderr": "red", "log": "cyan"}.get(entry.stream, "")
         for line in entry.text.rstrip("\n").split("\n"):
-            console.print(f"[dim]{entry.stream:>6}[/] [{style}]{escape(line)}[/]" if style
-                          else f"[dim]{entry.stream:>6}[/] {escape(line)}")
+            console.print(
+                f"[dim]{entry.stream:>6}[/] [{style}]{escape(line)}[/]"
+                if style
+                else f"[dim]{entry.stream:>6}[/] {escape(line)}"
+            )
 
 
 @runs_app.command("resume")
-def runs_resume(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")]) -> None:
+def runs_resume(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+) -> None:
     """Finish an interrupted or failed run without redoing completed steps."""
     from headrace.cli.render import LiveReporter
     from headrace.orchestration import service

@@ -159,7 +159,9 @@ def _bind_signature(
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError) as exc:
-        raise AssetSignatureError(f"asset {name!r}: cannot read the function's signature", asset=name) from exc
+        raise AssetSignatureError(
+            f"asset {name!r}: cannot read the function's signature", asset=name
+        ) from exc
     parameters = signature.parameters
     for key in ins:
         if key not in parameters:
@@ -228,7 +230,9 @@ def _names(items: Iterable[str | AssetSpec], what: str, asset: str) -> tuple[str
     for item in items:
         value = item.name if isinstance(item, AssetSpec) else item
         if not isinstance(value, str) or not value:
-            raise DefinitionError(f"asset {asset!r}: {what} must be names, got {item!r}", asset=asset)
+            raise DefinitionError(
+                f"asset {asset!r}: {what} must be names, got {item!r}", asset=asset
+            )
         out.append(value)
     return tuple(out)
 
@@ -260,14 +264,18 @@ def make_asset(
             asset=str(asset_name),
         )
     if asset_name in RESERVED_PARAMETERS:
-        raise DefinitionError(f"{asset_name!r} is reserved and cannot name an asset", asset=asset_name)
+        raise DefinitionError(
+            f"{asset_name!r} is reserved and cannot name an asset", asset=asset_name
+        )
     if io is not None and io not in IO_FORMATS:
         raise DefinitionError(
             f"asset {asset_name!r}: io={io!r} is unknown; expected one of {sorted(IO_FORMATS)}",
             asset=asset_name,
         )
     if timeout is not None and not timeout > 0:
-        raise DefinitionError(f"asset {asset_name!r}: timeout must be > 0 seconds", asset=asset_name)
+        raise DefinitionError(
+            f"asset {asset_name!r}: timeout must be > 0 seconds", asset=asset_name
+        )
     if partitions is not None and not isinstance(partitions, PartitionsDefinition):
         raise DefinitionError(
             f"asset {asset_name!r}: partitions must be static(...), daily(...) or monthly(...)",
@@ -308,7 +316,9 @@ def make_asset(
         )
     tag_tuple = tuple(sorted(set(tags)))
     for tag in tag_tuple:
-        if not isinstance(tag, str) or not NAME_PATTERN.match(tag.replace(":", "_").replace("=", "_")):
+        if not isinstance(tag, str) or not NAME_PATTERN.match(
+            tag.replace(":", "_").replace("=", "_")
+        ):
             raise DefinitionError(f"asset {asset_name!r}: tag {tag!r} is invalid", asset=asset_name)
     if not NAME_PATTERN.match(group):
         raise DefinitionError(f"asset {asset_name!r}: group {group!r} is invalid", asset=asset_name)
@@ -367,7 +377,7 @@ def asset(
 
     Example:
         >>> @asset(group="flights", tags=["daily"])
-        ... def flights_clean(raw_flights: "pd.DataFrame", *, min_delay: int = 15) -> "pd.DataFrame":
+        ... def late(raw_flights: "pd.DataFrame", *, min_delay: int = 15) -> "pd.DataFrame":
         ...     return raw_flights[raw_flights.dep_delay > min_delay]
     """
     if fn is not None:

@@ -91,18 +91,19 @@ class AssetGraph:
                 "partition offset, but that asset has no partitions",
                 asset=spec.name,
             )
-        if spec.partitions is not None and up.partitions is not None:
-            if not _compatible(spec.partitions, up.partitions):
-                raise PartitionError(
-                    f"asset {spec.name!r} and its upstream {up.name!r} have partitions that "
-                    "cannot be mapped onto each other (static keys differ, or static vs time)",
-                    asset=spec.name,
-                )
+        if (
+            spec.partitions is not None
+            and up.partitions is not None
+            and not _compatible(spec.partitions, up.partitions)
+        ):
+            raise PartitionError(
+                f"asset {spec.name!r} and its upstream {up.name!r} have partitions that "
+                "cannot be mapped onto each other (static keys differ, or static vs time)",
+                asset=spec.name,
+            )
 
     @staticmethod
-    def _toposort(
-        specs: dict[str, AssetSpec], downstream: dict[str, list[str]]
-    ) -> tuple[str, ...]:
+    def _toposort(specs: dict[str, AssetSpec], downstream: dict[str, list[str]]) -> tuple[str, ...]:
         indegree = {name: len(spec.upstream_names) for name, spec in specs.items()}
         ready = [name for name, n in indegree.items() if n == 0]
         order: list[str] = []

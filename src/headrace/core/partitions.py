@@ -62,7 +62,9 @@ class StaticPartitions(PartitionsDefinition):
         seen: set[str] = set()
         for key in self.values:
             if not isinstance(key, str) or not key:
-                raise PartitionError(f"static partition keys must be non-empty strings, got {key!r}")
+                raise PartitionError(
+                    f"static partition keys must be non-empty strings, got {key!r}"
+                )
             if any(c in key for c in "[],\n") or key != key.strip():
                 raise PartitionError(f"static partition key {key!r} may not contain '[', ']', ','")
             if key in seen:
@@ -133,9 +135,7 @@ class TimePartitions(PartitionsDefinition):
         day = self._start_of(key)
         if self._key(day) != key:
             raise PartitionError(f"partition {key!r} is not in the form {self._key(self.start)!r}")
-        if day < self._start_of(self._key(self.start)) or (
-            self.end is not None and day > self.end
-        ):
+        if day < self._start_of(self._key(self.start)) or (self.end is not None and day > self.end):
             raise PartitionError(
                 f"partition {key!r} is outside {self._key(self.start)}.."
                 f"{self._key(self.end) if self.end else 'today'}"

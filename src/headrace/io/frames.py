@@ -69,7 +69,7 @@ def annotation_flavor(annotation: Any) -> str | None:
         text = annotation.replace(" ", "")
         for part in text.replace("Optional[", "").rstrip("]").split("|"):
             for flavor, names in _STRING_HINTS.items():
-                if part in names or part == names[0].split(".")[-1] and flavor == "pandas":
+                if part in names or (part == names[0].split(".")[-1] and flavor == "pandas"):
                     return flavor
         return None
     origin = typing.get_origin(annotation)

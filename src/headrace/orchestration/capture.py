@@ -91,8 +91,8 @@ def install() -> None:
         if _installed > 1:
             return
         _originals = (sys.stdout, sys.stderr)
-        sys.stdout = _Router("stdout", sys.stdout)  # type: ignore[assignment]
-        sys.stderr = _Router("stderr", sys.stderr)  # type: ignore[assignment]
+        sys.stdout = _Router("stdout", sys.stdout)
+        sys.stderr = _Router("stderr", sys.stderr)
         _handler = _Handler()
         logging.getLogger().addHandler(_handler)
         asset_logger = logging.getLogger(ASSET_LOGGER)

@@ -90,7 +90,7 @@ def _run_in_worker(task: StepTask) -> StepResult:
     result = execute_step(task, _worker_graph[task.asset], _worker_blobs)
     if result.exception is not None:
         try:
-            pickle.loads(pickle.dumps(result.exception))  # noqa: S301 - our own bytes
+            pickle.loads(pickle.dumps(result.exception))
         except Exception:  # an exception that cannot cross the process boundary
             result.exception = None
     return result

@@ -396,8 +396,15 @@ class Coordinator:
             state.status = "retrying"
             self.reporter.step_finished(task.key, "retrying", duration, result.error)
             return time.time() + delay, task.attempt + 1
-        self._fail(step, task.attempt, result.error or "failed", result.traceback, result.logs,
-                   result.ended_at, duration)
+        self._fail(
+            step,
+            task.attempt,
+            result.error or "failed",
+            result.traceback,
+            result.logs,
+            result.ended_at,
+            duration,
+        )
         return None
 
     def _fail(

@@ -34,7 +34,7 @@ def _expand_partitions(
     if partitions is None:
         return None
     items = [partitions] if isinstance(partitions, str) else list(partitions)
-    definitions = [ws.graph[n].partitions for n in names if ws.graph[n].partitions is not None]
+    definitions = [p for n in names if (p := ws.graph[n].partitions) is not None]
     if not definitions:
         raise PartitionError("partitions were given but no selected asset is partitioned")
     keys: list[str] = []
@@ -62,8 +62,12 @@ def _only_missing(plan: Plan, ws: Workspace, branch: str) -> Plan:
     keep = {k for k, s in plan.steps.items() if (s.asset, s.partition) not in heads}
     return Plan(
         steps={
-            k: Step(key=s.key, asset=s.asset, partition=s.partition,
-                    deps=tuple(d for d in s.deps if d in keep))
+            k: Step(
+                key=s.key,
+                asset=s.asset,
+                partition=s.partition,
+                deps=tuple(d for d in s.deps if d in keep),
+            )
             for k, s in plan.steps.items()
             if k in keep
         }
@@ -86,7 +90,9 @@ def materialize(
     reporter: Reporter | None = None,
 ) -> RunResult:
     """Plan and run a selection of assets; see :func:`headrace.materialize`."""
-    expression = selection if selection is None or isinstance(selection, str) else " ".join(selection)
+    expression = (
+        selection if selection is None or isinstance(selection, str) else " ".join(selection)
+    )
     names = select(ws.graph, expression, exclude=exclude)
     if not names:
         raise SelectionError(f"selection {expression!r} matches no asset")
@@ -205,12 +211,17 @@ def read(
             )
         return read_version(ws, record, as_)
     if partition is not None:
-        return read_version(ws, ws.store.versions.head(asset, branch=branch, partition=partition), as_)
+        return read_version(
+            ws, ws.store.versions.head(asset, branch=branch, partition=partition), as_
+        )
     heads = ws.store.versions.heads(branch, [asset])
-    records = sorted((v for (a, _), v in heads.items() if a == asset), key=lambda v: v.partition or "")
+    records = sorted(
+        (v for (a, _), v in heads.items() if a == asset), key=lambda v: v.partition or ""
+    )
     if not records:
         raise VersionNotFoundError(
-            f"asset {asset!r} has no version on branch {branch!r}; materialize it first", asset=asset
+            f"asset {asset!r} has no version on branch {branch!r}; materialize it first",
+            asset=asset,
         )
     if len(records) == 1 and records[0].partition is None:
         return read_version(ws, records[0], as_)

@@ -139,7 +139,9 @@ def execute_step(task: StepTask, spec: AssetSpec, blobs: Any) -> StepResult:
     """Run one attempt of one step; never raises for a failure in user code."""
     started = time.time()
     buffer = capture.StepLogBuffer()
-    result = StepResult(key=task.key, attempt=task.attempt, ok=False, started_at=started, ended_at=0)
+    result = StepResult(
+        key=task.key, attempt=task.attempt, ok=False, started_at=started, ended_at=0
+    )
     try:
         with capture.capturing(buffer):
             kwargs: dict[str, Any] = {}
@@ -173,7 +175,11 @@ def execute_step(task: StepTask, spec: AssetSpec, blobs: Any) -> StepResult:
             stored = serialize(value, spec.io, asset=task.asset)
         result.blob = blobs.put_bytes(stored.data)
         result.kind, result.format, result.flavor = stored.kind, stored.format, stored.flavor
-        result.size, result.row_count, result.schema = len(stored.data), stored.row_count, stored.schema
+        result.size, result.row_count, result.schema = (
+            len(stored.data),
+            stored.row_count,
+            stored.schema,
+        )
         result.ok = True
     except Exception as exc:
         result.error_type = type(exc).__name__

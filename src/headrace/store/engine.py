@@ -49,18 +49,14 @@ def create_store_engine(url: str) -> Engine:
         path = _sqlite_path(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url, connect_args={"timeout": 60, "check_same_thread": False}
-        )
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
         _configure_sqlite(engine)
         return engine
     if url.startswith("postgresql"):
         try:
             return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
         except ModuleNotFoundError as exc:
-            raise StoreError(
-                "PostgreSQL needs psycopg: pip install 'headrace[postgres]'"
-            ) from exc
+            raise StoreError("PostgreSQL needs psycopg: pip install 'headrace[postgres]'") from exc
     raise StoreError(
         f"metadata URL {url!r} is not supported; use sqlite:///PATH or "
         "postgresql+psycopg://USER@HOST:PORT/DB"
@@ -151,9 +147,11 @@ class MetadataStore:
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction that takes no write lock."""
-        with self.engine.connect().execution_options(**{_READ: True}) as connection:
-            with connection.begin():
-                yield connection
+        with (
+            self.engine.connect().execution_options(**{_READ: True}) as connection,
+            connection.begin(),
+        ):
+            yield connection
 
     def close(self) -> None:
         self.engine.dispose()
@@ -163,5 +161,9 @@ def open_store(url: str, *, migrate_schema: bool = True) -> MetadataStore:
     """Open (and create or upgrade) the metadata store at ``url``."""
     engine = create_store_engine(url)
     if migrate_schema:
-        migrate(engine)
+        try:
+            migrate(engine)
+        except BaseException:
+            engine.dispose()  # a refused or failed open must not leak its connections
+            raise
     return MetadataStore(engine)

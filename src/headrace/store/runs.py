@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -13,7 +14,6 @@ from headrace.store.errors import RunNotFoundError, StoreError
 from headrace.store.records import LogRecord, RunRecord, StepRecord
 from headrace.store.schema import (
     asset_versions,
-    branch_heads,
     runs,
     step_logs,
     steps,
@@ -148,7 +148,7 @@ class RunRepository:
             row = c.execute(select(runs).where(runs.c.id == run_id)).first()
             if row is None and len(run_id) >= 6:
                 rows = c.execute(
-                    select(runs).where(runs.c.id.startswith(run_id, autoescape=True)).limit(2)
+                    select(runs).where(func.substr(runs.c.id, 1, len(run_id)) == run_id).limit(2)
                 ).all()
                 if len(rows) > 1:
                     raise StoreError(f"run id prefix {run_id!r} is ambiguous")
@@ -159,7 +159,7 @@ class RunRepository:
 
     def list(
         self, *, limit: int = 20, offset: int = 0, status: str | None = None
-    ) -> list[RunRecord]:
+    ) -> builtins.list[RunRecord]:
         query = select(runs).order_by(runs.c.created_at.desc(), runs.c.id.desc())
         if status:
             query = query.where(runs.c.status == status)
@@ -167,7 +167,7 @@ class RunRepository:
             rows = c.execute(query.limit(limit).offset(offset)).all()
         return [RunRecord.from_row(r) for r in rows]
 
-    def steps(self, run_id: str) -> list[StepRecord]:
+    def steps(self, run_id: str) -> builtins.list[StepRecord]:
         with self._store.read() as c:
             rows = c.execute(
                 select(steps).where(steps.c.run_id == run_id).order_by(steps.c.position)
@@ -315,7 +315,7 @@ class RunRepository:
                 .values(status="upstream_failed", reason=reason, ended_at=at)
             )
 
-    def logs(self, run_id: str, step_key: str | None = None) -> list[LogRecord]:
+    def logs(self, run_id: str, step_key: str | None = None) -> builtins.list[LogRecord]:
         query = select(
             step_logs.c.step_key,
             step_logs.c.attempt,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 
 from headrace.store.errors import StoreError, VersionNotFoundError
 from headrace.store.records import VersionRecord
@@ -21,11 +22,15 @@ class VersionRepository:
     def __init__(self, store: MetadataStore) -> None:
         self._store = store
 
-    def heads(self, branch: str, assets: Iterable[str] | None = None) -> dict[HeadKey, VersionRecord]:
+    def heads(
+        self, branch: str, assets: Iterable[str] | None = None
+    ) -> dict[HeadKey, VersionRecord]:
         """The current version of each (asset, partition) on a branch."""
-        query = select(asset_versions).join(
-            branch_heads, branch_heads.c.version_id == asset_versions.c.id
-        ).where(branch_heads.c.branch == branch)
+        query = (
+            select(asset_versions)
+            .join(branch_heads, branch_heads.c.version_id == asset_versions.c.id)
+            .where(branch_heads.c.branch == branch)
+        )
         names = None if assets is None else list(assets)
         if names is not None and len(names) <= 500:
             query = query.where(branch_heads.c.asset.in_(names))
@@ -46,7 +51,7 @@ class VersionRepository:
             if row is None and len(version_id) >= 6:
                 rows = c.execute(
                     select(asset_versions)
-                    .where(asset_versions.c.id.startswith(version_id, autoescape=True))
+                    .where(func.substr(asset_versions.c.id, 1, len(version_id)) == version_id)
                     .limit(2)
                 ).all()
                 if len(rows) > 1:
@@ -65,7 +70,9 @@ class VersionRepository:
             grouped.setdefault(parameter, []).append(input_id)
         return VersionRecord(**{**record.__dict__, "inputs": grouped})
 
-    def list(self, asset: str, *, partition: str | None = None, limit: int = 100) -> list[VersionRecord]:
+    def list(
+        self, asset: str, *, partition: str | None = None, limit: int = 100
+    ) -> builtins.list[VersionRecord]:
         query = select(asset_versions).where(asset_versions.c.asset == asset)
         if partition is not None:
             query = query.where(asset_versions.c.partition == partition)
@@ -74,7 +81,9 @@ class VersionRepository:
             rows = c.execute(query.limit(limit)).all()
         return [VersionRecord.from_row(r) for r in rows]
 
-    def head(self, asset: str, *, branch: str = "main", partition: str | None = None) -> VersionRecord:
+    def head(
+        self, asset: str, *, branch: str = "main", partition: str | None = None
+    ) -> VersionRecord:
         query = (
             select(asset_versions)
             .join(branch_heads, branch_heads.c.version_id == asset_versions.c.id)
@@ -91,8 +100,7 @@ class VersionRepository:
         if row is None:
             where = f" partition {partition!r}" if partition else ""
             raise VersionNotFoundError(
-                f"asset {asset!r}{where} has no version on branch {branch!r}; materialize it "
-                "first",
+                f"asset {asset!r}{where} has no version on branch {branch!r}; materialize it first",
                 asset=asset,
             )
         return VersionRecord.from_row(row)

@@ -77,7 +77,7 @@ def load_graph(settings: Settings) -> AssetGraph:
     """Import the project named by the settings and validate its asset graph."""
     if not settings.project_module:
         raise ProjectLoadError(
-            "no project module is set: add module = \"...\" under [project] in headrace.toml "
+            'no project module is set: add module = "..." under [project] in headrace.toml '
             "or set HEADRACE_PROJECT_MODULE"
         )
     project_dir = str(settings.project_dir)
