@@ -22,24 +22,14 @@ from headrace.core.plan import Plan, Step
 from headrace.orchestration.caching import cache_key, why_run
 from headrace.orchestration.errors import MissingInputError
 from headrace.orchestration.executors import make_executor
+from headrace.orchestration.recording import Recorder, StepState
 from headrace.orchestration.reporting import NullReporter, Reporter
 from headrace.orchestration.step import InputRef, StepInput, StepResult, StepTask
 from headrace.runtime.workspace import Workspace
 from headrace.store.records import RunRecord, VersionRecord
-from headrace.store.runs import NewVersion, StepOutcome
+from headrace.store.runs import NewVersion
 
 DONE = frozenset({"success", "skipped"})
-
-
-@dataclass
-class StepState:
-    key: str
-    status: str = "pending"
-    attempts: int = 0
-    version_id: str | None = None
-    reason: str | None = None
-    error: str | None = None
-    duration_s: float | None = None
 
 
 @dataclass
@@ -131,6 +121,7 @@ class Coordinator:
             run.branch, assets | reads
         )
         self.code_versions: dict[str, str] = {}
+        self.recorder = Recorder(self.store.runs, run.id, run.branch, self.states)
         for key, version in (completed or {}).items():
             state = self.states[key]
             state.status, state.version_id = "skipped", version.id
@@ -203,8 +194,11 @@ class Coordinator:
         retries: list[tuple[float, int, str, int]] = []
         counter = 0
         self.reporter.run_started(self.run.id, len(self.plan))
+        self.recorder.start()
         try:
             while ready or running or retries:
+                if self.recorder.error is not None:
+                    raise self.recorder.error
                 now = time.time()
                 while retries and retries[0][0] <= now:
                     _, _, key, attempt = heapq.heappop(retries)
@@ -239,13 +233,16 @@ class Coordinator:
                     time.sleep(max(0.0, min(retries[0][0] - time.time(), 1.0)))
         except BaseException as exc:
             status = "canceled" if isinstance(exc, KeyboardInterrupt) else "failed"
+            executor.shutdown()
+            if self.recorder.error is None:
+                self.recorder.close()
             self.store.runs.set_status(
                 self.run.id, status, ended_at=time.time(), error=f"{type(exc).__name__}: {exc}"
             )
             self.reporter.run_finished(self.run.id, status)
             raise
-        finally:
-            executor.shutdown()
+        executor.shutdown()
+        self.recorder.close()
         ok = all(s.status in DONE for s in self.states.values())
         status = "success" if ok else "failed"
         self.store.runs.set_status(self.run.id, status, ended_at=time.time())
@@ -276,29 +273,21 @@ class Coordinator:
         head = self.heads.get((step.asset, step.partition))
         if not self.run.force and head is not None and head.cache_key == key_hash:
             reason = f"cached: code, inputs and params unchanged since {head.id[:12]}"
-            self.store.runs.step_finished(
-                StepOutcome(
-                    run_id=self.run.id,
-                    key=key,
-                    status="skipped",
-                    attempt=0,
-                    ended_at=now,
-                    duration_s=0.0,
-                    version_id=head.id,
-                    cache_key=key_hash,
-                    reason=reason,
-                ),
-                branch=self.run.branch,
-            )
-            state.status, state.version_id, state.reason = "skipped", head.id, reason
+            with self.recorder.lock:
+                state.status, state.version_id, state.reason = "skipped", head.id, reason
+                state.cache_key, state.ended_at, state.duration_s = key_hash, now, 0.0
+                state.attempts = 0
+                self.recorder.mark(key)
             self.reporter.step_finished(key, "skipped", 0.0, reason)
             self._release(key)
             return None
-        state.reason = why_run(head, code_version=version, params=params, force=self.run.force)
-        state.attempts = attempt
-        state.status = "running"
+        with self.recorder.lock:
+            state.reason = why_run(head, code_version=version, params=params, force=self.run.force)
+            state.attempts, state.status, state.started_at = attempt, "running", now
+            state.ended_at = state.duration_s = None
+            state.error = state.traceback = None
+            self.recorder.mark(key)
         self._meta[key] = (version, key_hash)
-        self.store.runs.step_started(self.run.id, key, attempt, now)
         self.reporter.step_started(key, attempt)
         return StepTask(
             run_id=self.run.id,
@@ -316,8 +305,9 @@ class Coordinator:
         step = self.plan.steps[task.key]
         state = self.states[task.key]
         duration = result.ended_at - result.started_at
-        state.duration_s = duration
         version_code, key_hash = self._meta.pop(task.key)
+        with self.recorder.lock:
+            state.duration_s = duration
         if result.ok:
             assert result.blob is not None and result.kind and result.format and result.flavor
             version = NewVersion(
@@ -336,22 +326,15 @@ class Coordinator:
                 cache_key=key_hash,
                 inputs=[(i.parameter, r.version_id) for i in task.inputs for r in i.refs or ()],
             )
-            self.store.runs.step_finished(
-                StepOutcome(
-                    run_id=self.run.id,
-                    key=task.key,
-                    status="success",
-                    attempt=task.attempt,
-                    ended_at=result.ended_at,
-                    duration_s=duration,
-                    version_id=version.id,
-                    cache_key=key_hash,
-                    reason=state.reason,
+            with self.recorder.lock:
+                state.status, state.version_id, state.cache_key = "success", version.id, key_hash
+                state.ended_at = result.ended_at
+                self.recorder.mark(
+                    task.key,
+                    version=(version, result.ended_at),
                     logs=result.logs,
-                    new_version=version,
-                ),
-                branch=self.run.branch,
-            )
+                    attempt=task.attempt,
+                )
             self.heads[(step.asset, step.partition)] = VersionRecord(
                 id=version.id,
                 asset=step.asset,
@@ -370,7 +353,6 @@ class Coordinator:
                 cache_key=key_hash,
                 created_at=result.ended_at,
             )
-            state.status, state.version_id = "success", version.id
             self.reporter.step_finished(task.key, "success", duration, state.reason)
             self._release(task.key)
             return None
@@ -378,22 +360,11 @@ class Coordinator:
         retryable = result.retryable and policy is not None
         if retryable and policy is not None and policy.should_retry(task.attempt, result.exception):
             delay = policy.delay_before(task.attempt + 1)
-            self.store.runs.step_finished(
-                StepOutcome(
-                    run_id=self.run.id,
-                    key=task.key,
-                    status="retrying",
-                    attempt=task.attempt,
-                    ended_at=result.ended_at,
-                    duration_s=duration,
-                    reason=f"retry {task.attempt} of {policy.max_retries} in {delay:g} s",
-                    error=result.error,
-                    traceback=result.traceback,
-                    logs=result.logs,
-                ),
-                branch=self.run.branch,
-            )
-            state.status = "retrying"
+            with self.recorder.lock:
+                state.status, state.ended_at = "retrying", result.ended_at
+                state.reason = f"retry {task.attempt} of {policy.max_retries} in {delay:g} s"
+                state.error, state.traceback = result.error, result.traceback
+                self.recorder.mark(task.key, logs=result.logs, attempt=task.attempt)
             self.reporter.step_finished(task.key, "retrying", duration, result.error)
             return time.time() + delay, task.attempt + 1
         self._fail(
@@ -418,31 +389,19 @@ class Coordinator:
         duration: float | None,
     ) -> None:
         state = self.states[step.key]
-        self.store.runs.step_finished(
-            StepOutcome(
-                run_id=self.run.id,
-                key=step.key,
-                status="failed",
-                attempt=attempt,
-                ended_at=at,
-                duration_s=duration,
-                reason=state.reason,
-                error=error,
-                traceback=tb,
-                logs=logs,
-            ),
-            branch=self.run.branch,
-        )
-        state.status, state.error, state.attempts = "failed", error, attempt
-        self.reporter.step_finished(step.key, "failed", duration, error)
         blocked = self._downstream(step.key)
-        if blocked:
-            reason = f"upstream step {step.key} failed"
-            self.store.runs.steps_blocked(self.run.id, blocked, reason, at)
+        reason = f"upstream step {step.key} failed"
+        with self.recorder.lock:
+            state.status, state.error, state.traceback = "failed", error, tb
+            state.attempts, state.ended_at, state.duration_s = attempt, at, duration
+            self.recorder.mark(step.key, logs=logs, attempt=attempt)
             for key in blocked:
-                self.states[key].status = "upstream_failed"
-                self.states[key].reason = reason
-                self.reporter.step_finished(key, "upstream_failed", None, reason)
+                child = self.states[key]
+                child.status, child.reason, child.ended_at = "upstream_failed", reason, at
+                self.recorder.mark(key)
+        self.reporter.step_finished(step.key, "failed", duration, error)
+        for key in blocked:
+            self.reporter.step_finished(key, "upstream_failed", None, reason)
 
     def _downstream(self, key: str) -> list[str]:
         out: list[str] = []

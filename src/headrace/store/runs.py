@@ -54,6 +54,22 @@ _STEP_FINISHED = (
         cache_key=func.coalesce(bindparam("cache_key", type_=String), steps.c.cache_key),
     )
 )
+_STEP_ROW = (
+    update(steps)
+    .where(_STEP_WHERE)
+    .values(
+        status=bindparam("status"),
+        attempts=bindparam("attempts"),
+        started_at=bindparam("started_at"),
+        ended_at=bindparam("ended_at"),
+        duration_s=bindparam("duration_s"),
+        reason=bindparam("reason"),
+        error=bindparam("error"),
+        traceback=bindparam("traceback"),
+        version_id=bindparam("version_id"),
+        cache_key=bindparam("cache_key"),
+    )
+)
 _INSERT_VERSION = insert(asset_versions)
 _INSERT_INPUTS = insert(version_inputs)
 _INSERT_LOGS = insert(step_logs)
@@ -77,6 +93,46 @@ class NewVersion:
     params: dict[str, Any]
     cache_key: str
     inputs: list[tuple[str, str]] = field(default_factory=list)  # (parameter, version id)
+
+
+def version_row(
+    version: NewVersion, run_id: str, step_key: str, created_at: float
+) -> dict[str, Any]:
+    return {
+        "id": version.id,
+        "asset": version.asset,
+        "partition": version.partition or "",
+        "kind": version.kind,
+        "format": version.format,
+        "flavor": version.flavor,
+        "blob": version.blob,
+        "size": version.size,
+        "row_count": version.row_count,
+        "schema": None if version.schema is None else json.dumps(version.schema),
+        "run_id": run_id,
+        "step_key": step_key,
+        "code_version": version.code_version,
+        "params": json.dumps(version.params, sort_keys=True),
+        "cache_key": version.cache_key,
+        "created_at": created_at,
+    }
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepBatch:
+    """Step rows, new versions and logs of one run, committed in one transaction.
+
+    ``steps`` hold each changed step's whole row (keys: ``key``, ``status``,
+    ``attempts``, ``started_at``, ``ended_at``, ``duration_s``, ``reason``, ``error``,
+    ``traceback``, ``version_id``, ``cache_key``); ``versions`` pair a new version with
+    its step key and creation time; ``logs`` are (step key, attempt, stream, time, text).
+    """
+
+    run_id: str
+    branch: str
+    steps: Sequence[dict[str, Any]] = ()
+    versions: Sequence[tuple[NewVersion, str, float]] = ()
+    logs: Sequence[tuple[str, int, str, float, str]] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -230,24 +286,7 @@ class RunRepository:
             if version is not None:
                 c.execute(
                     _INSERT_VERSION,
-                    {
-                        "id": version.id,
-                        "asset": version.asset,
-                        "partition": version.partition or "",
-                        "kind": version.kind,
-                        "format": version.format,
-                        "flavor": version.flavor,
-                        "blob": version.blob,
-                        "size": version.size,
-                        "row_count": version.row_count,
-                        "schema": None if version.schema is None else json.dumps(version.schema),
-                        "run_id": outcome.run_id,
-                        "step_key": outcome.key,
-                        "code_version": version.code_version,
-                        "params": json.dumps(version.params, sort_keys=True),
-                        "cache_key": version.cache_key,
-                        "created_at": outcome.ended_at,
-                    },
+                    version_row(version, outcome.run_id, outcome.key, outcome.ended_at),
                 )
                 if version.inputs:
                     c.execute(
@@ -297,6 +336,65 @@ class RunRepository:
                             "text": text,
                         }
                         for stream, at, text in outcome.logs
+                    ],
+                )
+
+    def write_batch(self, batch: StepBatch) -> None:
+        """Commit a batch of step changes atomically: every step wholly or not at all."""
+        if not (batch.steps or batch.versions or batch.logs):
+            return
+        with self._store.write() as c:
+            if batch.versions:
+                c.execute(
+                    _INSERT_VERSION,
+                    [version_row(v, batch.run_id, key, at) for v, key, at in batch.versions],
+                )
+                inputs = [
+                    {"version_id": v.id, "input_version_id": i, "parameter": p}
+                    for v, _, _ in batch.versions
+                    for p, i in dict.fromkeys(v.inputs)
+                ]
+                if inputs:
+                    c.execute(_INSERT_INPUTS, inputs)
+                c.execute(
+                    self._head_upsert(),
+                    [
+                        {
+                            "branch": batch.branch,
+                            "asset": v.asset,
+                            "partition": v.partition or "",
+                            "version_id": v.id,
+                            "run_id": batch.run_id,
+                            "updated_at": at,
+                        }
+                        for v, _, at in batch.versions
+                    ],
+                )
+            if batch.steps:
+                c.execute(
+                    _STEP_ROW,
+                    [
+                        {
+                            "b_run_id": batch.run_id,
+                            "b_key": row["key"],
+                            **{k: v for k, v in row.items() if k != "key"},
+                        }
+                        for row in batch.steps
+                    ],
+                )
+            if batch.logs:
+                c.execute(
+                    _INSERT_LOGS,
+                    [
+                        {
+                            "run_id": batch.run_id,
+                            "step_key": key,
+                            "attempt": attempt,
+                            "stream": stream,
+                            "created_at": at,
+                            "text": text,
+                        }
+                        for key, attempt, stream, at, text in batch.logs
                     ],
                 )
 

@@ -1,0 +1,135 @@
+"""Batched, atomic recording of a run's step changes.
+
+The coordinator changes step states in memory; a background thread commits every
+changed step, with its new version and its logs, in ONE transaction at most
+``interval`` seconds apart. A step is therefore recorded whole or not at all: a run
+killed at any moment leaves no half-made version, and only steps whose record was not
+yet committed (at most ``interval`` seconds of work) run again on resume.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from headrace.store.runs import NewVersion, RunRepository, StepBatch
+
+#: Seconds between commits while a run is going.
+FLUSH_INTERVAL = 0.05
+
+
+@dataclass
+class StepState:
+    """A step's row, kept in memory by the coordinator and committed by the recorder."""
+
+    key: str
+    status: str = "pending"
+    attempts: int = 0
+    started_at: float | None = None
+    ended_at: float | None = None
+    duration_s: float | None = None
+    version_id: str | None = None
+    cache_key: str | None = None
+    reason: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "status": self.status,
+            "attempts": self.attempts,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration_s": self.duration_s,
+            "reason": self.reason,
+            "error": self.error,
+            "traceback": self.traceback,
+            "version_id": self.version_id,
+            "cache_key": self.cache_key,
+        }
+
+
+class Recorder:
+    """Collects step changes and commits them in batches from a background thread.
+
+    Callers change a :class:`StepState` and call :meth:`mark` while holding
+    :attr:`lock`, so a batch never holds a step's new status without its version.
+    """
+
+    def __init__(
+        self,
+        runs: RunRepository,
+        run_id: str,
+        branch: str,
+        states: dict[str, StepState],
+        *,
+        interval: float = FLUSH_INTERVAL,
+    ) -> None:
+        self.lock = threading.Lock()
+        self._runs = runs
+        self._run_id = run_id
+        self._branch = branch
+        self._states = states
+        self._interval = interval
+        self._dirty: dict[str, None] = {}
+        self._versions: list[tuple[NewVersion, str, float]] = []
+        self._logs: list[tuple[str, int, str, float, str]] = []
+        self._write_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def mark(
+        self,
+        key: str,
+        *,
+        version: tuple[NewVersion, float] | None = None,
+        logs: list[tuple[str, float, str]] | None = None,
+        attempt: int = 0,
+    ) -> None:
+        """Note a change of ``key`` (call with :attr:`lock` held)."""
+        self._dirty[key] = None
+        if version is not None:
+            self._versions.append((version[0], key, version[1]))
+        if logs:
+            self._logs.extend((key, attempt, stream, at, text) for stream, at, text in logs)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="headrace-recorder", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.flush()
+            except BaseException as exc:  # surfaced to the coordinator, which stops the run
+                self.error = exc
+                return
+
+    def flush(self) -> None:
+        """Commit everything marked so far, in order with earlier batches."""
+        with self._write_lock:
+            with self.lock:
+                if not (self._dirty or self._versions or self._logs):
+                    return
+                rows = [self._states[k].row() for k in self._dirty]
+                versions, logs = self._versions, self._logs
+                self._dirty, self._versions, self._logs = {}, [], []
+            self._runs.write_batch(
+                StepBatch(
+                    run_id=self._run_id,
+                    branch=self._branch,
+                    steps=rows,
+                    versions=versions,
+                    logs=logs,
+                )
+            )
+
+    def close(self) -> None:
+        """Stop the background thread and commit what is left."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.flush()
