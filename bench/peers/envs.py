@@ -14,9 +14,11 @@ Usage: ``python bench/peers/envs.py [--peers dagster,prefect,airflow] [--retry-f
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +28,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STAMP_NAME = ".headrace-bench-stamp.json"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 INSTALL_TIMEOUT_S = 3600.0
 
 
@@ -136,8 +139,7 @@ def _run_logged(cmd: list[str], log: Path, timeout_s: float) -> None:
 
 
 def _installed_versions(python: Path, spec: PeerSpec) -> dict[str, str]:
-    names = [req.split(";")[0].split("[")[0] for req in spec.requirements]
-    names = [n.split("=")[0].split("<")[0].split(">")[0].split("!")[0].strip() for n in names]
+    names = [m.group(0) for req in spec.requirements if (m := _NAME.match(req))]
     code = (
         "import json, sys\n"
         "from importlib.metadata import version, PackageNotFoundError\n"
@@ -166,31 +168,27 @@ def _install(spec: PeerSpec, target: Path, log: Path) -> None:
     _run_logged([str(python), "-c", f"import {spec.probe_module}"], log, 300.0)
 
 
-def ensure_env(peer: str, *, retry_failed: bool = False, force: bool = False) -> EnvStatus:
-    """Create ``peer``'s venv unless a matching one exists; never raises for install errors."""
-    spec = PEERS.get(peer)
-    if spec is None:
-        return EnvStatus(peer=peer, ok=False, error=f"unknown peer {peer!r}")
-    target = venv_dir(peer)
+def _stamped_status(peer: str, spec: PeerSpec) -> EnvStatus | None:
+    """The status of an existing venv whose stamp matches ``spec``, else None."""
     python = venv_python(peer)
-    stamp = _read_json(target / STAMP_NAME)
-    if not force and stamp and stamp.get("digest") == spec.digest() and python.exists():
-        versions = stamp.get("versions")
-        install_s = stamp.get("install_s")
-        return EnvStatus(
-            peer=peer,
-            ok=True,
-            python=str(python),
-            install_s=float(install_s) if isinstance(install_s, int | float) else None,
-            versions={str(k): str(v) for k, v in versions.items()}
-            if isinstance(versions, dict)
-            else None,
-        )
-    failure = _read_json(_failure_path(peer))
-    if not (force or retry_failed) and failure and failure.get("digest") == spec.digest():
-        return EnvStatus(peer=peer, ok=False, error=f"install failed earlier: {failure['error']}")
+    stamp = _read_json(venv_dir(peer) / STAMP_NAME)
+    if not stamp or stamp.get("digest") != spec.digest() or not python.exists():
+        return None
+    versions = stamp.get("versions")
+    install_s = stamp.get("install_s")
+    return EnvStatus(
+        peer=peer,
+        ok=True,
+        python=str(python),
+        install_s=float(install_s) if isinstance(install_s, int | float) else None,
+        versions={str(k): str(v) for k, v in versions.items()}
+        if isinstance(versions, dict)
+        else None,
+    )
 
-    log = _log_path(peer)
+
+def _build(peer: str, spec: PeerSpec) -> EnvStatus:
+    target, python, log = venv_dir(peer), venv_python(peer), _log_path(peer)
     log.write_text("")
     _say(f"creating {peer} venv at {target} ({' '.join(spec.requirements)}); log: {log}")
     started = time.perf_counter()
@@ -200,30 +198,48 @@ def ensure_env(peer: str, *, retry_failed: bool = False, force: bool = False) ->
         elapsed = time.perf_counter() - started
         error = str(exc)
         _say(f"{peer}: install FAILED after {elapsed:.0f}s: {error.splitlines()[0]}")
-        _failure_path(peer).write_text(
-            json.dumps({"digest": spec.digest(), "error": error, "at": time.time()}, indent=2)
-        )
+        record = {"digest": spec.digest(), "error": error, "install_s": elapsed, "at": time.time()}
+        _failure_path(peer).write_text(json.dumps(record, indent=2))
         return EnvStatus(peer=peer, ok=False, error=error, install_s=elapsed)
     elapsed = time.perf_counter() - started
     versions = _installed_versions(python, spec)
-    (target / STAMP_NAME).write_text(
-        json.dumps(
-            {
-                "digest": spec.digest(),
-                "requirements": list(spec.requirements),
-                "versions": versions,
-                "install_s": elapsed,
-                "python": sys.version.split()[0],
-                "at": time.time(),
-            },
-            indent=2,
-        )
-    )
+    stamp = {
+        "digest": spec.digest(),
+        "requirements": list(spec.requirements),
+        "versions": versions,
+        "install_s": elapsed,
+        "python": sys.version.split()[0],
+        "at": time.time(),
+    }
+    (target / STAMP_NAME).write_text(json.dumps(stamp, indent=2))
     _failure_path(peer).unlink(missing_ok=True)
     _say(f"{peer}: ready in {elapsed:.0f}s ({versions})")
     return EnvStatus(
         peer=peer, ok=True, python=str(python), created=True, install_s=elapsed, versions=versions
     )
+
+
+def ensure_env(peer: str, *, retry_failed: bool = False, force: bool = False) -> EnvStatus:
+    """Create ``peer``'s venv unless a matching one exists; never raises for install errors.
+
+    A failure recorded for the same requirements is returned as is, without reinstalling,
+    unless ``retry_failed`` or ``force`` is given or ``HEADRACE_BENCH_RETRY_FAILED=1``.
+    """
+    spec = PEERS.get(peer)
+    if spec is None:
+        return EnvStatus(peer=peer, ok=False, error=f"unknown peer {peer!r}")
+    retry_failed = retry_failed or os.environ.get("HEADRACE_BENCH_RETRY_FAILED") == "1"
+    lock_path = cache_dir() / "venvs" / f"{peer}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder per peer, even across processes
+        if not force and (status := _stamped_status(peer, spec)) is not None:
+            return status
+        failure = _read_json(_failure_path(peer))
+        if not (force or retry_failed) and failure and failure.get("digest") == spec.digest():
+            error = "install failed earlier (HEADRACE_BENCH_RETRY_FAILED=1 retries): "
+            return EnvStatus(peer=peer, ok=False, error=error + str(failure.get("error")))
+        return _build(peer, spec)
 
 
 def ensure_envs(

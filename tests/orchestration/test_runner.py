@@ -371,3 +371,42 @@ def test_read_errors_name_the_asset(tmp_path: Path) -> None:
     with pytest.raises(VersionNotFoundError, match="belongs to asset 'raw', not 'total'"):
         service.read(ws, "total", version=version)
     assert len(service.read(ws, "raw", version=version[:10])) == 3
+
+
+OBSERVED = """
+import os
+from pathlib import Path
+import pandas as pd
+
+def landed(partition, workspace_root):
+    stat = (Path(workspace_root) / f"in-{partition}.csv").stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+@hr.asset(partitions=hr.static(["a", "b"]), source_version=landed)
+def ingested(partition: str, context) -> pd.DataFrame:
+    return pd.read_csv(context.workspace_root / f"in-{partition}.csv")
+
+@hr.asset
+def rows(ingested: pd.DataFrame) -> int:
+    return len(ingested)
+"""
+
+
+def test_source_version_notices_changed_outside_data(tmp_path: Path) -> None:
+    ws = open_project(tmp_path, OBSERVED)
+    (tmp_path / "in-a.csv").write_text("x\n1\n2\n")
+    (tmp_path / "in-b.csv").write_text("x\n3\n")
+    assert hr.materialize(workspace=ws).success
+    assert hr.read("rows", workspace=ws) == 3
+    unchanged = hr.materialize(workspace=ws)
+    assert sorted(unchanged.skipped) == ["ingested[a]", "ingested[b]", "rows"]
+    (tmp_path / "in-a.csv").write_text("x\n1\n2\n5\n7\n")
+    changed = hr.materialize(workspace=ws)
+    assert changed.steps["ingested[a]"].reason == "source changed"
+    assert changed.steps["ingested[b]"].status == "skipped"
+    assert hr.read("rows", workspace=ws) == 5
+    (tmp_path / "in-b.csv").unlink()
+    missing = hr.materialize(workspace=ws)
+    error = missing.steps["ingested[b]"].error or ""
+    assert "its source_version function failed: FileNotFoundError" in error
+    assert missing.steps["rows"].status == "upstream_failed"

@@ -189,9 +189,14 @@ def run_once(cmd: list[str], env: dict[str, str], log_stem: Path, timeout_s: flo
     with out_path.open("w") as out, err_path.open("w") as err:
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        proc = subprocess.Popen(
-            cmd, env=env, cwd=HERE, stdout=out, stderr=err, start_new_session=True
-        )
+        try:
+            proc = subprocess.Popen(
+                cmd, env=env, cwd=HERE, stdout=out, stderr=err, start_new_session=True
+            )
+        except OSError as exc:
+            return Sample(
+                ok=False, error=f"cannot start {cmd[0]}: {exc}", wall_s=0.0, cpu_s=0.0, inner={}
+            )
         try:
             returncode = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:

@@ -57,11 +57,14 @@ def _parse_params(values: list[str]) -> dict[str, str]:
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder of the new workspace.")] = Path("."),
     module: Annotated[str, typer.Option(help="Module holding the assets.")] = "pipeline",
+    path: Annotated[
+        str, typer.Option(help="Folder the module is imported from, relative to DIRECTORY.")
+    ] = ".",
 ) -> None:
     """Create headrace.toml and .headrace/ in DIRECTORY."""
     from headrace.workspace.settings import init_workspace
 
-    root, created = init_workspace(directory, module=module)
+    root, created = init_workspace(directory, module=module, path=path)
     if created:
         console.print(f"created workspace in {root} (headrace.toml, .headrace/)")
     else:

@@ -128,6 +128,7 @@ class AssetSpec:
     wants_context: bool = False
     wants_partition: bool = False
     return_annotation: Any = None
+    source_version: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -252,6 +253,7 @@ def make_asset(
     code_version: str | None = None,
     ins: Mapping[str, Upstream | str | AssetSpec] | None = None,
     deps: Iterable[str | AssetSpec] = (),
+    source_version: Callable[..., Any] | None = None,
 ) -> AssetSpec:
     """Build an :class:`AssetSpec` from a function; the decorator's non-magic form."""
     if not callable(fn):
@@ -275,6 +277,11 @@ def make_asset(
     if timeout is not None and not timeout > 0:
         raise DefinitionError(
             f"asset {asset_name!r}: timeout must be > 0 seconds", asset=asset_name
+        )
+    if source_version is not None and not callable(source_version):
+        raise DefinitionError(
+            f"asset {asset_name!r}: source_version must be a function returning a string",
+            asset=asset_name,
         )
     if partitions is not None and not isinstance(partitions, PartitionsDefinition):
         raise DefinitionError(
@@ -340,6 +347,7 @@ def make_asset(
         wants_context=wants_context,
         wants_partition=wants_partition,
         return_annotation=returns,
+        source_version=source_version,
     )
 
 
@@ -362,6 +370,7 @@ def asset(
     code_version: str | None = ...,
     ins: Mapping[str, Upstream | str | AssetSpec] | None = ...,
     deps: Iterable[str | AssetSpec] = ...,
+    source_version: Callable[..., Any] | None = ...,
 ) -> Callable[[Callable[..., Any]], AssetSpec]: ...
 
 
@@ -374,6 +383,11 @@ def asset(
     assets it reads (``ins=`` maps others), its keyword-only parameters are typed run
     params, and ``partition`` / ``context`` are filled in by headrace. The decorated
     object stays callable, so the function can be unit-tested without headrace running.
+
+    ``source_version`` is for assets that read data from outside headrace (a landed
+    file, an API): a function returning a fingerprint of that data (say, a file's size
+    and modification time). It is called before each run with the ``partition`` and the
+    params it names; a changed fingerprint invalidates the cached version.
 
     Example:
         >>> @asset(group="flights", tags=["daily"])

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
 
@@ -56,6 +57,17 @@ def hash_file(path: Path | str) -> str:
     return hasher.hexdigest()
 
 
+_RECENT_ITEM = 1 << 20
+_RECENT_TOTAL = 64 << 20
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view[: 1 << 30])
+        view = view[written:]
+
+
 class BlobStore(Protocol):
     """The narrow interface every blob store implements."""
 
@@ -93,6 +105,8 @@ class LocalBlobStore:
         self.url = str(self.root)
         self._tmp = self.root / ".tmp"
         self._made: set[str] = set()
+        self._recent: OrderedDict[str, bytes] = OrderedDict()
+        self._recent_bytes = 0
 
     def path_of(self, digest: str) -> Path:
         check_digest(digest)
@@ -104,12 +118,18 @@ class LocalBlobStore:
             self._made.add("tmp")
         return self._tmp / f"{uuid.uuid4().hex}.part"
 
+    def _prepare(self) -> None:
+        # All 256 shard folders at once: cheaper than a check before every write.
+        if "shards" in self._made:
+            return
+        if not (self.root / "ff").is_dir():
+            for i in range(256):
+                (self.root / f"{i:02x}").mkdir(parents=True, exist_ok=True)
+        self._made.add("shards")
+
     def _publish(self, tmp: Path, digest: str) -> None:
+        self._prepare()
         target = self.path_of(digest)
-        folder = digest[:2]
-        if folder not in self._made:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._made.add(folder)
         try:
             os.chmod(tmp, 0o444)
             os.link(tmp, target)  # fails if the blob exists: never overwrite
@@ -118,15 +138,42 @@ class LocalBlobStore:
         finally:
             tmp.unlink(missing_ok=True)
 
+    def _remember(self, digest: str, data: bytes) -> None:
+        """Keep small, recently written blobs for reads by the next steps of a run."""
+        if len(data) > _RECENT_ITEM or digest in self._recent:
+            return
+        self._recent[digest] = data
+        self._recent_bytes += len(data)
+        while self._recent_bytes > _RECENT_TOTAL:
+            _, dropped = self._recent.popitem(last=False)
+            self._recent_bytes -= len(dropped)
+
     def put_bytes(self, data: bytes) -> str:
         digest = hash_bytes(data)
-        if self.path_of(digest).exists():
+        target = self.path_of(digest)
+        if target.exists():
             return digest
+        self._prepare()
         tmp = self._tmp_path()
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        self._publish(tmp, digest)
+        # Created read-only (mode applies to later opens; this descriptor may write).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, target)  # fails if the blob exists: never overwrite
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+        self._remember(digest, data)
         return digest
+
+    def source(self, digest: str) -> bytes | str:
+        """Bytes of a recently written blob, else the path of its file (for mmap)."""
+        cached = self._recent.get(digest)
+        return cached if cached is not None else str(self.path_of(digest))
 
     def put_file(self, path: Path, *, move: bool = False) -> str:
         digest = hash_file(path)

@@ -18,10 +18,11 @@ def cache_key(
     io: str | None,
     params: dict[str, Any],
     inputs: Sequence[tuple[str, Sequence[str]]],
+    source: str | None = None,
 ) -> str:
     """Hash of the code version, params, partition and exact input versions."""
     payload = json.dumps(
-        [code_version, partition, io, params, [[p, list(v)] for p, v in inputs]],
+        [code_version, partition, io, params, [[p, list(v)] for p, v in inputs], source],
         sort_keys=True,
         separators=(",", ":"),
         default=str,
@@ -30,7 +31,13 @@ def cache_key(
 
 
 def why_run(
-    head: VersionRecord | None, *, code_version: str, params: dict[str, Any], force: bool
+    head: VersionRecord | None,
+    *,
+    code_version: str,
+    params: dict[str, Any],
+    force: bool,
+    observed: bool = False,
+    has_inputs: bool = True,
 ) -> str:
     """Why a step runs instead of reusing the branch's current version."""
     if force:
@@ -41,4 +48,6 @@ def why_run(
         return "code changed"
     if head.params != params:
         return "params changed"
-    return "inputs changed"
+    if observed and not has_inputs:
+        return "source changed"
+    return "inputs changed" if not observed else "inputs or source changed"

@@ -8,6 +8,7 @@ versions only, and ``resume`` continues from the steps that finished.
 from __future__ import annotations
 
 import heapq
+import inspect
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -24,7 +25,13 @@ from headrace.orchestration.errors import MissingInputError
 from headrace.orchestration.executors import make_executor
 from headrace.orchestration.recording import Recorder, StepState
 from headrace.orchestration.reporting import NullReporter, Reporter
-from headrace.orchestration.step import InputRef, StepInput, StepResult, StepTask
+from headrace.orchestration.step import (
+    InputRef,
+    StepInput,
+    StepResult,
+    StepTask,
+    user_traceback,
+)
 from headrace.runtime.workspace import Workspace
 from headrace.store.records import RunRecord, VersionRecord
 from headrace.store.runs import NewVersion
@@ -138,6 +145,19 @@ class Coordinator:
             found = code_version(self.graph[asset], self.ws.project_modules)
             self.code_versions[asset] = found
         return found
+
+    def _source_version(self, step: Step) -> str | None:
+        """The fingerprint of outside data an asset declares, given what it names."""
+        spec = self.graph[step.asset]
+        if spec.source_version is None:
+            return None
+        wanted = inspect.signature(spec.source_version).parameters
+        values: dict[str, Any] = dict(self.asset_params.get(step.asset, {}))
+        values["partition"] = step.partition
+        values["workspace_root"] = str(self.ws.settings.root)
+        takes_all = any(p.kind is p.VAR_KEYWORD for p in wanted.values())
+        kwargs = {k: v for k, v in values.items() if takes_all or k in wanted}
+        return str(spec.source_version(**kwargs))
 
     def _inputs(self, step: Step) -> tuple[StepInput, ...]:
         spec = self.graph[step.asset]
@@ -263,7 +283,22 @@ class Coordinator:
             return None
         params = self.params_json.get(step.asset, {})
         version = self._code_version(step.asset)
+        try:
+            source = self._source_version(step)
+        except Exception as exc:
+            self._fail(
+                step,
+                attempt,
+                f"asset {step.asset!r}: its source_version function failed: "
+                f"{type(exc).__name__}: {exc}",
+                user_traceback(exc),
+                [],
+                now,
+                None,
+            )
+            return None
         key_hash = cache_key(
+            source=source,
             code_version=version,
             partition=step.partition,
             io=spec.io,
@@ -282,7 +317,14 @@ class Coordinator:
             self._release(key)
             return None
         with self.recorder.lock:
-            state.reason = why_run(head, code_version=version, params=params, force=self.run.force)
+            state.reason = why_run(
+                head,
+                code_version=version,
+                params=params,
+                force=self.run.force,
+                observed=spec.source_version is not None,
+                has_inputs=bool(spec.inputs),
+            )
             state.attempts, state.status, state.started_at = attempt, "running", now
             state.ended_at = state.duration_s = None
             state.error = state.traceback = None
@@ -298,6 +340,7 @@ class Coordinator:
             inputs=inputs,
             params=self.asset_params.get(step.asset, {}),
             branch=self.run.branch,
+            workspace_root=str(self.ws.settings.root),
         )
 
     def _finish(self, task: StepTask, result: StepResult) -> tuple[float, int] | None:

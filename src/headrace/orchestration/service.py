@@ -180,7 +180,7 @@ def resume(ws: Workspace, run_id: str, *, reporter: Reporter | None = None) -> R
 def read_version(ws: Workspace, version: VersionRecord, as_: str | None = None) -> Any:
     blobs = ws.blobs
     source: bytes | str = (
-        str(blobs.path_of(version.blob))
+        blobs.source(version.blob)
         if isinstance(blobs, LocalBlobStore)
         else blobs.get_bytes(version.blob)
     )

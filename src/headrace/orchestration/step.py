@@ -13,6 +13,7 @@ import os
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from headrace.core.assets import AssetSpec
@@ -53,6 +54,7 @@ class StepTask:
     inputs: tuple[StepInput, ...]
     params: dict[str, Any]
     branch: str
+    workspace_root: str = "."
 
 
 @dataclass(slots=True)
@@ -79,7 +81,19 @@ class StepResult:
 
 @dataclass(frozen=True)
 class StepContext:
-    """What an asset function can ask for by taking a ``context`` parameter."""
+    """What an asset function can ask for by taking a ``context`` parameter.
+
+    Attributes:
+        run_id: the run's id.
+        asset: the asset being materialized.
+        partition: its partition key, or None.
+        attempt: 1 for the first attempt, 2 for the first retry, ...
+        branch: the branch being written.
+        params: the asset's validated params.
+        log: a logger whose records are kept with the step's logs.
+        workspace_root: the workspace folder (for files relative to it).
+        partition_window: the ``[start, end)`` dates of a time partition, else None.
+    """
 
     run_id: str
     asset: str
@@ -88,13 +102,8 @@ class StepContext:
     branch: str
     params: dict[str, Any]
     log: logging.Logger
-
-    @property
-    def partition_window(self) -> tuple[Any, Any] | None:
-        """The ``[start, end)`` dates of a time partition, else None."""
-        return self._window
-
-    _window: tuple[Any, Any] | None = None
+    workspace_root: Path
+    partition_window: tuple[Any, Any] | None = None
 
 
 def _load_input(blobs: Any, spec: AssetSpec, item: StepInput) -> Any:
@@ -104,7 +113,7 @@ def _load_input(blobs: Any, spec: AssetSpec, item: StepInput) -> Any:
     local = isinstance(blobs, LocalBlobStore)
 
     def load(ref: InputRef, flavor: str | None) -> Any:
-        source: bytes | str = str(blobs.path_of(ref.blob)) if local else blobs.get_bytes(ref.blob)
+        source: bytes | str = blobs.source(ref.blob) if local else blobs.get_bytes(ref.blob)
         return deserialize(source, ref.format, ref.flavor, wanted=flavor)
 
     if not item.many:
@@ -164,7 +173,8 @@ def execute_step(task: StepTask, spec: AssetSpec, blobs: Any) -> StepResult:
                     branch=task.branch,
                     params=dict(task.params),
                     log=logging.getLogger(f"{capture.ASSET_LOGGER}.{task.asset}"),
-                    _window=window,
+                    workspace_root=Path(task.workspace_root),
+                    partition_window=window,
                 )
             value = call_with_timeout(lambda: spec.fn(**kwargs), spec.timeout, task.asset)
             if value is None and spec.io is None:

@@ -163,7 +163,7 @@ TEMPLATE = """\
 name = "{name}"
 # The module or package holding the @asset definitions, importable from `path`.
 module = "{module}"
-path = "."
+path = "{path}"
 
 [store]
 # SQLite by default; a team store: "postgresql+psycopg://user@host:5432/headrace"
@@ -177,12 +177,17 @@ max_concurrency = 4
 """
 
 
-def init_workspace(folder: Path | str = ".", *, module: str = "pipeline") -> tuple[Path, bool]:
+def init_workspace(
+    folder: Path | str = ".", *, module: str = "pipeline", path: str = "."
+) -> tuple[Path, bool]:
     """Create ``headrace.toml`` and ``.headrace/`` in ``folder``.
 
-    Returns the root and whether a new ``headrace.toml`` was written (an existing one is
-    kept untouched).
+    ``path`` is the folder the project module is imported from, relative to the
+    workspace. Returns the root and whether a new ``headrace.toml`` was written (an
+    existing one is kept untouched).
     """
+    if not module.replace(".", "_").isidentifier():
+        raise SettingsError(f"--module {module!r} is not an importable module name", field="module")
     root = Path(folder).resolve()
     root.mkdir(parents=True, exist_ok=True)
     (root / STATE_DIR).mkdir(exist_ok=True)
@@ -191,5 +196,5 @@ def init_workspace(folder: Path | str = ".", *, module: str = "pipeline") -> tup
     if config.exists():
         return root, False
     name = "".join(c if c.isalnum() or c in "-_" else "-" for c in root.name) or "project"
-    config.write_text(TEMPLATE.format(name=name, module=module))
+    config.write_text(TEMPLATE.format(name=name, module=module, path=path))
     return root, True
