@@ -24,9 +24,20 @@ def write_project(root: Path, source: str, *, module: str | None = None) -> tupl
     return root, name
 
 
+#: Workspaces opened by tests, closed after each test by ``close_opened``.
+OPENED: list[Workspace] = []
+
+
 def open_project(root: Path, source: str, *, module: str | None = None) -> Workspace:
     write_project(root, source, module=module)
-    return open_workspace(root)
+    ws = open_workspace(root)
+    OPENED.append(ws)
+    return ws
+
+
+def close_opened() -> None:
+    while OPENED:
+        OPENED.pop().close()
 
 
 def forget(name: str) -> None:

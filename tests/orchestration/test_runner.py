@@ -12,7 +12,7 @@ import pytest
 import headrace as hr
 from headrace.orchestration import service
 from headrace.store.errors import VersionNotFoundError
-from tests.projects import open_project
+from tests.projects import OPENED, open_project
 
 PIPELINE = """
 import pandas as pd
@@ -97,6 +97,7 @@ def test_code_change_reruns_the_asset_and_its_downstream(tmp_path: Path) -> None
         + PIPELINE.replace('pl.col("v") * factor', 'pl.col("v") * factor + 1')
     )
     ws2 = hr.open_workspace(tmp_path, project_module="proj_changed")
+    OPENED.append(ws2)
     rerun = hr.materialize(workspace=ws2)
     assert rerun.steps["raw"].status == "skipped"
     assert rerun.steps["independent"].status == "skipped"
@@ -410,3 +411,18 @@ def test_source_version_notices_changed_outside_data(tmp_path: Path) -> None:
     error = missing.steps["ingested[b]"].error or ""
     assert "its source_version function failed: FileNotFoundError" in error
     assert missing.steps["rows"].status == "upstream_failed"
+
+
+@pytest.mark.postgres
+def test_the_same_pipeline_runs_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    open_project(tmp_path, PIPELINE)
+    ws = hr.open_workspace(tmp_path, metadata_url=postgres_url)
+    OPENED.append(ws)
+    assert ws.store.dialect == "postgresql"
+    first = hr.materialize(workspace=ws, params={"factor": "3"})
+    assert first.success
+    assert hr.read("total", workspace=ws) == {"total": 180.0}
+    again = hr.materialize(workspace=ws, params={"factor": "3"})
+    assert sorted(again.skipped) == sorted(first.materialized)
+    assert ws.store.runs.get(first.run_id).params == {"factor": "3"}
+    assert not (tmp_path / ".headrace" / "headrace.db").exists()

@@ -83,8 +83,10 @@ def assets_list(
     ws = _workspace()
     names = select(ws.graph, selection)
     table = Table(box=None, header_style="bold")
-    for column in ("asset", "group", "partitions", "upstream", "tags", "owner", "description"):
-        table.add_column(column)
+    table.add_column("asset", no_wrap=True)
+    for column in ("group", "partitions", "upstream", "tags", "owner"):
+        table.add_column(column, ratio=1, overflow="fold")
+    table.add_column("description", ratio=3, overflow="fold")
     for name in names:
         spec = ws.graph[name]
         parts = spec.partitions
@@ -96,7 +98,7 @@ def assets_list(
             spec.group,
             partitions,
             ", ".join(spec.upstream_names) or "-",
-            ", ".join(spec.tags) or "-",
+            " ".join(spec.tags) or "-",
             spec.owner or "-",
             spec.description,
         )

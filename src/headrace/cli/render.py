@@ -97,15 +97,20 @@ class LiveReporter:
 
 def run_table(runs: list[Any], counts: dict[str, dict[str, int]]) -> Table:
     table = Table(box=None, header_style="bold")
-    for column in ("run", "status", "selection", "steps", "trigger", "started", "duration"):
-        table.add_column(column)
+    table.add_column("run", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("selection", overflow="fold")
+    table.add_column("steps")
+    table.add_column("trigger", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    table.add_column("duration", no_wrap=True, justify="right")
     for run in runs:
         c = counts.get(run.id, {})
         summary = " ".join(
             f"[{STATUS_STYLE.get(s, 'white')}]{n} {s}[/]" for s, n in sorted(c.items())
         )
         table.add_row(
-            run.id,
+            run.id[:16],
             styled(run.status),
             escape(run.selection),
             summary,
@@ -134,8 +139,12 @@ def show_run(console: Console, run: Any, steps: list[Any]) -> None:
     for name, value in fields:
         console.print(f"  [dim]{name:<11}[/]{escape(str(value))}", highlight=False)
     table = Table(box=None, header_style="bold")
-    for column in ("step", "status", "attempts", "duration", "version", "why"):
-        table.add_column(column)
+    table.add_column("step", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("attempts", justify="right")
+    table.add_column("duration", no_wrap=True, justify="right")
+    table.add_column("version", no_wrap=True)
+    table.add_column("why", overflow="fold")
     for step in steps:
         table.add_row(
             escape(step.key),

@@ -60,8 +60,15 @@ class Workspace:
         return (self.settings.project_module,) if self.settings.project_module else ()
 
     def close(self) -> None:
+        """Release the metadata store's connections."""
         if "store" in self.__dict__:
             self.store.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def open_workspace(
