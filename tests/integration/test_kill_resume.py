@@ -60,11 +60,8 @@ def _wait_for(path: Path, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
-def _marks(folder: Path) -> dict[str, int]:
-    return {p.name: len(p.read_text()) for p in folder.iterdir() if p.name.startswith("s")}
-
-
-def test_kill_9_leaves_no_half_made_version_and_resume_finishes(tmp_path: Path) -> None:
+def _start_run(tmp_path: Path) -> tuple[Path, Path, subprocess.Popen[bytes]]:
+    """A workspace with the chain, and ``headrace materialize`` started on it."""
     marks = tmp_path / "marks"
     marks.mkdir()
     root = tmp_path / "ws"
@@ -78,6 +75,15 @@ def test_kill_9_leaves_no_half_made_version_and_resume_finishes(tmp_path: Path) 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    return root, marks, proc
+
+
+def _marks(folder: Path) -> dict[str, int]:
+    return {p.name: len(p.read_text()) for p in folder.iterdir() if p.name.startswith("s")}
+
+
+def test_kill_9_leaves_no_half_made_version_and_resume_finishes(tmp_path: Path) -> None:
+    root, marks, proc = _start_run(tmp_path)
     try:
         _wait_for(marks / "s5")
         time.sleep(0.2)
@@ -120,19 +126,7 @@ def test_kill_9_leaves_no_half_made_version_and_resume_finishes(tmp_path: Path) 
 
 
 def test_resume_refuses_a_run_that_is_still_alive(tmp_path: Path) -> None:
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    root = tmp_path / "ws"
-    write_project(root, CHAIN)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
-    env["HR_MARKS"] = str(marks)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "headrace", "materialize"],
-        cwd=root,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    root, marks, proc = _start_run(tmp_path)
     try:
         _wait_for(marks / "s5")
         run = hr.open_workspace(root).store.runs.list(limit=1)[0]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 
@@ -21,6 +21,18 @@ def suggest(name: str, known: Iterable[str]) -> str:
     """A ``did you mean`` suffix for an unknown name, or an empty string."""
     close = get_close_matches(name, list(known), n=3)
     return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def closure(start: Iterable[str], neighbours: Callable[[str], Iterable[str]]) -> set[str]:
+    """``start`` and every node reachable from it through ``neighbours``."""
+    out: set[str] = set()
+    stack = list(start)
+    while stack:
+        node = stack.pop()
+        if node not in out:
+            out.add(node)
+            stack.extend(neighbours(node))
+    return out
 
 
 def _compatible(down: PartitionsDefinition, up: PartitionsDefinition) -> bool:
@@ -146,27 +158,11 @@ class AssetGraph:
 
     def upstream_closure(self, names: Iterable[str]) -> set[str]:
         """The assets named and everything they depend on, transitively."""
-        out: set[str] = set()
-        stack = list(names)
-        while stack:
-            name = stack.pop()
-            if name in out:
-                continue
-            out.add(name)
-            stack.extend(self.specs[name].upstream_names)
-        return out
+        return closure(names, lambda name: self.specs[name].upstream_names)
 
     def downstream_closure(self, names: Iterable[str]) -> set[str]:
         """The assets named and everything that depends on them, transitively."""
-        out: set[str] = set()
-        stack = list(names)
-        while stack:
-            name = stack.pop()
-            if name in out:
-                continue
-            out.add(name)
-            stack.extend(self.downstream[name])
-        return out
+        return closure(names, self.downstream.__getitem__)
 
     def upstream_partitions(
         self, spec: AssetSpec, item: AssetInput, partition: str | None

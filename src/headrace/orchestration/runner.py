@@ -11,12 +11,12 @@ import heapq
 import inspect
 import time
 from collections import deque
-from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
 
 from headrace.core.codeversion import code_version
+from headrace.core.graph import closure
 from headrace.core.ids import new_id
 from headrace.core.params import jsonable
 from headrace.core.plan import Plan, Step
@@ -378,23 +378,8 @@ class Coordinator:
                     logs=result.logs,
                     attempt=task.attempt,
                 )
-            self.heads[(step.asset, step.partition)] = VersionRecord(
-                id=version.id,
-                asset=step.asset,
-                partition=step.partition,
-                kind=version.kind,
-                format=version.format,
-                flavor=version.flavor,
-                blob=version.blob,
-                size=version.size,
-                row_count=version.row_count,
-                schema=version.schema,
-                run_id=self.run.id,
-                step_key=task.key,
-                code_version=version_code,
-                params=version.params,
-                cache_key=key_hash,
-                created_at=result.ended_at,
+            self.heads[(step.asset, step.partition)] = version.record(
+                run_id=self.run.id, step_key=task.key, created_at=result.ended_at
             )
             self.reporter.step_finished(task.key, "success", duration, state.reason)
             self._release(task.key)
@@ -447,19 +432,8 @@ class Coordinator:
             self.reporter.step_finished(key, "upstream_failed", None, reason)
 
     def _downstream(self, key: str) -> list[str]:
-        out: list[str] = []
-        seen = {key}
-        queue: Iterable[str] = list(self.dependents[key])
-        stack = list(queue)
-        while stack:
-            child = stack.pop()
-            if child in seen:
-                continue
-            seen.add(child)
-            if self.states[child].status in ("pending",):
-                out.append(child)
-            stack.extend(self.dependents[child])
-        return out
+        reachable = closure(self.dependents[key], self.dependents.__getitem__)
+        return [k for k in self.plan.steps if k in reachable and self.states[k].status == "pending"]
 
     def _release(self, key: str) -> None:
         for child in self.dependents[key]:

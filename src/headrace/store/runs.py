@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import String, and_, bindparam, func, insert, select, update
 
 from headrace.store.errors import RunNotFoundError, StoreError
-from headrace.store.records import LogRecord, RunRecord, StepRecord
+from headrace.store.records import LogRecord, RunRecord, StepRecord, VersionRecord
 from headrace.store.schema import (
     asset_versions,
     runs,
@@ -93,6 +93,31 @@ class NewVersion:
     params: dict[str, Any]
     cache_key: str
     inputs: list[tuple[str, str]] = field(default_factory=list)  # (parameter, version id)
+
+    def record(self, *, run_id: str, step_key: str, created_at: float) -> VersionRecord:
+        """The version as the store will return it once recorded."""
+        grouped: dict[str, list[str]] = {}
+        for parameter, input_id in self.inputs:
+            grouped.setdefault(parameter, []).append(input_id)
+        return VersionRecord(
+            id=self.id,
+            asset=self.asset,
+            partition=self.partition,
+            kind=self.kind,
+            format=self.format,
+            flavor=self.flavor,
+            blob=self.blob,
+            size=self.size,
+            row_count=self.row_count,
+            schema=self.schema,
+            run_id=run_id,
+            step_key=step_key,
+            code_version=self.code_version,
+            params=self.params,
+            cache_key=self.cache_key,
+            created_at=created_at,
+            inputs=grouped,
+        )
 
 
 def version_row(
