@@ -426,3 +426,32 @@ def test_the_same_pipeline_runs_on_postgresql(tmp_path: Path, postgres_url: str)
     assert sorted(again.skipped) == sorted(first.materialized)
     assert ws.store.runs.get(first.run_id).params == {"factor": "3"}
     assert not (tmp_path / ".headrace" / "headrace.db").exists()
+
+
+def test_type_mismatches_between_annotations_and_values_are_named(tmp_path: Path) -> None:
+    ws = open_project(
+        tmp_path,
+        """
+        import pandas as pd
+
+        @hr.asset
+        def numbers() -> dict:
+            return {"a": 1}
+
+        @hr.asset
+        def wants_table(numbers: pd.DataFrame) -> int:
+            return len(numbers)
+
+        @hr.asset
+        def says_table() -> pd.DataFrame:
+            return [1, 2, 3]
+        """,
+    )
+    result = hr.materialize(workspace=ws)
+    assert "parameter 'numbers' is annotated as a pandas table" in (
+        result.steps["wants_table"].error or ""
+    )
+    assert "holds json data, not a table" in (result.steps["wants_table"].error or "")
+    assert "annotated to return a pandas table but returned a builtins.list" in (
+        result.steps["says_table"].error or ""
+    )

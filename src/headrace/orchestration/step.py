@@ -19,7 +19,8 @@ from typing import Any
 from headrace.core.assets import AssetSpec
 from headrace.core.params import type_hints
 from headrace.errors import HeadraceError
-from headrace.io.frames import annotation_flavor, from_arrow
+from headrace.io.errors import InputTypeError, SerializationError
+from headrace.io.frames import annotation_flavor, from_arrow, table_flavor
 from headrace.io.serializers import deserialize, serialize
 from headrace.objects.blobs import LocalBlobStore
 from headrace.orchestration import capture
@@ -111,6 +112,16 @@ def _load_input(blobs: Any, spec: AssetSpec, item: StepInput) -> Any:
         return None
     wanted = annotation_flavor(type_hints(spec.fn).get(item.parameter))
     local = isinstance(blobs, LocalBlobStore)
+    if wanted is not None:
+        for ref in item.refs:
+            if ref.format != "parquet":
+                raise InputTypeError(
+                    f"asset {spec.name!r}: parameter {item.parameter!r} is annotated as a "
+                    f"{wanted} table, but its upstream version {ref.version_id[:12]} holds "
+                    f"{ref.format} data, not a table",
+                    asset=spec.name,
+                    parameter=item.parameter,
+                )
 
     def load(ref: InputRef, flavor: str | None) -> Any:
         source: bytes | str = blobs.source(ref.blob) if local else blobs.get_bytes(ref.blob)
@@ -127,6 +138,17 @@ def _load_input(blobs: Any, spec: AssetSpec, item: StepInput) -> Any:
         combined = pa.concat_tables(tables, promote_options="default")
         return from_arrow(combined, wanted or item.refs[0].flavor)
     return {r.partition: load(r, wanted) for r in item.refs}
+
+
+def _check_return(spec: AssetSpec, value: Any) -> None:
+    """A function annotated to return a table must return one."""
+    declared = annotation_flavor(type_hints(spec.fn).get("return"))
+    if declared is not None and table_flavor(value) is None:
+        raise SerializationError(
+            f"asset {spec.name!r} is annotated to return a {declared} table but returned a "
+            f"{type(value).__module__}.{type(value).__name__}",
+            asset=spec.name,
+        )
 
 
 def user_traceback(exc: BaseException) -> str:
@@ -182,6 +204,7 @@ def execute_step(task: StepTask, spec: AssetSpec, blobs: Any) -> StepResult:
                     f"asset {task.asset!r} returned None; an asset must return its value "
                     "(a table or JSON-compatible data)"
                 )
+            _check_return(spec, value)
             stored = serialize(value, spec.io, asset=task.asset)
         result.blob = blobs.put_bytes(stored.data)
         result.kind, result.format, result.flavor = stored.kind, stored.format, stored.flavor
