@@ -158,9 +158,13 @@ class LocalBlobStore:
         # Created read-only (mode applies to later opens; this descriptor may write).
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         try:
-            _write_all(fd, data)
-        finally:
-            os.close(fd)
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+        except BaseException:  # e.g. a full disk: leave no temporary behind
+            os.unlink(tmp)
+            raise
         try:
             os.link(tmp, target)  # fails if the blob exists: never overwrite
         except FileExistsError:
@@ -182,14 +186,18 @@ class LocalBlobStore:
                 Path(path).unlink(missing_ok=True)
             return digest
         tmp = self._tmp_path()
-        if move:
-            try:
-                os.replace(path, tmp)
-            except OSError:  # another file system: copy instead
+        try:
+            if move:
+                try:
+                    os.replace(path, tmp)
+                except OSError:  # another file system: copy instead
+                    shutil.copyfile(path, tmp)
+                    Path(path).unlink(missing_ok=True)
+            else:
                 shutil.copyfile(path, tmp)
-                Path(path).unlink(missing_ok=True)
-        else:
-            shutil.copyfile(path, tmp)
+        except BaseException:  # e.g. a full disk: leave no temporary behind
+            tmp.unlink(missing_ok=True)
+            raise
         self._publish(tmp, digest)
         return digest
 

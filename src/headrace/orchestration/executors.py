@@ -5,17 +5,18 @@ Each executor has one job: turn a :class:`StepTask` into a future :class:`StepRe
 
 from __future__ import annotations
 
-import multiprocessing
 import pickle
 import sys
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Protocol
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Protocol
 
 from headrace.core.assets import AssetSpec
 from headrace.core.graph import AssetGraph
 from headrace.orchestration.errors import ExecutorError
 from headrace.orchestration.step import StepResult, StepTask, execute_step
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 EXECUTORS = ("in_process", "threads", "processes")
 
@@ -117,6 +118,9 @@ class ProcessExecutor:
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
+        import multiprocessing  # on use: most runs never start a worker process
+        from concurrent.futures import ProcessPoolExecutor
+
         return ProcessPoolExecutor(
             self.concurrency,
             mp_context=multiprocessing.get_context("spawn"),
@@ -125,6 +129,8 @@ class ProcessExecutor:
         )
 
     def submit(self, task: StepTask) -> Future[StepResult]:
+        from concurrent.futures.process import BrokenProcessPool
+
         try:
             return self._pool.submit(_run_in_worker, task)
         except BrokenProcessPool:

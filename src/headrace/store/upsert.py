@@ -6,12 +6,22 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
+
+
+def _dialect(name: str) -> Any:
+    # Imported on use: the PostgreSQL dialect costs start-up time SQLite users never need.
+    if name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite
 
 
 def upsert(dialect: str, table: Table, keys: Sequence[str], values: dict[str, Any]) -> Any:
     """An upsert statement on ``table`` keyed by ``keys``, updating the other columns."""
-    module: Any = postgresql if dialect == "postgresql" else sqlite
+    module = _dialect(dialect)
     statement = module.insert(table).values(**values)
     updates = {k: statement.excluded[k] for k in values if k not in keys}
     return statement.on_conflict_do_update(index_elements=list(keys), set_=updates)
@@ -23,7 +33,7 @@ def head_upsert(dialect: str) -> Any:
 
     from headrace.store.schema import branch_heads
 
-    module: Any = postgresql if dialect == "postgresql" else sqlite
+    module = _dialect(dialect)
     columns = ("branch", "asset", "partition", "version_id", "run_id", "updated_at")
     statement = module.insert(branch_heads).values({c: bindparam(c) for c in columns})
     return statement.on_conflict_do_update(
