@@ -73,7 +73,9 @@ def headrace_shape(mode: str, n: int, base: Path, reps: int) -> dict[str, Any]:
         runs.append(record["run_s"])
         imports.append(record["import_s"])
         setups.append(record["setup_s"])
-        _, _, out = _timed([sys.executable, script, mode, str(n), str(api_ws), "plain"], api_ws, env)
+        _, _, out = _timed(
+            [sys.executable, script, mode, str(n), str(api_ws), "plain"], api_ws, env
+        )
         plains.append(json.loads(out.strip().splitlines()[-1])["run_s"])
     run_s, plain_s = statistics.median(runs), statistics.median(plains)
     return {
@@ -121,17 +123,20 @@ def run(*, peers: list[str] | None, reps: int, big_n: int) -> dict[str, Any]:
 
 
 def report(results: dict[str, Any]) -> str:
-    lines = [f"python -c 'import headrace': {results['import_headrace_s'] * 1000:.0f} ms (target < 300 ms)"]
+    lines = [
+        f"python -c 'import headrace': {results['import_headrace_s'] * 1000:.0f} ms"
+        " (target < 300 ms)"
+    ]
     header = (
         f"{'tool':<28}{'shape':<12}{'wall s':>9}{'run s':>9}{'ms/step':>9}"
-        f"{'wall ×hr':>10}{'run ×hr':>9}"
+        f"{'wall x hr':>11}{'run x hr':>10}"
     )
     lines += ["", header, "-" * len(header)]
     ours = {(r["mode"], r["n"]): r for r in results["headrace"]}
     for r in results["headrace"]:
         lines.append(
             f"{'headrace (SQLite)':<28}{r['mode'] + ':' + str(r['n']):<12}{r['wall_s']:>9.3f}"
-            f"{r['run_s']:>9.3f}{r['run_s'] / r['n'] * 1000:>9.3f}{'1.0':>10}{'1.0':>9}"
+            f"{r['run_s']:>9.3f}{r['run_s'] / r['n'] * 1000:>9.3f}{'1.0':>11}{'1.0':>10}"
         )
         lines.append(
             f"{'  overhead vs plain loop':<28}{'':<12}{'':>9}{'':>9}"
@@ -151,7 +156,7 @@ def report(results: dict[str, Any]) -> str:
         run_ratio = run_s / mine["run_s"] if mine and run_s else float("nan")
         lines.append(
             f"{p['tool']:<28}{label:<12}{wall or float('nan'):>9.3f}{run_s or float('nan'):>9.3f}"
-            f"{per_step:>9.3f}{wall_ratio:>10.1f}{run_ratio:>9.1f}"
+            f"{per_step:>9.3f}{wall_ratio:>11.1f}{run_ratio:>10.1f}"
         )
     chain = ours.get(("chain", 200))
     if chain:

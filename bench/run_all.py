@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import orchestration  # noqa: E402
+from bench import orchestration
 
 DEFAULT_PEERS = "plain,prefect,dagster,airflow"
 
@@ -27,9 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
     args = parser.parse_args(argv)
     peers = None if args.no_peers else [p for p in args.peers.split(",") if p]
-    results = {
-        "orchestration": orchestration.run(peers=peers, reps=args.reps, big_n=args.big_n)
-    }
+    results = {"orchestration": orchestration.run(peers=peers, reps=args.reps, big_n=args.big_n)}
     print("== orchestration ==")
     print(orchestration.report(results["orchestration"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from headrace.store import MetadataStore, open_store
+from headrace.store.schema import metadata
 
 PG_HOST = "127.0.0.1"
 PG_PORT = 5432
@@ -36,21 +38,58 @@ def postgres_server() -> str:
         with _pg_admin() as connection:
             connection.execute("SELECT 1")
     except Exception as exc:  # ImportError, OperationalError, ...
-        pytest.skip(f"no PostgreSQL server answers at {PG_HOST}:{PG_PORT}: {exc}")
+        reason = " ".join(str(exc).split())
+        pytest.skip(f"no PostgreSQL server answers at {PG_HOST}:{PG_PORT}: {reason}")
     return _PG_ADMIN
+
+
+def _create_database() -> str:
+    name = f"headrace_test_{uuid.uuid4().hex[:16]}"
+    with _pg_admin() as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return name
+
+
+def _drop_database(name: str) -> None:
+    with _pg_admin() as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _pg_url(name: str) -> str:
+    return f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
 
 
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
-    """A fresh, uniquely named PostgreSQL database, dropped afterwards."""
-    name = f"headrace_test_{uuid.uuid4().hex[:16]}"
-    with _pg_admin() as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
+    """A fresh, empty, uniquely named PostgreSQL database, dropped afterwards."""
+    name = _create_database()
     try:
-        yield f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+        yield _pg_url(name)
     finally:
-        with _pg_admin() as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def _migrated_postgres_url(postgres_server: str) -> Iterator[str]:
+    """One PostgreSQL database migrated once per session; ``store`` empties it per test.
+
+    Creating and migrating a database per test costs ~0.4 s; emptying one costs ~5 ms.
+    """
+    name = _create_database()
+    try:
+        open_store(_pg_url(name)).close()
+        yield _pg_url(name)
+    finally:
+        _drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def _migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite store migrated once per session; ``store`` starts from a copy of it."""
+    path = tmp_path_factory.mktemp("template") / "metadata.sqlite"
+    open_store(f"sqlite:///{path}").close()
+    assert not Path(f"{path}-wal").exists()  # closed cleanly: the file holds everything
+    return path
 
 
 @pytest.fixture(
@@ -59,19 +98,36 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
         pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
     ]
 )
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty metadata store URL: a fresh SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database a shared store test runs against: ``sqlite`` or ``postgresql``."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def store_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty, never migrated store URL: a new SQLite file or a new PostgreSQL database."""
+    if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'metadata.sqlite'}"
     url: str = request.getfixturevalue("postgres_url")
     return url
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[MetadataStore]:
-    """The metadata store at ``store_url``, migrated to head."""
-    opened = open_store(store_url)
+def store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MetadataStore]:
+    """An open metadata store at schema head holding no rows, closed afterwards."""
+    if backend == "sqlite":
+        path = tmp_path / "store.sqlite"
+        shutil.copyfile(request.getfixturevalue("_migrated_sqlite_file"), path)
+        url = f"sqlite:///{path}"
+    else:
+        url = request.getfixturevalue("_migrated_postgres_url")
+    opened = open_store(url)
     try:
+        if backend != "sqlite":
+            with opened.write() as connection:
+                for table in reversed(metadata.sorted_tables):
+                    connection.execute(table.delete())
         yield opened
     finally:
         opened.close()
@@ -90,7 +146,9 @@ def run_processes() -> RunProcesses:
     """
 
     def run(
-        target: Callable[..., None], args_per_process: Sequence[tuple[Any, ...]], timeout: float = 120
+        target: Callable[..., None],
+        args_per_process: Sequence[tuple[Any, ...]],
+        timeout: float = 120,
     ) -> list[Any]:
         context = multiprocessing.get_context("spawn")
         barrier = context.Barrier(len(args_per_process))
@@ -115,7 +173,7 @@ def run_processes() -> RunProcesses:
                 if not any(p.is_alive() for p in processes):
                     try:
                         while True:
-                            out.append(results.get(timeout=0.5))
+                            out.append(results.get(timeout=0.05))
                     except queue.Empty:
                         break
             for process in processes:

@@ -24,7 +24,7 @@ import headrace as hr  # noqa: E402
 import_s = time.perf_counter() - t_import
 setup_s = 0.0
 if plain:
-    import orchestration_project as project  # noqa: E402
+    import orchestration_project as project
 
     cpu0, t0 = time.process_time(), time.perf_counter()
     if mode == "chain":

@@ -7,9 +7,11 @@ never overwritten.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
+import threading
 import uuid
 from collections import OrderedDict
 from pathlib import Path
@@ -68,6 +70,27 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
+def _link_into_place(tmp: Path, target: Path) -> None:
+    """Publish ``tmp`` at ``target`` unless a blob is already there; drop ``tmp``.
+
+    ``os.link`` fails when the target exists, so a blob is never overwritten. File
+    systems without hard links fall back to a rename guarded by an existence check
+    (a racing writer can only replace a blob with identical bytes).
+    """
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            os.unlink(tmp)
+            raise
+        if not target.exists():
+            os.replace(tmp, target)
+            return
+    os.unlink(tmp)
+
+
 class BlobStore(Protocol):
     """The narrow interface every blob store implements."""
 
@@ -107,6 +130,7 @@ class LocalBlobStore:
         self._made: set[str] = set()
         self._recent: OrderedDict[str, bytes] = OrderedDict()
         self._recent_bytes = 0
+        self._recent_lock = threading.Lock()
 
     def path_of(self, digest: str) -> Path:
         check_digest(digest)
@@ -129,24 +153,21 @@ class LocalBlobStore:
 
     def _publish(self, tmp: Path, digest: str) -> None:
         self._prepare()
-        target = self.path_of(digest)
-        try:
-            os.chmod(tmp, 0o444)
-            os.link(tmp, target)  # fails if the blob exists: never overwrite
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
+        os.chmod(tmp, 0o444)
+        _link_into_place(tmp, self.path_of(digest))
 
     def _remember(self, digest: str, data: bytes) -> None:
         """Keep small, recently written blobs for reads by the next steps of a run."""
-        if len(data) > _RECENT_ITEM or digest in self._recent:
+        if len(data) > _RECENT_ITEM:
             return
-        self._recent[digest] = data
-        self._recent_bytes += len(data)
-        while self._recent_bytes > _RECENT_TOTAL:
-            _, dropped = self._recent.popitem(last=False)
-            self._recent_bytes -= len(dropped)
+        with self._recent_lock:
+            if digest in self._recent:
+                return
+            self._recent[digest] = bytes(data)
+            self._recent_bytes += len(data)
+            while self._recent_bytes > _RECENT_TOTAL:
+                _, dropped = self._recent.popitem(last=False)
+                self._recent_bytes -= len(dropped)
 
     def put_bytes(self, data: bytes) -> str:
         digest = hash_bytes(data)
@@ -165,19 +186,19 @@ class LocalBlobStore:
         except BaseException:  # e.g. a full disk: leave no temporary behind
             os.unlink(tmp)
             raise
-        try:
-            os.link(tmp, target)  # fails if the blob exists: never overwrite
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(tmp)
+        _link_into_place(tmp, target)
         self._remember(digest, data)
         return digest
 
     def source(self, digest: str) -> bytes | str:
         """Bytes of a recently written blob, else the path of its file (for mmap)."""
         cached = self._recent.get(digest)
-        return cached if cached is not None else str(self.path_of(digest))
+        if cached is not None:
+            return cached
+        path = self.path_of(digest)
+        if not path.exists():
+            raise BlobNotFoundError(digest)
+        return str(path)
 
     def put_file(self, path: Path, *, move: bool = False) -> str:
         digest = hash_file(path)

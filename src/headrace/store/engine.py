@@ -98,11 +98,17 @@ def migrate(engine: Engine) -> None:
     The fast path reads the revision without importing Alembic; only an empty or older
     database pays for it.
     """
-    with engine.connect() as connection:
+    with engine.connect().execution_options(**{_READ: True}) as connection:
         current = _current_revision(connection)
+        has_runs = current is None and inspect(connection).has_table("runs")
         connection.rollback()
     if current == SCHEMA_HEAD:
         return
+    if has_runs:
+        raise StoreError(
+            "the metadata store has headrace tables but no schema revision (alembic_version "
+            "is missing); it was not created by headrace's migrations, so it is not changed"
+        )
     if current is not None and current not in _known_revisions():
         raise SchemaTooNewError(
             f"the metadata store is at schema revision {current}, newer than this headrace "

@@ -1,0 +1,1 @@
+"""Tests of the metadata store, one suite run against SQLite and PostgreSQL."""
