@@ -24,7 +24,7 @@ from headrace.store.schema import SCHEMA_HEAD, metadata
 from .builders import make_run
 from .workers import open_at_once
 
-TABLES = {"runs", "steps", "step_logs", "asset_versions", "version_inputs", "branch_heads"}
+TABLES = set(metadata.tables)
 MIGRATIONS = Path(engine_module.__file__).parent / "migrations"
 
 
@@ -136,14 +136,16 @@ def test_a_store_without_tables_but_with_the_version_table_is_migrated(store_url
     assert tables(store_url) == TABLES | {"alembic_version"}
 
 
+NEXT = f"{int(SCHEMA_HEAD) + 1:04d}"
+
 NEXT_REVISION = '''
 """A revision newer than the shipped head, for upgrade tests."""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "{next}"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -161,10 +163,11 @@ def downgrade() -> None:
 
 @pytest.fixture
 def next_migrations(tmp_path: Path) -> Path:
-    """The shipped migrations plus a revision 0002 on top."""
+    """The shipped migrations plus one revision on top."""
     folder = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (folder / "versions" / "0002_next.py").write_text(textwrap.dedent(NEXT_REVISION))
+    source = NEXT_REVISION.replace("{next}", NEXT).replace("{head}", SCHEMA_HEAD)
+    (folder / "versions" / f"{NEXT}_next.py").write_text(textwrap.dedent(source))
     return folder
 
 
@@ -176,9 +179,9 @@ def test_an_older_schema_is_upgraded_in_place_keeping_its_data(
     store.runs.create(run, [("a", "a", None)])
     store.close()
 
-    with monkeypatch.context() as newer:  # a newer headrace whose head is 0002
+    with monkeypatch.context() as newer:  # a newer headrace, one revision ahead
         newer.setattr(engine_module, "_MIGRATIONS", next_migrations)
-        newer.setattr(engine_module, "SCHEMA_HEAD", "0002")
+        newer.setattr(engine_module, "SCHEMA_HEAD", NEXT)
         upgraded = open_store(store_url)
         try:
             assert upgraded.runs.get(run.id) == run
@@ -186,15 +189,15 @@ def test_an_older_schema_is_upgraded_in_place_keeping_its_data(
         finally:
             upgraded.close()
 
-    assert revisions(store_url) == ["0002"]
+    assert revisions(store_url) == [NEXT]
     assert "test_extra" in tables(store_url)
     with raw_engine(store_url) as engine:
         assert "note" in {c["name"] for c in inspect(engine).get_columns("runs")}
 
-    # This headrace (head 0001) now meets a database migrated by a newer one.
-    with pytest.raises(SchemaTooNewError, match=r"revision 0002.*upgrade headrace"):
+    # This headrace now meets a database migrated by a newer one.
+    with pytest.raises(SchemaTooNewError, match=rf"revision {NEXT}.*upgrade headrace"):
         open_store(store_url)
-    assert revisions(store_url) == ["0002"]
+    assert revisions(store_url) == [NEXT]
 
 
 def test_an_unknown_newer_revision_is_refused_untouched(store_url: str) -> None:

@@ -600,13 +600,51 @@ def test_two_versions_of_one_asset_in_a_batch_leave_the_last_as_head(
 ) -> None:
     run = make_run()
     store.runs.create(run, PLAN)
-    first, second = make_version("raw"), make_version("raw")
-    store.runs.write_batch(
+    first = make_version("raw")
+    second = make_version("raw", replaces=first.id)
+    refused = store.runs.write_batch(
         StepBatch(
             run_id=run.id,
             branch="main",
             versions=[(first, "raw", 1.0), (second, "raw", 2.0)],
         )
     )
+    assert refused == {}
     assert store.versions.head("raw").id == second.id
     assert {v.id for v in store.versions.list("raw")} == {first.id, second.id}
+
+
+def test_a_version_whose_head_moved_meanwhile_is_refused_and_so_is_what_it_made(
+    store: MetadataStore,
+) -> None:
+    run = make_run()
+    store.runs.create(run, PLAN)
+    first = make_version("raw")
+    store.runs.write_batch(StepBatch(run_id=run.id, branch="main", versions=[(first, "raw", 1.0)]))
+    stale = make_version("raw")  # made by a writer that never saw ``first``
+    child = make_version("clean", inputs=[("raw", stale.id)])
+    refused_ids: set[str] = set()
+    refused = store.runs.write_batch(
+        StepBatch(
+            run_id=run.id,
+            branch="main",
+            versions=[(stale, "raw", 2.0), (child, "clean", 3.0)],
+        ),
+        refused_versions=refused_ids,
+    )
+    assert set(refused) == {"raw", "clean"}
+    assert "branch conflict: raw on branch 'main' was moved" in refused["raw"]
+    assert "was refused" in refused["clean"]
+    assert refused_ids == {stale.id, child.id}
+    assert store.versions.head("raw").id == first.id
+    with pytest.raises(VersionNotFoundError):
+        store.versions.head("clean")
+    # The refused versions are kept for inspection, off the branch.
+    assert store.versions.get(stale.id).id == stale.id
+    # A later batch building on a refused version is refused too.
+    grandchild = make_version("report", inputs=[("clean", child.id)])
+    later = store.runs.write_batch(
+        StepBatch(run_id=run.id, branch="main", versions=[(grandchild, "report", 4.0)]),
+        refused_versions=refused_ids,
+    )
+    assert set(later) == {"report"}

@@ -129,6 +129,7 @@ class AssetSpec:
     wants_partition: bool = False
     return_annotation: Any = None
     source_version: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+    primary_key: tuple[str, ...] = ()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -254,6 +255,7 @@ def make_asset(
     ins: Mapping[str, Upstream | str | AssetSpec] | None = None,
     deps: Iterable[str | AssetSpec] = (),
     source_version: Callable[..., Any] | None = None,
+    primary_key: str | Iterable[str] = (),
 ) -> AssetSpec:
     """Build an :class:`AssetSpec` from a function; the decorator's non-magic form."""
     if not callable(fn):
@@ -348,6 +350,7 @@ def make_asset(
         wants_partition=wants_partition,
         return_annotation=returns,
         source_version=source_version,
+        primary_key=(primary_key,) if isinstance(primary_key, str) else tuple(primary_key),
     )
 
 
@@ -371,6 +374,7 @@ def asset(
     ins: Mapping[str, Upstream | str | AssetSpec] | None = ...,
     deps: Iterable[str | AssetSpec] = ...,
     source_version: Callable[..., Any] | None = ...,
+    primary_key: str | Iterable[str] = ...,
 ) -> Callable[[Callable[..., Any]], AssetSpec]: ...
 
 
@@ -388,6 +392,9 @@ def asset(
     file, an API): a function returning a fingerprint of that data (say, a file's size
     and modification time). It is called before each run with the ``partition`` and the
     params it names; a changed fingerprint invalidates the cached version.
+
+    ``primary_key`` names the column(s) identifying a row of a table asset; diffs
+    between versions then report added, removed and changed rows.
 
     Example:
         >>> @asset(group="flights", tags=["daily"])

@@ -23,6 +23,7 @@ class Serialized:
     data: bytes
     row_count: int | None
     schema: list[list[str]] | None
+    stats: dict[str, Any] | None = None
 
 
 def _parquet(table: Any) -> bytes:
@@ -34,12 +35,65 @@ def _parquet(table: Any) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
-def serialize(value: Any, io: str | None, *, asset: str) -> Serialized:
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def column_stats(data: bytes) -> dict[str, Any]:
+    """Per-column null count, min and max, read from the Parquet footer (no data pass)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    meta = pq.read_metadata(pa.BufferReader(data))
+    out: dict[str, Any] = {}
+    for group in range(meta.num_row_groups):
+        row_group = meta.row_group(group)
+        for i in range(row_group.num_columns):
+            column = row_group.column(i)
+            name = column.path_in_schema
+            entry = out.setdefault(name, {"nulls": 0, "min": None, "max": None})
+            stats = column.statistics
+            if stats is None:
+                entry["nulls"] = None
+                continue
+            if entry["nulls"] is not None and stats.has_null_count:
+                entry["nulls"] += stats.null_count
+            if stats.has_min_max:
+                low, high = stats.min, stats.max
+                try:
+                    entry["min"] = low if entry["min"] is None else min(entry["min"], low)
+                    entry["max"] = high if entry["max"] is None else max(entry["max"], high)
+                except TypeError:
+                    entry["min"] = entry["max"] = None
+    return {name: {k: _jsonable(v) for k, v in entry.items()} for name, entry in out.items()}
+
+
+def serialize(
+    value: Any, io: str | None, *, asset: str, primary_key: tuple[str, ...] = ()
+) -> Serialized:
     """Turn an asset's return value into bytes in its declared or inferred format."""
     flavor = table_flavor(value)
     if flavor is not None and io in (None, "parquet"):
         try:
             table = to_arrow(value, flavor)
+        except Exception as exc:
+            raise SerializationError(
+                f"asset {asset!r}: the returned {flavor} table cannot be converted to Arrow: "
+                f"{type(exc).__name__}: {exc}",
+                asset=asset,
+            ) from exc
+        missing = [c for c in primary_key if c not in table.column_names]
+        if missing:
+            raise SerializationError(
+                f"asset {asset!r} declares primary key column {missing[0]!r}, which the "
+                f"returned table lacks (columns: {', '.join(table.column_names[:20])})",
+                asset=asset,
+            )
+        try:
             data = _parquet(table)
         except Exception as exc:
             raise SerializationError(
@@ -48,7 +102,9 @@ def serialize(value: Any, io: str | None, *, asset: str) -> Serialized:
                 asset=asset,
             ) from exc
         schema = [[f.name, str(f.type)] for f in table.schema]
-        return Serialized("table", "parquet", flavor, data, table.num_rows, schema)
+        return Serialized(
+            "table", "parquet", flavor, data, table.num_rows, schema, column_stats(data)
+        )
     if io == "parquet":
         raise SerializationError(
             f"asset {asset!r} declares io='parquet' but returned a {type(value).__name__}, "

@@ -79,6 +79,8 @@ class Recorder:
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._refused_versions: set[str] = set()
+        self._refused: list[tuple[str, str]] = []
         self.error: BaseException | None = None
 
     def mark(
@@ -117,15 +119,25 @@ class Recorder:
                 rows = [self._states[k].row() for k in self._dirty]
                 versions, logs = self._versions, self._logs
                 self._dirty, self._versions, self._logs = {}, [], []
-            self._runs.write_batch(
+            refused = self._runs.write_batch(
                 StepBatch(
                     run_id=self._run_id,
                     branch=self._branch,
                     steps=rows,
                     versions=versions,
                     logs=logs,
-                )
+                ),
+                refused_versions=self._refused_versions,
             )
+            if refused:
+                with self.lock:
+                    self._refused.extend(refused.items())
+
+    def take_refused(self) -> list[tuple[str, str]]:
+        """Steps whose versions the store kept off the branch (conflicts), with why."""
+        with self.lock:
+            out, self._refused = self._refused, []
+        return out
 
     def close(self) -> None:
         """Stop the background thread and commit what is left."""

@@ -129,6 +129,11 @@ class Coordinator:
         )
         self.code_versions: dict[str, str] = {}
         self.recorder = Recorder(self.store.runs, run.id, run.branch, self.states)
+        #: The head each new version replaces on the branch: what the run saw, then
+        #: what it made itself.
+        self._replaces: dict[tuple[str, str | None], str] = {
+            key: version.id for key, version in self.heads.items()
+        }
         for key, version in (completed or {}).items():
             state = self.states[key]
             state.status, state.version_id = "skipped", version.id
@@ -219,6 +224,7 @@ class Coordinator:
             while ready or running or retries:
                 if self.recorder.error is not None:
                     raise self.recorder.error
+                self._apply_refusals()
                 now = time.time()
                 while retries and retries[0][0] <= now:
                     _, _, key, attempt = heapq.heappop(retries)
@@ -263,6 +269,8 @@ class Coordinator:
             raise
         executor.shutdown()
         self.recorder.close()
+        while self._apply_refusals():
+            self.recorder.flush()
         ok = all(s.status in DONE for s in self.states.values())
         status = "success" if ok else "failed"
         self.store.runs.set_status(self.run.id, status, ended_at=time.time())
@@ -368,6 +376,9 @@ class Coordinator:
                 params=self.params_json.get(step.asset, {}),
                 cache_key=key_hash,
                 inputs=[(i.parameter, r.version_id) for i in task.inputs for r in i.refs or ()],
+                replaces=self._replaces.get((step.asset, step.partition)),
+                stats=result.stats,
+                primary_key=self.graph[step.asset].primary_key,
             )
             with self.recorder.lock:
                 state.status, state.version_id, state.cache_key = "success", version.id, key_hash
@@ -381,6 +392,7 @@ class Coordinator:
             self.heads[(step.asset, step.partition)] = version.record(
                 run_id=self.run.id, step_key=task.key, created_at=result.ended_at
             )
+            self._replaces[(step.asset, step.partition)] = version.id
             self.reporter.step_finished(task.key, "success", duration, state.reason)
             self._release(task.key)
             return None
@@ -430,6 +442,26 @@ class Coordinator:
         self.reporter.step_finished(step.key, "failed", duration, error)
         for key in blocked:
             self.reporter.step_finished(key, "upstream_failed", None, reason)
+
+    def _apply_refusals(self) -> bool:
+        """Fail the steps whose versions were kept off the branch, and their downstream."""
+        refused = self.recorder.take_refused()
+        for key, message in refused:
+            state = self.states[key]
+            if state.status == "failed":
+                continue
+            blocked = self._downstream(key)
+            reason = f"upstream step {key} failed"
+            with self.recorder.lock:
+                state.status, state.error = "failed", message
+                self.recorder.mark(key)
+                for child in blocked:
+                    self.states[child].status, self.states[child].reason = "upstream_failed", reason
+                    self.recorder.mark(child)
+            self.reporter.step_finished(key, "failed", state.duration_s, message)
+            for child in blocked:
+                self.reporter.step_finished(child, "upstream_failed", None, reason)
+        return bool(refused)
 
     def _downstream(self, key: str) -> list[str]:
         reachable = closure(self.dependents[key], self.dependents.__getitem__)

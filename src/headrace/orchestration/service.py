@@ -93,6 +93,10 @@ def materialize(
     expression = (
         selection if selection is None or isinstance(selection, str) else " ".join(selection)
     )
+    if not ws.store.branches.exists(branch):
+        from headrace.store.errors import BranchNotFoundError
+
+        raise BranchNotFoundError(branch)
     names = select(ws.graph, expression, exclude=exclude)
     if not names:
         raise SelectionError(f"selection {expression!r} matches no asset")

@@ -73,6 +73,7 @@ class StepResult:
     size: int | None = None
     row_count: int | None = None
     schema: list[list[str]] | None = None
+    stats: dict[str, Any] | None = None
     error_type: str | None = None
     error: str | None = None
     traceback: str | None = None
@@ -205,7 +206,7 @@ def execute_step(task: StepTask, spec: AssetSpec, blobs: Any) -> StepResult:
                     "(a table or JSON-compatible data)"
                 )
             _check_return(spec, value)
-            stored = serialize(value, spec.io, asset=task.asset)
+            stored = serialize(value, spec.io, asset=task.asset, primary_key=spec.primary_key)
         result.blob = blobs.put_bytes(stored.data)
         result.kind, result.format, result.flavor = stored.kind, stored.format, stored.flavor
         result.size, result.row_count, result.schema = (

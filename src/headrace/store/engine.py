@@ -130,10 +130,12 @@ class MetadataStore:
     """The one metadata store of a workspace, with a repository per area."""
 
     def __init__(self, engine: Engine) -> None:
+        from headrace.store.branches import BranchRepository
         from headrace.store.runs import RunRepository
         from headrace.store.versions import VersionRepository
 
         self.engine = engine
+        self.branches = BranchRepository(self)
         self.runs = RunRepository(self)
         self.versions = VersionRepository(self)
 

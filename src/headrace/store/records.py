@@ -101,6 +101,8 @@ class VersionRecord:
     cache_key: str | None
     created_at: float
     inputs: dict[str, list[str]] = field(default_factory=dict)
+    stats: dict[str, Any] | None = None
+    primary_key: tuple[str, ...] = ()
 
     @classmethod
     def from_row(cls, row: Any) -> VersionRecord:
@@ -122,6 +124,8 @@ class VersionRecord:
             params=json.loads(m["params"] or "{}"),
             cache_key=m["cache_key"],
             created_at=m["created_at"],
+            stats=json.loads(m["stats"]) if m.get("stats") else None,
+            primary_key=tuple(json.loads(m["primary_key"])) if m.get("primary_key") else (),
         )
 
 

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import String, and_, bindparam, func, insert, select, update
 
-from headrace.store.errors import RunNotFoundError, StoreError
+from headrace.store.branches import heads_of, label, move_heads
+from headrace.store.errors import BranchConflictError, RunNotFoundError, StoreError
 from headrace.store.records import LogRecord, RunRecord, StepRecord, VersionRecord
 from headrace.store.schema import (
     asset_versions,
@@ -93,6 +94,11 @@ class NewVersion:
     params: dict[str, Any]
     cache_key: str
     inputs: list[tuple[str, str]] = field(default_factory=list)  # (parameter, version id)
+    #: The branch head this version replaces (None: the first one); a head moved by
+    #: someone else meanwhile makes this version a conflict, kept off the branch.
+    replaces: str | None = None
+    stats: dict[str, Any] | None = None
+    primary_key: tuple[str, ...] = ()
 
     def record(self, *, run_id: str, step_key: str, created_at: float) -> VersionRecord:
         """The version as the store will return it once recorded."""
@@ -117,6 +123,8 @@ class NewVersion:
             cache_key=self.cache_key,
             created_at=created_at,
             inputs=grouped,
+            stats=self.stats,
+            primary_key=self.primary_key,
         )
 
 
@@ -140,6 +148,8 @@ def version_row(
         "params": json.dumps(version.params, sort_keys=True),
         "cache_key": version.cache_key,
         "created_at": created_at,
+        "stats": None if version.stats is None else json.dumps(version.stats, default=str),
+        "primary_key": json.dumps(list(version.primary_key)) if version.primary_key else None,
     }
 
 
@@ -364,10 +374,34 @@ class RunRepository:
                     ],
                 )
 
-    def write_batch(self, batch: StepBatch) -> None:
-        """Commit a batch of step changes atomically: every step wholly or not at all."""
+    def write_batch(
+        self, batch: StepBatch, *, refused_versions: builtins.set[str] | None = None
+    ) -> dict[str, str]:
+        """Commit a batch of step changes atomically: every step wholly or not at all.
+
+        Each new version moves its branch head only if the head is still the one the
+        version ``replaces``; otherwise (another writer moved it), or when one of its
+        inputs was itself refused, the version is kept but stays off the branch and its
+        step is recorded as failed. ``refused_versions`` carries refusals across
+        batches. Returns the refused steps' keys with the reason.
+        """
         if not (batch.steps or batch.versions or batch.logs):
-            return
+            return {}
+        for attempt in range(3):
+            tainted = set(refused_versions or ())
+            try:
+                refused = self._write_batch(batch, tainted)
+            except BranchConflictError:
+                if attempt == 2:
+                    raise
+                continue  # a head moved between our check and our write: check again
+            if refused_versions is not None:
+                refused_versions.update(tainted)
+            return refused
+        raise AssertionError("unreachable")
+
+    def _write_batch(self, batch: StepBatch, tainted: builtins.set[str]) -> dict[str, str]:
+        refused: dict[str, str] = {}
         with self._store.write() as c:
             if batch.versions:
                 c.execute(
@@ -381,19 +415,38 @@ class RunRepository:
                 ]
                 if inputs:
                     c.execute(_INSERT_INPUTS, inputs)
-                c.execute(
-                    self._head_upsert(),
-                    [
-                        {
-                            "branch": batch.branch,
-                            "asset": v.asset,
-                            "partition": v.partition or "",
-                            "version_id": v.id,
-                            "run_id": batch.run_id,
-                            "updated_at": at,
-                        }
-                        for v, _, at in batch.versions
-                    ],
+                current = heads_of(c, batch.branch, {v.asset for v, _, _ in batch.versions})
+                moves: list[tuple[tuple[str, str], str | None, str, float]] = []
+                for version, key, at in batch.versions:
+                    head = (version.asset, version.partition or "")
+                    bad = [i for _, i in version.inputs if i in tainted]
+                    if bad:
+                        refused[key] = (
+                            f"version {version.id[:12]} of {label(head)} was kept off branch "
+                            f"{batch.branch!r}: it was made from version {bad[0][:12]}, which "
+                            "was refused"
+                        )
+                    elif current.get(head) != version.replaces:
+                        refused[key] = (
+                            f"branch conflict: {label(head)} on branch {batch.branch!r} was "
+                            f"moved to version {str(current.get(head))[:12]} by another writer "
+                            f"while this run made version {version.id[:12]}; the new version "
+                            "is kept but not put on the branch"
+                        )
+                    else:
+                        current[head] = version.id
+                        moves.append((head, version.replaces, version.id, at))
+                        continue
+                    tainted.add(version.id)
+                move_heads(
+                    c,
+                    self._store.dialect,
+                    batch.branch,
+                    moves,
+                    kind="materialize",
+                    run_id=batch.run_id,
+                    actor=None,
+                    message=None,
                 )
             if batch.steps:
                 c.execute(
@@ -403,6 +456,11 @@ class RunRepository:
                             "b_run_id": batch.run_id,
                             "b_key": row["key"],
                             **{k: v for k, v in row.items() if k != "key"},
+                            **(
+                                {"status": "failed", "error": refused[row["key"]]}
+                                if row["key"] in refused
+                                else {}
+                            ),
                         }
                         for row in batch.steps
                     ],
@@ -422,6 +480,7 @@ class RunRepository:
                         for key, attempt, stream, at, text in batch.logs
                     ],
                 )
+        return refused
 
     def _head_upsert(self) -> Any:
         if self._upsert is None:

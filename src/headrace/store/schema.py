@@ -22,7 +22,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: The Alembic revision this code expects; checked without importing Alembic.
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 
 runs = Table(
     "runs",
@@ -101,6 +101,8 @@ asset_versions = Table(
     Column("params", Text, nullable=True),
     Column("cache_key", String(64), nullable=True),
     Column("created_at", Float, nullable=False),
+    Column("stats", Text, nullable=True),
+    Column("primary_key", Text, nullable=True),
     Index("ix_asset_versions_asset", "asset", "partition", "created_at"),
     Index("ix_asset_versions_blob", "blob"),
 )
@@ -123,4 +125,45 @@ branch_heads = Table(
     Column("version_id", String(32), nullable=False),
     Column("run_id", String(32), nullable=True),
     Column("updated_at", Float, nullable=False),
+)
+
+branches = Table(
+    "branches",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("from_branch", String(200), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(200), nullable=True),
+    Column("description", Text, nullable=True),
+)
+
+#: What each head of a branch was when the branch was created or last merged: the
+#: base a merge compares both sides with.
+branch_bases = Table(
+    "branch_bases",
+    metadata,
+    Column("branch", String(200), primary_key=True),
+    Column("asset", String(200), primary_key=True),
+    Column("partition", String(200), primary_key=True),
+    Column("version_id", String(32), nullable=False),
+)
+
+#: Every move of a branch head (and branch creation and deletion): the log, and what
+#: reads "as of" a time look up.
+branch_events = Table(
+    "branch_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("branch", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("asset", String(200), nullable=False),
+    Column("partition", String(200), nullable=False),
+    Column("old_version_id", String(32), nullable=True),
+    Column("new_version_id", String(32), nullable=True),
+    Column("run_id", String(32), nullable=True),
+    Column("actor", String(200), nullable=True),
+    Column("message", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_branch_events_head", "branch", "asset", "partition", "created_at"),
+    Index("ix_branch_events_created_at", "created_at"),
 )

@@ -40,3 +40,8 @@ def head_upsert(dialect: str) -> Any:
         index_elements=["branch", "asset", "partition"],
         set_={c: statement.excluded[c] for c in ("version_id", "run_id", "updated_at")},
     )
+
+
+def insert_ignore(dialect: str, table: Table) -> Any:
+    """INSERT that does nothing for a row whose primary key exists (bound parameters)."""
+    return _dialect(dialect).insert(table).on_conflict_do_nothing()

@@ -1,0 +1,1 @@
+"""Data versions: comparing the stored versions of table assets."""
