@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from headrace.core.assets import AssetSpec
+from headrace.data import versions
 from headrace.orchestration import service
 from headrace.orchestration.reporting import Reporter
 from headrace.orchestration.runner import RunResult
@@ -112,18 +114,21 @@ def read(
     partition: str | None = None,
     branch: str = "main",
     version: str | None = None,
+    as_of: str | float | datetime | None = None,
     as_: str | None = None,
     workspace: Workspace | Path | str | None = None,
 ) -> Any:
-    """Read an asset's value: the branch's current version, or a version by id.
+    """Read an asset's value: the branch's current version, a version by id, or the
+    version the branch pointed at ``as_of`` a time (``"2026-01-05T10:00"``).
 
     Tables come back as pandas, polars or Arrow (``as_=``; default: as written).
     """
-    return service.read(
+    return versions.read(
         _workspace(workspace, None),
         asset,
         partition=partition,
         branch=branch,
         version=version,
+        as_of=as_of,
         as_=as_,
     )

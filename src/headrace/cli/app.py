@@ -9,6 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from headrace.cli import data_commands
+
 app = typer.Typer(
     name="headrace",
     help="Pipelines, data quality, data versions, tracking, registry, serving, monitoring.",
@@ -20,6 +22,7 @@ assets_app = typer.Typer(help="Inspect asset definitions.", no_args_is_help=True
 runs_app = typer.Typer(help="Inspect, follow and resume runs.", no_args_is_help=True)
 app.add_typer(assets_app, name="assets")
 app.add_typer(runs_app, name="runs")
+data_commands.register(app)
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)

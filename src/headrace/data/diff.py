@@ -8,8 +8,10 @@ few samples of each.
 
 The rows are compared by DuckDB reading the Parquet files directly, with a memory limit,
 two threads and a temporary folder to spill to, so tables of millions of rows are compared
-without loading either side into memory. Values are compared null-safely
-(``IS DISTINCT FROM``): two nulls are equal, a null and a value differ.
+without loading either side into memory. The key match joins only keys and one hash of
+each row, so its memory grows with the number of rows, not the width of the table; the
+rows whose hashes differ are then compared value by value. Values are compared
+null-safely (``IS DISTINCT FROM``): two nulls are equal, a null and a value differ.
 """
 
 from __future__ import annotations
@@ -188,21 +190,20 @@ def diff_tables(
     with _connect(memory_limit, name) as con:
         _check_unique(con, old_side, key, name)
         _check_unique(con, new_side, key, name)
-        rows = _RowDiff(con, old_side, new_side, key, compared, name)
-        added, removed, changed, unchanged, per_column = rows.counts()
-        return dataclasses.replace(
-            base,
-            primary_key=key,
-            added_rows=added,
-            removed_rows=removed,
-            changed_rows=changed,
-            unchanged_rows=unchanged,
-            added_sample=rows.only_on(new_side, old_side, sample) if added and sample else [],
-            removed_sample=rows.only_on(old_side, new_side, sample) if removed and sample else [],
-            changed_sample=rows.changed(sample) if changed and sample else [],
-            changed_columns=per_column,
-            uncompared_columns=uncompared,
-        )
+        rows = _RowDiff(con, old_side, new_side, key, compared, name).run(sample)
+    return dataclasses.replace(
+        base,
+        primary_key=key,
+        added_rows=rows.added,
+        removed_rows=rows.removed,
+        changed_rows=rows.changed,
+        unchanged_rows=rows.unchanged,
+        added_sample=rows.added_sample,
+        removed_sample=rows.removed_sample,
+        changed_sample=rows.changed_sample,
+        changed_columns=rows.changed_columns,
+        uncompared_columns=uncompared,
+    )
 
 
 # --- the two sides ------------------------------------------------------------------
@@ -379,8 +380,10 @@ def _query(con: duckdb.DuckDBPyConnection, sql: str, name: str) -> list[tuple[An
     try:
         return con.execute(sql).fetchall()
     except duckdb.OutOfMemoryException as exc:
+        first_line = str(exc).splitlines()[0]
         raise DiffError(
-            f"the diff of {name!r} ran out of memory; raise memory_limit: {exc}", asset=name
+            f"the diff of {name!r} ran out of memory; raise memory_limit ({first_line})",
+            asset=name,
         ) from exc
     except duckdb.Error as exc:
         raise DiffError(f"the diff of {name!r} failed: {exc}", asset=name) from exc
@@ -422,11 +425,33 @@ def _check_unique(
     )
 
 
-class _RowDiff:
-    """The queries matching the rows of two sides by key.
+@dataclass(frozen=True)
+class _Rows:
+    added: int
+    removed: int
+    changed: int
+    unchanged: int
+    changed_columns: dict[str, int]
+    added_sample: list[dict[str, Any]]
+    removed_sample: list[dict[str, Any]]
+    changed_sample: list[dict[str, Any]]
 
-    Columns are aliased by position (``k0``, ``c0``...) so no column name can collide
-    with the presence markers or need quoting twice.
+
+class _RowDiff:
+    """Matching the rows of two sides by key, in two passes.
+
+    1. Each side is read as its key and one hash of its compared columns; a full outer
+       join on the key keeps, in the temporary table ``d``, the keys on one side only and
+       the matched keys whose hashes differ (the candidates). The join holds only keys
+       and hashes, however wide the table.
+    2. The candidates' rows are read again with their values and compared exactly,
+       column by column (``IS DISTINCT FROM``), into the temporary table ``ch``.
+
+    Equal values of the same type hash equal, so a changed row can only be missed when
+    two different rows hash to the same 64 bits; a candidate whose hash differs for
+    another reason (``1`` and ``1.0``, ``0.0`` and ``-0.0``) is dropped by the exact
+    comparison. Columns are aliased by position (``k0``, ``c0``...) so that no column
+    name can collide with another or need quoting twice.
     """
 
     def __init__(
@@ -438,93 +463,123 @@ class _RowDiff:
         compared: list[str],
         name: str,
     ) -> None:
-        self.con, self.old, self.new, self.key, self.compared, self.name = (
-            con,
-            old,
-            new,
-            key,
-            compared,
-            name,
-        )
-        self.on = " AND ".join(f"o.k{i} IS NOT DISTINCT FROM n.k{i}" for i in range(len(key)))
-        self.differs = [f"o.c{j} IS DISTINCT FROM n.c{j}" for j in range(len(compared))]
+        self.con = con
+        self.old = old
+        self.new = new
+        self.key = key
+        self.compared = compared
+        self.name = name
+        self.keys = [f"k{i}" for i in range(len(key))]
 
-    def _projection(self, side: _Side) -> str:
+    def _query(self, sql: str) -> list[tuple[Any, ...]]:
+        return _query(self.con, sql, self.name)
+
+    def _on(self, left: str, right: str) -> str:
+        return " AND ".join(f"{left}.{k} IS NOT DISTINCT FROM {right}.{k}" for k in self.keys)
+
+    def _order(self, alias: str) -> str:
+        return ", ".join(f"{alias}.{k}" for k in self.keys)
+
+    def _values(self, side: _Side) -> list[str]:
+        """The compared columns of a side as SQL expressions, in ``compared`` order."""
         import pyarrow as pa
 
         types = side.types
-        columns = [f"{_ident(c)} AS k{i}" for i, c in enumerate(self.key)]
-        for j, column in enumerate(self.compared):
-            # An all-null column may be read as any type: compare a plain NULL instead.
-            value = "NULL" if pa.types.is_null(types[column]) else _ident(column)
-            columns.append(f"{value} AS c{j}")
-        return f"SELECT {', '.join(columns)}, true AS present FROM {side.source()}"
+        # An all-null column may be read as any type: use a plain NULL, which compares.
+        return ["NULL" if pa.types.is_null(types[c]) else _ident(c) for c in self.compared]
 
-    def _matched(self) -> str:
-        return f"WITH o AS ({self._projection(self.old)}), n AS ({self._projection(self.new)}) "
+    def _keyed(self, side: _Side, columns: list[str]) -> str:
+        keys = [f"{_ident(c)} AS k{i}" for i, c in enumerate(self.key)]
+        return f"SELECT {', '.join([*keys, *columns])} FROM {side.source()}"
 
-    def counts(self) -> tuple[int, int, int, int, dict[str, int]]:
-        both = "o.present AND n.present"
-        any_differs = " OR ".join(self.differs) or "false"
-        aggregates = [
-            "count(*) FILTER (WHERE o.present IS NULL)",
-            "count(*) FILTER (WHERE n.present IS NULL)",
-            f"count(*) FILTER (WHERE {both} AND ({any_differs}))",
-            f"count(*) FILTER (WHERE {both})",
-            *(f"count(*) FILTER (WHERE {both} AND {d})" for d in self.differs),
-        ]
-        sql = (
-            f"{self._matched()}SELECT {', '.join(aggregates)} FROM o FULL OUTER JOIN n ON {self.on}"
+    def run(self, sample: int) -> _Rows:
+        hashes = {}
+        for side in (self.old, self.new):
+            values = self._values(side)
+            hashes[side.label] = f"hash({', '.join(values)})" if values else "0::UBIGINT"
+        old = self._keyed(self.old, [f"{hashes[OLD]} AS h"])
+        new = self._keyed(self.new, [f"{hashes[NEW]} AS h"])
+        coalesced = ", ".join(f"coalesce(o.{k}, n.{k}) AS {k}" for k in self.keys)
+        self._query(
+            f"CREATE TEMP TABLE d AS WITH o AS ({old}), n AS ({new}) "
+            f"SELECT {coalesced}, o.h IS NULL AS added, n.h IS NULL AS removed "
+            f"FROM o FULL OUTER JOIN n ON {self._on('o', 'n')} "
+            "WHERE o.h IS NULL OR n.h IS NULL OR o.h <> n.h"
         )
-        added, removed, changed, matched, *per_column = _query(self.con, sql, self.name)[0]
-        return (
-            added,
-            removed,
-            changed,
-            matched - changed,
-            dict(zip(self.compared, per_column, strict=True)),
+        added, removed, candidates = self._query(
+            "SELECT count(*) FILTER (WHERE added), count(*) FILTER (WHERE removed), "
+            "count(*) FILTER (WHERE NOT added AND NOT removed) FROM d"
+        )[0]
+        changed, per_column, changed_sample = self._compare(candidates, sample)
+        return _Rows(
+            added=added,
+            removed=removed,
+            changed=changed,
+            unchanged=self.old.rows - removed - changed,
+            changed_columns=per_column,
+            added_sample=self._sample(self.new, "added", sample) if added and sample else [],
+            removed_sample=(
+                self._sample(self.old, "removed", sample) if removed and sample else []
+            ),
+            changed_sample=changed_sample,
         )
 
-    def only_on(self, side: _Side, other: _Side, sample: int) -> list[dict[str, Any]]:
-        """Up to ``sample`` rows of ``side`` whose key is not on ``other``, in key order."""
-        columns = [*self.key, *(c for c in side.types if c not in self.key)]
-        select = ", ".join(f"s.{_ident(c)}" for c in columns)
-        keys = ", ".join(f"{_ident(c)} AS k{i}" for i, c in enumerate(self.key))
-        on = " AND ".join(
-            f"s.{_ident(c)} IS NOT DISTINCT FROM x.k{i}" for i, c in enumerate(self.key)
+    def _compare(
+        self, candidates: int, sample: int
+    ) -> tuple[int, dict[str, int], list[dict[str, Any]]]:
+        """Compare the candidates exactly: changed rows, changes per column, a sample."""
+        if not candidates or not self.compared:
+            return 0, dict.fromkeys(self.compared, 0), []
+        count = len(self.compared)
+        columns = [f"{v} AS c{j}" for j, v in enumerate(self._values(self.old))]
+        old = self._keyed(self.old, columns)
+        new = self._keyed(self.new, [f"{v} AS c{j}" for j, v in enumerate(self._values(self.new))])
+        keys = ", ".join(self.keys)
+        select = [f"o.{k}" for k in self.keys]
+        for j in range(count):
+            select += [
+                f"o.c{j} AS o{j}",
+                f"n.c{j} AS n{j}",
+                f"o.c{j} IS DISTINCT FROM n.c{j} AS d{j}",
+            ]
+        self._query(
+            "CREATE TEMP TABLE ch AS WITH "
+            f"c AS (SELECT {keys} FROM d WHERE NOT added AND NOT removed), "
+            f"o AS (SELECT s.* FROM ({old}) AS s SEMI JOIN c ON {self._on('s', 'c')}), "
+            f"n AS (SELECT s.* FROM ({new}) AS s SEMI JOIN c ON {self._on('s', 'c')}) "
+            f"SELECT {', '.join(select)} FROM o JOIN n ON {self._on('o', 'n')} "
+            f"WHERE {' OR '.join(f'd{j}' for j in range(count))}"
         )
-        order = ", ".join(f"s.{_ident(c)}" for c in self.key)
-        sql = (
-            f"SELECT {select} FROM {side.source()} AS s "
-            f"ANTI JOIN (SELECT {keys} FROM {other.source()}) AS x ON {on} "
-            f"ORDER BY {order} LIMIT {sample}"
-        )
-        return [
-            {c: _jsonable(v) for c, v in zip(columns, row, strict=True)}
-            for row in _query(self.con, sql, self.name)
-        ]
+        counts = ", ".join(f"count(*) FILTER (WHERE d{j})" for j in range(count))
+        changed, *per_column = self._query(f"SELECT count(*), {counts} FROM ch")[0]
+        found: list[dict[str, Any]] = []
+        if changed and sample:
+            width = len(self.key)
+            rows = self._query(f"SELECT * FROM ch ORDER BY {keys} LIMIT {sample}")
+            for row in rows:
+                changes = {}
+                for j, column in enumerate(self.compared):
+                    old_value, new_value, differs = row[width + 3 * j : width + 3 * j + 3]
+                    if differs:
+                        changes[column] = {"old": _jsonable(old_value), "new": _jsonable(new_value)}
+                key = {c: _jsonable(v) for c, v in zip(self.key, row[:width], strict=True)}
+                found.append({"key": key, "changes": changes})
+        return changed, dict(zip(self.compared, per_column, strict=True)), found
 
-    def changed(self, sample: int) -> list[dict[str, Any]]:
-        """Up to ``sample`` matched rows that differ, in key order: key and changes."""
-        width = len(self.key)
-        select = [f"o.k{i}" for i in range(width)]
-        for j in range(len(self.compared)):
-            select += [f"o.c{j}", f"n.c{j}", f"({self.differs[j]})"]
-        order = ", ".join(f"o.k{i}" for i in range(width))
-        sql = (
-            f"{self._matched()}SELECT {', '.join(select)} FROM o JOIN n ON {self.on} "
-            f"WHERE {' OR '.join(self.differs)} ORDER BY {order} LIMIT {sample}"
+    def _sample(self, side: _Side, kind: str, sample: int) -> list[dict[str, Any]]:
+        """The first ``sample`` rows, in key order, of the keys ``d`` marks ``kind``."""
+        names = [*self.key, *(c for c in side.types if c not in self.key)]
+        columns = [f"{_ident(c)} AS v{j}" for j, c in enumerate(names)]
+        values = ", ".join(f"s.v{j}" for j in range(len(names)))
+        picked = (
+            f"SELECT {', '.join(self.keys)} FROM d WHERE {kind} "
+            f"ORDER BY {', '.join(self.keys)} LIMIT {sample}"
         )
-        found = []
-        for row in _query(self.con, sql, self.name):
-            changes = {}
-            for j, column in enumerate(self.compared):
-                old_value, new_value, differs = row[width + 3 * j : width + 3 * j + 3]
-                if differs:
-                    changes[column] = {"old": _jsonable(old_value), "new": _jsonable(new_value)}
-            key = {c: _jsonable(v) for c, v in zip(self.key, row[:width], strict=True)}
-            found.append({"key": key, "changes": changes})
-        return found
+        rows = self._query(
+            f"SELECT {values} FROM ({self._keyed(side, columns)}) AS s "
+            f"SEMI JOIN ({picked}) AS x ON {self._on('s', 'x')} ORDER BY {self._order('s')}"
+        )
+        return [{c: _jsonable(v) for c, v in zip(names, row, strict=True)} for row in rows]
 
 
 def _jsonable(value: Any) -> Any:

@@ -74,3 +74,11 @@ class DuplicateKeyError(DiffError):
         self.duplicates = duplicates
         self.sample_key = sample_key
         self.sample_count = sample_count
+
+
+class DataError(HeadraceError):
+    """A request about data versions that cannot be carried out as asked."""
+
+    def __init__(self, message: str, *, asset: str | None = None) -> None:
+        super().__init__(message)
+        self.asset = asset

@@ -48,7 +48,11 @@ def column_stats(data: bytes) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    meta = pq.read_metadata(pa.BufferReader(data))
+    return column_stats_from_metadata(pq.read_metadata(pa.BufferReader(data)))
+
+
+def column_stats_from_metadata(meta: Any) -> dict[str, Any]:
+    """Aggregate the row groups' statistics of a Parquet ``FileMetaData``."""
     out: dict[str, Any] = {}
     for group in range(meta.num_row_groups):
         row_group = meta.row_group(group)

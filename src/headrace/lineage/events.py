@@ -320,22 +320,18 @@ def schema_fields(schema: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
     its members as nested fields.
     """
     return [
-        {**_field(name, arrow_type), "ordinal_position": position}
-        for position, (name, arrow_type) in enumerate(schema, start=1)
+        _field(name, arrow_type, position) for position, (name, arrow_type) in enumerate(schema, 1)
     ]
 
 
-def _field(name: str, arrow_type: str) -> dict[str, Any]:
+def _field(name: str, arrow_type: str, position: int) -> dict[str, Any]:
+    field: dict[str, Any] = {"name": name, "type": arrow_type, "ordinal_position": position}
     match = _STRUCT.match(arrow_type)
-    if match:
-        members = _struct_members(match["body"])
-        if members is not None:
-            return {
-                "name": name,
-                "type": "struct",
-                "fields": [_field(member, member_type) for member, member_type in members],
-            }
-    return {"name": name, "type": arrow_type}
+    members = _struct_members(match["body"]) if match else None
+    if members is not None:
+        field["type"] = "struct"
+        field["fields"] = [_field(m, m_type, i) for i, (m, m_type) in enumerate(members, 1)]
+    return field
 
 
 def _struct_members(body: str) -> list[tuple[str, str]] | None:

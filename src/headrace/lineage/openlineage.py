@@ -174,7 +174,9 @@ class OpenLineageEmitter:
 
     def _build_failed(self, what: str, run_id: str) -> None:
         self._sender.count_dropped()
-        log.warning("OpenLineage: could not build the %s event of run %s", what, run_id, exc_info=True)
+        log.warning(
+            "OpenLineage: could not build the %s event of run %s", what, run_id, exc_info=True
+        )
 
     def _report(self, run: RunInfo, state: _RunState) -> None:
         before, after = state.stats_at_start, self.stats
@@ -182,8 +184,7 @@ class OpenLineageEmitter:
         lost = after.errors - before.errors
         if lost:
             log.warning(
-                "OpenLineage: %d of %d events of run %s were not delivered to %r "
-                "(last error: %s)",
+                "OpenLineage: %d of %d events of run %s were not delivered to %r (last error: %s)",
                 lost,
                 sent + lost,
                 run.run_id,
@@ -235,8 +236,7 @@ class _Sender:
                 self._dropped += 1
                 if self._dropped == 1 or self._dropped % 1000 == 0:
                     log.warning(
-                        "OpenLineage: more than %d events are waiting; dropping events "
-                        "(%d so far)",
+                        "OpenLineage: more than %d events are waiting; dropping events (%d so far)",
                         self._max_queued,
                         self._dropped,
                     )
@@ -261,7 +261,7 @@ class _Sender:
                 self._cond.wait(remaining)
         return True
 
-    def stop(self, join_timeout: float = 5.0) -> None:
+    def stop(self, join_timeout: float = 1.0) -> None:
         """Drop what is still queued (counted), end the thread and close the transport."""
         with self._cond:
             worker, self._worker = self._worker, None

@@ -14,6 +14,7 @@ import shutil
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
 
@@ -237,6 +238,36 @@ class LocalBlobStore:
     def exists(self, digest: str) -> bool:
         return self.path_of(digest).exists()
 
+    def iter_blobs(self) -> Iterator[tuple[str, int, float]]:
+        """Every blob as (digest, size, modification time)."""
+        if not self.root.is_dir():
+            return
+        for shard in sorted(os.scandir(self.root), key=lambda e: e.name):
+            if len(shard.name) != 2 or not shard.is_dir():
+                continue
+            for entry in os.scandir(shard.path):
+                digest = shard.name + entry.name
+                if _DIGEST.fullmatch(digest):
+                    info = entry.stat()
+                    yield digest, info.st_size, info.st_mtime
+
+    def delete(self, digest: str) -> None:
+        with self._recent_lock:
+            dropped = self._recent.pop(digest, None)
+            if dropped is not None:
+                self._recent_bytes -= len(dropped)
+        self.path_of(digest).unlink(missing_ok=True)
+
+    def clean_temporary(self, *, older_than: float) -> int:
+        """Remove temporary files of writers that died (older than ``older_than``)."""
+        removed = 0
+        if self._tmp.is_dir():
+            for entry in os.scandir(self._tmp):
+                if entry.stat().st_mtime < older_than:
+                    Path(entry.path).unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
     def size(self, digest: str) -> int:
         try:
             return self.path_of(digest).stat().st_size
@@ -302,6 +333,30 @@ class FsspecBlobStore:
 
     def exists(self, digest: str) -> bool:
         return bool(self.fs.exists(self._key(digest)))
+
+    def iter_blobs(self) -> Iterator[tuple[str, int, float]]:
+        for path, info in sorted(self.fs.find(self._base, detail=True).items()):
+            parts = path.rstrip("/").split("/")
+            digest = "".join(parts[-2:])
+            if len(parts) >= 2 and _DIGEST.fullmatch(digest):
+                modified = info.get("mtime") or info.get("LastModified") or info.get("created")
+                stamp = modified.timestamp() if hasattr(modified, "timestamp") else modified
+                yield digest, int(info.get("size") or 0), float(stamp or 0.0)
+
+    def delete(self, digest: str) -> None:
+        key = self._key(digest)
+        if self.fs.exists(key):
+            self.fs.rm_file(key)
+
+    def clean_temporary(self, *, older_than: float) -> int:
+        removed = 0
+        for path, info in self.fs.find(f"{self._base}/.tmp", detail=True).items():
+            modified = info.get("mtime") or info.get("created")
+            stamp = modified.timestamp() if hasattr(modified, "timestamp") else modified
+            if float(stamp or 0.0) < older_than:
+                self.fs.rm_file(path)
+                removed += 1
+        return removed
 
     def size(self, digest: str) -> int:
         try:

@@ -66,12 +66,14 @@ class Recorder:
         states: dict[str, StepState],
         *,
         interval: float = FLUSH_INTERVAL,
+        actor: str | None = None,
     ) -> None:
         self.lock = threading.Lock()
         self._runs = runs
         self._run_id = run_id
         self._branch = branch
         self._states = states
+        self._actor = actor
         self._interval = interval
         self._dirty: dict[str, None] = {}
         self._versions: list[tuple[NewVersion, str, float]] = []
@@ -123,6 +125,7 @@ class Recorder:
                 StepBatch(
                     run_id=self._run_id,
                     branch=self._branch,
+                    actor=self._actor,
                     steps=rows,
                     versions=versions,
                     logs=logs,

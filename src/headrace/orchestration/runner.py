@@ -20,6 +20,7 @@ from headrace.core.graph import closure
 from headrace.core.ids import new_id
 from headrace.core.params import jsonable
 from headrace.core.plan import Plan, Step
+from headrace.data.branching import actor
 from headrace.orchestration.caching import cache_key, why_run
 from headrace.orchestration.errors import MissingInputError
 from headrace.orchestration.executors import make_executor
@@ -128,7 +129,7 @@ class Coordinator:
             run.branch, assets | reads
         )
         self.code_versions: dict[str, str] = {}
-        self.recorder = Recorder(self.store.runs, run.id, run.branch, self.states)
+        self.recorder = Recorder(self.store.runs, run.id, run.branch, self.states, actor=actor())
         #: The head each new version replaces on the branch: what the run saw, then
         #: what it made itself.
         self._replaces: dict[tuple[str, str | None], str] = {

@@ -14,16 +14,12 @@ from headrace.core.params import jsonable, resolve_params
 from headrace.core.partitions import parse_partition_arg
 from headrace.core.plan import Plan, Step, build_plan
 from headrace.core.selection import select
-from headrace.io.frames import FLAVORS, from_arrow
-from headrace.io.serializers import deserialize
-from headrace.objects.blobs import LocalBlobStore
 from headrace.orchestration import capture
 from headrace.orchestration.errors import ExecutorError, RunNotResumableError
 from headrace.orchestration.executors import EXECUTORS
 from headrace.orchestration.reporting import Reporter
 from headrace.orchestration.runner import Coordinator, RunResult
 from headrace.runtime.workspace import Workspace
-from headrace.store.errors import VersionNotFoundError
 from headrace.store.records import RunRecord, VersionRecord
 
 
@@ -181,59 +177,6 @@ def resume(ws: Workspace, run_id: str, *, reporter: Reporter | None = None) -> R
         ).execute()
 
 
-def read_version(ws: Workspace, version: VersionRecord, as_: str | None = None) -> Any:
-    blobs = ws.blobs
-    source: bytes | str = (
-        blobs.source(version.blob)
-        if isinstance(blobs, LocalBlobStore)
-        else blobs.get_bytes(version.blob)
-    )
-    return deserialize(source, version.format, version.flavor, wanted=as_)
+from headrace.data.versions import read, read_version  # noqa: E402  (re-exported)
 
-
-def read(
-    ws: Workspace,
-    asset: str,
-    *,
-    partition: str | None = None,
-    branch: str = "main",
-    version: str | None = None,
-    as_: str | None = None,
-) -> Any:
-    """An asset's value: a version by id, or the branch's current one.
-
-    A partitioned asset read without ``partition`` returns all its partitions: tables
-    concatenated in partition order, other values as a dict keyed by partition.
-    """
-    if as_ is not None and as_ not in FLAVORS:
-        raise ValueError(f"as_ must be one of {', '.join(FLAVORS)}, got {as_!r}")
-    if version is not None:
-        record = ws.store.versions.get(version)
-        if record.asset != asset:
-            raise VersionNotFoundError(
-                f"version {version} belongs to asset {record.asset!r}, not {asset!r}", asset=asset
-            )
-        return read_version(ws, record, as_)
-    if partition is not None:
-        return read_version(
-            ws, ws.store.versions.head(asset, branch=branch, partition=partition), as_
-        )
-    heads = ws.store.versions.heads(branch, [asset])
-    records = sorted(
-        (v for (a, _), v in heads.items() if a == asset), key=lambda v: v.partition or ""
-    )
-    if not records:
-        raise VersionNotFoundError(
-            f"asset {asset!r} has no version on branch {branch!r}; materialize it first",
-            asset=asset,
-        )
-    if len(records) == 1 and records[0].partition is None:
-        return read_version(ws, records[0], as_)
-    if all(r.format == "parquet" for r in records):
-        import pyarrow as pa
-
-        table = pa.concat_tables(
-            [read_version(ws, r, "arrow") for r in records], promote_options="default"
-        )
-        return from_arrow(table, as_ or records[0].flavor)
-    return {r.partition: read_version(ws, r, as_) for r in records}
+__all__ = ["materialize", "read", "read_version", "resume"]

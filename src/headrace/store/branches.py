@@ -478,8 +478,12 @@ class BranchRepository:
         asset: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        forks: bool = False,
     ) -> builtins.list[EventRecord]:
+        """The history, newest first; ``forks`` adds the heads a new branch inherited."""
         query = select(branch_events).order_by(branch_events.c.id.desc())
+        if not forks:
+            query = query.where(branch_events.c.kind != "fork")
         if branch is not None:
             query = query.where(branch_events.c.branch == branch)
         if asset is not None:

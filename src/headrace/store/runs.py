@@ -165,6 +165,7 @@ class StepBatch:
 
     run_id: str
     branch: str
+    actor: str | None = None
     steps: Sequence[dict[str, Any]] = ()
     versions: Sequence[tuple[NewVersion, str, float]] = ()
     logs: Sequence[tuple[str, int, str, float, str]] = ()
@@ -445,7 +446,7 @@ class RunRepository:
                     moves,
                     kind="materialize",
                     run_id=batch.run_id,
-                    actor=None,
+                    actor=batch.actor,
                     message=None,
                 )
             if batch.steps:

@@ -1,0 +1,53 @@
+"""Branch operations with the gates that guard a merge.
+
+A merge gate looks at the versions about to move and returns the problems that forbid
+the merge. Areas register gates here (the quality area refuses versions whose
+error-severity checks failed); a merge runs every registered gate.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Sequence
+
+from headrace.runtime.workspace import Workspace
+from headrace.store.branches import BranchRecord, HeadMove, MergeGate, MergeResult
+
+#: Gates every merge runs, in order. Append to register one.
+MERGE_GATES: list[MergeGate] = []
+
+
+def actor() -> str:
+    """Who is acting: the operating-system user until principals exist."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def create_branch(ws: Workspace, name: str, *, from_branch: str = "main") -> BranchRecord:
+    return ws.store.branches.create(name, from_branch=from_branch, actor=actor())
+
+
+def delete_branch(ws: Workspace, name: str) -> None:
+    ws.store.branches.delete(name, actor=actor())
+
+
+def merge(
+    ws: Workspace,
+    source: str,
+    into: str = "main",
+    *,
+    dry_run: bool = False,
+    gates: Sequence[MergeGate] | None = None,
+) -> MergeResult:
+    """Merge ``source`` into ``into`` once every gate passes; see ``BranchRepository.merge``."""
+    chosen = list(MERGE_GATES if gates is None else gates)
+
+    def gate(moves: Sequence[HeadMove]) -> list[str]:
+        problems: list[str] = []
+        for check in chosen:
+            problems.extend(check(moves))
+        return problems
+
+    return ws.store.branches.merge(source, into, dry_run=dry_run, actor=actor(), gate=gate)
