@@ -32,7 +32,7 @@ def _when(ts: float | None) -> str:
 
 
 def _short(version_id: str | None) -> str:
-    return (version_id or "-")[:12]
+    return (version_id or "-")[:16]
 
 
 @branch_app.command("create")
@@ -198,7 +198,7 @@ def _side(ws: Any, asset: str, ref: str) -> tuple[list[Any], str]:
         raise VersionNotFoundError(
             f"version {ref} belongs to asset {record.asset!r}, not {asset!r}", asset=asset
         )
-    return [record], f"version {record.id[:12]}"
+    return [record], f"version {record.id[:16]}"
 
 
 def diff(
@@ -275,7 +275,7 @@ def lineage(
         rows = "" if v.row_count is None else f" · {v.row_count:,} rows"
         seen = " (shown above)" if item.repeated else ""
         return (
-            f"[bold]{escape(name)}[/] [dim]{v.id[:12]} · {_when(v.created_at)}{rows}"
+            f"[bold]{escape(name)}[/] [dim]{v.id[:16]} · {_when(v.created_at)}{rows}"
             f"{escape(extra)}{seen}[/]"
         )
 
@@ -362,14 +362,14 @@ def import_(
     rows = "-" if version.row_count is None else f"{version.row_count:,}"
     if result.created:
         _console().print(
-            f"imported {escape(str(path))} as {escape(asset)} version {version.id[:12]} "
+            f"imported {escape(str(path))} as {escape(asset)} version {version.id[:16]} "
             f"({rows} rows, {version.size / 1e6:.1f} MB) on {escape(branch)} in "
             f"{result.seconds:.2f} s"
         )
     else:
         _console().print(
             f"unchanged: {escape(branch)} already has these bytes as {escape(asset)} version "
-            f"{version.id[:12]} (nothing stored; {result.seconds:.2f} s)"
+            f"{version.id[:16]} (nothing stored; {result.seconds:.2f} s)"
         )
 
 

@@ -151,7 +151,7 @@ def show_run(console: Console, run: Any, steps: list[Any]) -> None:
             styled(step.status),
             str(step.attempts),
             seconds(step.duration_s),
-            (step.version_id or "-")[:12],
+            (step.version_id or "-")[:16],
             escape(step.reason or ""),
         )
     console.print(table)

@@ -527,35 +527,34 @@ class _RowDiff:
     def _compare(
         self, candidates: int, sample: int
     ) -> tuple[int, dict[str, int], list[dict[str, Any]]]:
-        """Compare the candidates exactly: changed rows, changes per column, a sample."""
+        """Compare the candidates exactly: changed rows, changes per column, a sample.
+
+        Only the keys and the per-column verdicts of the changed rows are kept (table
+        ``ch``); the sampled rows' values are read again for those few keys.
+        """
         if not candidates or not self.compared:
             return 0, dict.fromkeys(self.compared, 0), []
         count = len(self.compared)
-        columns = [f"{v} AS c{j}" for j, v in enumerate(self._values(self.old))]
-        old = self._keyed(self.old, columns)
-        new = self._keyed(self.new, [f"{v} AS c{j}" for j, v in enumerate(self._values(self.new))])
         keys = ", ".join(self.keys)
-        select = [f"o.{k}" for k in self.keys]
-        for j in range(count):
-            select += [
-                f"o.c{j} AS o{j}",
-                f"n.c{j} AS n{j}",
-                f"o.c{j} IS DISTINCT FROM n.c{j} AS d{j}",
-            ]
+        flags = [f"o.c{j} IS DISTINCT FROM n.c{j} AS d{j}" for j in range(count)]
         self._query(
-            "CREATE TEMP TABLE ch AS WITH "
-            f"c AS (SELECT {keys} FROM d WHERE NOT added AND NOT removed), "
-            f"o AS (SELECT s.* FROM ({old}) AS s SEMI JOIN c ON {self._on('s', 'c')}), "
-            f"n AS (SELECT s.* FROM ({new}) AS s SEMI JOIN c ON {self._on('s', 'c')}) "
-            f"SELECT {', '.join(select)} FROM o JOIN n ON {self._on('o', 'n')} "
+            f"CREATE TEMP TABLE ch AS {self._pair('SELECT * FROM c')} "
+            f"SELECT {self._order('o')}, {', '.join(flags)} FROM o JOIN n ON {self._on('o', 'n')} "
             f"WHERE {' OR '.join(f'd{j}' for j in range(count))}"
         )
         counts = ", ".join(f"count(*) FILTER (WHERE d{j})" for j in range(count))
         changed, *per_column = self._query(f"SELECT count(*), {counts} FROM ch")[0]
         found: list[dict[str, Any]] = []
         if changed and sample:
+            picked = f"SELECT {keys} FROM ch ORDER BY {keys} LIMIT {sample}"
+            select = [f"o.{k}" for k in self.keys]
+            for j in range(count):
+                select += [f"o.c{j}", f"n.c{j}", f"o.c{j} IS DISTINCT FROM n.c{j}"]
+            rows = self._query(
+                f"{self._pair(picked)} SELECT {', '.join(select)} "
+                f"FROM o JOIN n ON {self._on('o', 'n')} ORDER BY {self._order('o')}"
+            )
             width = len(self.key)
-            rows = self._query(f"SELECT * FROM ch ORDER BY {keys} LIMIT {sample}")
             for row in rows:
                 changes = {}
                 for j, column in enumerate(self.compared):
@@ -565,6 +564,19 @@ class _RowDiff:
                 key = {c: _jsonable(v) for c, v in zip(self.key, row[:width], strict=True)}
                 found.append({"key": key, "changes": changes})
         return changed, dict(zip(self.compared, per_column, strict=True)), found
+
+    def _pair(self, keys_sql: str) -> str:
+        """A ``WITH`` clause: ``o`` and ``n``, the key and compared columns of each side,
+        restricted to the keys ``keys_sql`` selects (the candidates when it is ``c``)."""
+        candidates = f"SELECT {', '.join(self.keys)} FROM d WHERE NOT added AND NOT removed"
+        sides = []
+        for alias, side in (("o", self.old), ("n", self.new)):
+            columns = [f"{v} AS c{j}" for j, v in enumerate(self._values(side))]
+            sides.append(
+                f"{alias} AS (SELECT s.* FROM ({self._keyed(side, columns)}) AS s "
+                f"SEMI JOIN wanted AS w ON {self._on('s', 'w')})"
+            )
+        return f"WITH c AS ({candidates}), wanted AS ({keys_sql}), {', '.join(sides)}"
 
     def _sample(self, side: _Side, kind: str, sample: int) -> list[dict[str, Any]]:
         """The first ``sample`` rows, in key order, of the keys ``d`` marks ``kind``."""
@@ -619,7 +631,8 @@ def render(diff: TableDiff, console: Console) -> None:
         return Text(text)
 
     def small_table(title: str) -> Table:
-        return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
+        console.print(Text(title, style="bold"))
+        return Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1))
 
     console.print(Text.assemble(("diff of ", "bold"), (diff.name, "bold cyan")))
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from headrace import __version__
 from headrace.core.observers import RunInfo, StepEvent, VersionRef
 
 SPEC_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json"
@@ -54,6 +54,12 @@ _RUN_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "headrace:openlineage:run")
 
 #: Run-level event types by headrace run status.
 _RUN_END_TYPES = {"success": "COMPLETE", "failed": "FAIL", "canceled": "ABORT"}
+
+
+def headrace_version() -> str:
+    # The root package is always loaded (it is this package's parent); importing it by
+    # name would make lineage depend, for import-linter, on everything it re-exports.
+    return str(getattr(sys.modules.get("headrace"), "__version__", "unknown"))
 
 
 def facet_schema_url(facet: str) -> str:
@@ -214,7 +220,7 @@ class EventBuilder:
         )
 
     def _engine(self) -> dict[str, Any]:
-        return self._facet("ProcessingEngineRunFacet", name="headrace", version=__version__)
+        return self._facet("ProcessingEngineRunFacet", name="headrace", version=headrace_version())
 
     def _tags(self, *pairs: tuple[str, str | None]) -> dict[str, Any]:
         tags = [

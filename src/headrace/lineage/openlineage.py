@@ -28,14 +28,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from headrace import __version__
 from headrace.core.observers import RunInfo, StepEvent
-from headrace.lineage.events import EventBuilder
+from headrace.lineage.events import EventBuilder, headrace_version
 from headrace.lineage.transports import LineageTransport
 
 log = logging.getLogger("headrace.lineage")
 
-PRODUCER = f"urn:headrace:{__version__}"
+PRODUCER = f"urn:headrace:{headrace_version()}"
 
 #: Consecutive delivery failures after which sending pauses for ``_BREAKER_PAUSE`` s.
 _BREAKER_FAILURES = 3
@@ -133,19 +132,17 @@ class OpenLineageEmitter:
     def run_finished(self, run: RunInfo, status: str, at: float, error: str | None) -> None:
         with self._lock:
             state = self._runs.pop(run.run_id, None) or _RunState(stats_at_start=self.stats)
-            idle = not self._runs
         try:
             if error is None and state.failed_steps:
                 error = _failed_steps_message(state.failed_steps)
             self._sender.submit(self._builder.run_finished(run, status, at, error))
         except Exception:
             self._build_failed("run_finished", run.run_id)
-        try:
-            self._sender.flush(self.flush_timeout)
-            if idle:
-                self._sender.stop()
-        except Exception:  # pragma: no cover - flush and stop only wait on a condition
-            log.exception("OpenLineage: stopping the sender failed")
+        self._sender.flush(self.flush_timeout)
+        with self._lock:
+            idle = not self._runs
+        if idle:  # no other run is going on: hold no thread or connection between runs
+            self._sender.stop()
         self._report(run, state)
 
     # -- lifecycle --------------------------------------------------------------------

@@ -316,7 +316,7 @@ class Coordinator:
         )
         head = self.heads.get((step.asset, step.partition))
         if not self.run.force and head is not None and head.cache_key == key_hash:
-            reason = f"cached: code, inputs and params unchanged since {head.id[:12]}"
+            reason = f"cached: code, inputs and params unchanged since {head.id[:16]}"
             with self.recorder.lock:
                 state.status, state.version_id, state.reason = "skipped", head.id, reason
                 state.cache_key, state.ended_at, state.duration_s = key_hash, now, 0.0

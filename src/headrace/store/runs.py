@@ -423,15 +423,15 @@ class RunRepository:
                     bad = [i for _, i in version.inputs if i in tainted]
                     if bad:
                         refused[key] = (
-                            f"version {version.id[:12]} of {label(head)} was kept off branch "
-                            f"{batch.branch!r}: it was made from version {bad[0][:12]}, which "
+                            f"version {version.id[:16]} of {label(head)} was kept off branch "
+                            f"{batch.branch!r}: it was made from version {bad[0][:16]}, which "
                             "was refused"
                         )
                     elif current.get(head) != version.replaces:
                         refused[key] = (
                             f"branch conflict: {label(head)} on branch {batch.branch!r} was "
-                            f"moved to version {str(current.get(head))[:12]} by another writer "
-                            f"while this run made version {version.id[:12]}; the new version "
+                            f"moved to version {str(current.get(head))[:16]} by another writer "
+                            f"while this run made version {version.id[:16]}; the new version "
                             "is kept but not put on the branch"
                         )
                     else:
