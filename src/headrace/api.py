@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from headrace.core.assets import AssetSpec
+from headrace.core.observers import RunObserver
 from headrace.data import versions
 from headrace.orchestration import service
 from headrace.orchestration.reporting import Reporter
@@ -35,6 +36,7 @@ def materialize(
     max_concurrency: int | None = None,
     force: bool = False,
     reporter: Reporter | None = None,
+    observers: Sequence[RunObserver] | None = None,
 ) -> RunResult:
     """Materialize a selection of assets and return what the run did.
 
@@ -51,6 +53,8 @@ def materialize(
         max_concurrency: steps run at once by the threads and processes executors.
         force: run every step even when its cached version is still valid.
         reporter: receives progress callbacks.
+        observers: receive run and step events with the versions read and written
+            (default: those the settings configure, e.g. OpenLineage).
 
     Returns:
         A :class:`RunResult`; failed steps are in ``result.failed`` (no exception).
@@ -66,6 +70,7 @@ def materialize(
         max_concurrency=max_concurrency,
         force=force,
         reporter=reporter,
+        observers=observers,
     )
 
 

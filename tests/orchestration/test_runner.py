@@ -455,3 +455,43 @@ def test_type_mismatches_between_annotations_and_values_are_named(tmp_path: Path
     assert "annotated to return a pandas table but returned a builtins.list" in (
         result.steps["says_table"].error or ""
     )
+
+
+class _Recording:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    def run_started(self, run: object) -> None:
+        self.calls.append(("run_started", run))
+
+    def step_started(self, event: object) -> None:
+        self.calls.append(("step_started", event))
+
+    def step_finished(self, event: object) -> None:
+        self.calls.append(("step_finished", event))
+
+    def run_finished(self, run: object, status: str, at: float, error: str | None) -> None:
+        self.calls.append(("run_finished", status))
+
+
+class _Broken(_Recording):
+    def step_finished(self, event: object) -> None:
+        raise RuntimeError("observer bug")
+
+
+def test_observers_see_versions_read_and_written_and_cannot_break_a_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ws = open_project(tmp_path, PIPELINE)
+    seen, broken = _Recording(), _Broken()
+    result = hr.materialize(workspace=ws, observers=[broken, seen])
+    assert result.success
+    kinds = [k for k, _ in seen.calls]
+    assert kinds[0] == "run_started" and seen.calls[-1] == ("run_finished", "success")
+    finished = {e.asset: e for k, e in seen.calls if k == "step_finished"}  # type: ignore[attr-defined]
+    total = finished["total"]
+    assert [i.asset for i in total.inputs] == ["doubled"]
+    assert total.inputs[0].schema == [["k", "int64"], ["v", "double"]]
+    assert total.output is not None and total.output.version_id == result.steps["total"].version_id
+    assert total.run.project == ws.settings.project_name
+    assert "observer bug" in caplog.text

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import heapq
 import inspect
+import logging
 import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 from headrace.core.codeversion import code_version
 from headrace.core.graph import closure
 from headrace.core.ids import new_id
+from headrace.core.observers import RunInfo, RunObserver, StepEvent, VersionRef
 from headrace.core.params import jsonable
 from headrace.core.plan import Plan, Step
 from headrace.data.branching import actor
@@ -109,8 +112,18 @@ class Coordinator:
         *,
         reporter: Reporter | None = None,
         completed: dict[str, VersionRecord] | None = None,
+        observers: Sequence[RunObserver] = (),
     ) -> None:
         self.ws = workspace
+        self.observers = list(observers)
+        self.info = RunInfo(
+            run_id=run.id,
+            project=workspace.settings.project_name,
+            selection=run.selection,
+            branch=run.branch,
+            params=dict(run.params),
+            started_at=run.started_at or run.created_at,
+        )
         self.graph = workspace.graph
         self.store = workspace.store
         self.run = run
@@ -220,6 +233,7 @@ class Coordinator:
         retries: list[tuple[float, int, str, int]] = []
         counter = 0
         self.reporter.run_started(self.run.id, len(self.plan))
+        self._notify("run_started", self.info)
         self.recorder.start()
         try:
             while ready or running or retries:
@@ -263,10 +277,10 @@ class Coordinator:
             executor.shutdown()
             if self.recorder.error is None:
                 self.recorder.close()
-            self.store.runs.set_status(
-                self.run.id, status, ended_at=time.time(), error=f"{type(exc).__name__}: {exc}"
-            )
+            message = f"{type(exc).__name__}: {exc}"
+            self.store.runs.set_status(self.run.id, status, ended_at=time.time(), error=message)
             self.reporter.run_finished(self.run.id, status)
+            self._notify("run_finished", self.info, status, time.time(), message)
             raise
         executor.shutdown()
         self.recorder.close()
@@ -276,6 +290,7 @@ class Coordinator:
         status = "success" if ok else "failed"
         self.store.runs.set_status(self.run.id, status, ended_at=time.time())
         self.reporter.run_finished(self.run.id, status)
+        self._notify("run_finished", self.info, status, time.time(), None)
         return RunResult(run_id=self.run.id, status=status, steps=self.states)
 
     def _prepare(self, key: str) -> StepTask | None:
@@ -340,6 +355,8 @@ class Coordinator:
             self.recorder.mark(key)
         self._meta[key] = (version, key_hash)
         self.reporter.step_started(key, attempt)
+        if self.observers:
+            self._notify("step_started", self._event(step, "running", now, inputs))
         return StepTask(
             run_id=self.run.id,
             key=key,
@@ -395,6 +412,18 @@ class Coordinator:
             )
             self._replaces[(step.asset, step.partition)] = version.id
             self.reporter.step_finished(task.key, "success", duration, state.reason)
+            if self.observers:
+                output = VersionRef(
+                    asset=step.asset,
+                    partition=step.partition,
+                    version_id=version.id,
+                    schema=version.schema,
+                    row_count=version.row_count,
+                )
+                self._notify(
+                    "step_finished",
+                    self._event(step, "success", result.ended_at, task.inputs, output=output),
+                )
             self._release(task.key)
             return None
         policy = self.graph[step.asset].retry
@@ -441,8 +470,62 @@ class Coordinator:
                 child.status, child.reason, child.ended_at = "upstream_failed", reason, at
                 self.recorder.mark(key)
         self.reporter.step_finished(step.key, "failed", duration, error)
+        if self.observers:
+            event = self._event(step, "failed", at, (), error=error, traceback=tb)
+            self._notify("step_finished", event)
         for key in blocked:
             self.reporter.step_finished(key, "upstream_failed", None, reason)
+
+    def _notify(self, method: str, *args: Any) -> None:
+        """Tell every observer; an observer's failure never fails the run."""
+        for observer in self.observers:
+            try:
+                getattr(observer, method)(*args)
+            except Exception:
+                logging.getLogger("headrace.observers").exception(
+                    "observer %r failed in %s", observer, method
+                )
+
+    def _event(
+        self,
+        step: Step,
+        status: str,
+        at: float,
+        inputs: Sequence[StepInput],
+        *,
+        output: VersionRef | None = None,
+        error: str | None = None,
+        traceback: str | None = None,
+    ) -> StepEvent:
+        spec = self.graph[step.asset]
+        assets = {i.parameter: i.asset for i in spec.inputs}
+        known = {v.id: v for v in self.heads.values()}
+        refs = []
+        for item in inputs:
+            for ref in item.refs or ():
+                record = known.get(ref.version_id)
+                refs.append(
+                    VersionRef(
+                        asset=assets.get(item.parameter, item.parameter),
+                        partition=ref.partition,
+                        version_id=ref.version_id,
+                        schema=None if record is None else record.schema,
+                        row_count=None if record is None else record.row_count,
+                    )
+                )
+        return StepEvent(
+            run=self.info,
+            step_key=step.key,
+            asset=step.asset,
+            partition=step.partition,
+            status=status,
+            at=at,
+            description=spec.description,
+            inputs=refs,
+            output=output,
+            error=error,
+            traceback=traceback,
+        )
 
     def _apply_refusals(self) -> bool:
         """Fail the steps whose versions were kept off the branch, and their downstream."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from headrace.core.errors import PartitionError, SelectionError
 from headrace.core.ids import new_id
+from headrace.core.observers import RunObserver
 from headrace.core.params import jsonable, resolve_params
 from headrace.core.partitions import parse_partition_arg
 from headrace.core.plan import Plan, Step, build_plan
@@ -84,6 +85,7 @@ def materialize(
     exclude: str | None = None,
     trigger: str = "python",
     reporter: Reporter | None = None,
+    observers: Sequence[RunObserver] | None = None,
 ) -> RunResult:
     """Plan and run a selection of assets; see :func:`headrace.materialize`."""
     expression = (
@@ -129,7 +131,14 @@ def materialize(
     )
     ws.store.runs.create(run, [(s.key, s.asset, s.partition) for s in plan.steps.values()])
     with capture.installed():
-        return Coordinator(ws, run, plan, asset_params, reporter=reporter).execute()
+        return Coordinator(
+            ws,
+            run,
+            plan,
+            asset_params,
+            reporter=reporter,
+            observers=default_observers(ws) if observers is None else observers,
+        ).execute()
 
 
 def _alive(run: RunRecord) -> bool:
@@ -144,7 +153,21 @@ def _alive(run: RunRecord) -> bool:
     return True
 
 
-def resume(ws: Workspace, run_id: str, *, reporter: Reporter | None = None) -> RunResult:
+def default_observers(ws: Workspace) -> list[RunObserver]:
+    """The observers the workspace's settings ask for (OpenLineage, when configured)."""
+    from headrace.lineage import emitter_from_settings
+
+    emitter = emitter_from_settings(ws.settings)
+    return [] if emitter is None else [emitter]
+
+
+def resume(
+    ws: Workspace,
+    run_id: str,
+    *,
+    reporter: Reporter | None = None,
+    observers: Sequence[RunObserver] | None = None,
+) -> RunResult:
     """Finish an interrupted or failed run without redoing its completed steps."""
     run = ws.store.runs.get(run_id)
     if run.status == "success":
@@ -173,7 +196,13 @@ def resume(ws: Workspace, run_id: str, *, reporter: Reporter | None = None) -> R
     resumed = RunRecord(**{**run.__dict__, "status": "running"})
     with capture.installed():
         return Coordinator(
-            ws, resumed, plan, asset_params, reporter=reporter, completed=completed
+            ws,
+            resumed,
+            plan,
+            asset_params,
+            reporter=reporter,
+            completed=completed,
+            observers=default_observers(ws) if observers is None else observers,
         ).execute()
 
 
