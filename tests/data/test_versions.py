@@ -179,3 +179,23 @@ def test_versioning_cli(tmp_path: Path) -> None:
     assert "imported in.parquet as landed" in imported.stdout
     again = run_cli(tmp_path, "import", "landed", "in.parquet", check=True)
     assert "unchanged" in again.stdout
+
+
+@pytest.mark.integration
+def test_show_reads_any_version_from_the_cli(tmp_path: Path) -> None:
+    open_project(tmp_path, PIPELINE)
+    assert run_cli(tmp_path, "materialize", "raw", "-p", "n=2").returncode == 0
+    middle = time.time()
+    time.sleep(0.05)
+    assert run_cli(tmp_path, "materialize", "raw", "-p", "n=6").returncode == 0
+    now = run_cli(tmp_path, "show", "raw", "--limit", "20", check=True)
+    assert "12 of 12 rows" in now.stdout
+    iso = __import__("datetime").datetime.fromtimestamp(middle).isoformat()
+    then = run_cli(tmp_path, "show", "raw", "--as-of", iso, check=True)
+    assert "4 of 4 rows" in then.stdout
+    part = run_cli(tmp_path, "show", "raw", "--partition", "b", "--limit", "1", check=True)
+    assert "1 of 6 rows" in part.stdout
+    assert run_cli(tmp_path, "materialize", "total").returncode == 0
+    assert run_cli(tmp_path, "show", "total", check=True).stdout.strip() == "30"
+    missing = run_cli(tmp_path, "show", "report")
+    assert missing.returncode == 1 and "asset 'report' has no version" in missing.stderr

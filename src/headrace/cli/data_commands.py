@@ -373,7 +373,53 @@ def import_(
         )
 
 
+def show(
+    asset: Annotated[str, typer.Argument(help="The asset.")],
+    branch: Annotated[str, typer.Option(help="Branch to read.")] = "main",
+    version: Annotated[str | None, typer.Option(help="A version id (or prefix).")] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="The version the branch had then (ISO time).")
+    ] = None,
+    partition: Annotated[str | None, typer.Option(help="Only this partition.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Rows shown.")] = 5,
+) -> None:
+    """Print an asset's value: the first rows of a table, or the stored object."""
+    import json
+
+    from headrace.data.versions import read
+
+    value = read(
+        _workspace(), asset, partition=partition, branch=branch, version=version, as_of=as_of,
+        as_="arrow",
+    )
+    console = _console()
+    if type(value).__module__.startswith("pyarrow"):
+        rows = value.slice(0, limit).to_pylist()
+        table = Table(box=None, header_style="bold")
+        if value.num_columns > 6:  # wide: a line per column, a column per row
+            table.add_column("column")
+            table.add_column("type", style="dim")
+            for i in range(len(rows)):
+                table.add_column(f"row {i + 1}", overflow="fold")
+            for field in value.schema:
+                table.add_row(
+                    escape(field.name),
+                    escape(str(field.type)),
+                    *(escape(str(r[field.name])) for r in rows),
+                )
+        else:
+            for field in value.schema:
+                table.add_column(f"{field.name}\n[dim]{field.type}[/]", overflow="fold")
+            for row in rows:
+                table.add_row(*(escape(str(v)) for v in row.values()))
+        console.print(table)
+        console.print(f"[dim]{min(limit, value.num_rows)} of {value.num_rows:,} rows[/]")
+    else:
+        console.print(escape(json.dumps(value, indent=2, default=str)[:20_000]))
+
+
 def register(app: typer.Typer) -> None:
+    app.command()(show)
     app.add_typer(branch_app, name="branch")
     app.command()(merge)
     app.command()(log)
