@@ -1,14 +1,15 @@
-"""One virtual environment per peer orchestrator, created on demand under the bench cache.
+"""One virtual environment per peer tool, created on demand under the bench cache.
 
-Each peer (Dagster, Prefect, Airflow) gets its own venv at ``<cache>/venvs/<peer>``, made with
-``python -m venv`` and filled from PyPI with pip. A stamp file written after a successful
-install makes creation idempotent; a changed requirement list rebuilds the env. A failed
-install is recorded in ``<cache>/venvs/<peer>.failed`` (with the tail of pip's log) and is not
-retried for the same requirements unless asked, so one broken peer never stops the bench.
+Each peer (Dagster, Prefect, Airflow; DVC for the versioning bench) gets its own venv at
+``<cache>/venvs/<peer>``, made with ``python -m venv`` and filled from PyPI with pip. A stamp
+file written after a successful install makes creation idempotent; a changed requirement list
+rebuilds the env. A failed install is recorded in ``<cache>/venvs/<peer>.failed`` (with the
+tail of pip's log) and is not retried for the same requirements unless asked, so one broken
+peer never stops the bench.
 
 The cache is ``$HEADRACE_BENCH_CACHE`` or ``<repo>/.bench-cache``. Progress goes to stderr.
 
-Usage: ``python bench/peers/envs.py [--peers dagster,prefect,airflow] [--retry-failed]``
+Usage: ``python bench/peers/envs.py [--peers dagster,prefect,airflow,dvc] [--retry-failed]``
 """
 
 from __future__ import annotations
@@ -61,6 +62,12 @@ PEERS: dict[str, PeerSpec] = {
         name="airflow",
         requirements=("apache-airflow>=3,<4",),
         probe_module="airflow.sdk",
+    ),
+    # Not an orchestrator: the data-versioning peer of bench/versioning.py (`dvc add`).
+    "dvc": PeerSpec(
+        name="dvc",
+        requirements=("dvc>=3,<4",),
+        probe_module="dvc.repo",
     ),
 }
 

@@ -241,6 +241,22 @@ def test_composite_keys_match_on_every_column_nulls_included(tmp_path: Path) -> 
     ]
 
 
+def test_a_table_of_key_columns_only_has_no_changed_rows(tmp_path: Path) -> None:
+    old = write(tmp_path, "old", {"id": [1, 2, 3]})
+    new = write(tmp_path, "new", {"id": [2, 3, 4]})
+
+    diff = diff_tables([old], [new], primary_key=["id"])
+
+    assert (diff.added_rows, diff.removed_rows, diff.changed_rows, diff.unchanged_rows) == (
+        1,
+        1,
+        0,
+        2,
+    )
+    assert (diff.added_sample, diff.removed_sample) == ([{"id": 4}], [{"id": 1}])
+    assert diff.changed_columns == {}
+
+
 def test_identical_files_and_reordered_rows_are_identical(tmp_path: Path) -> None:
     table = pa.table({"id": list(range(1000)), "v": [str(i) for i in range(1000)]})
     path = write(tmp_path, "same", table)

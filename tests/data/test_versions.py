@@ -100,10 +100,11 @@ def test_impact_of_code_and_branch_changes(tmp_path: Path) -> None:
     ws = open_project(tmp_path, PIPELINE)
     hr.materialize(workspace=ws)
     assert impact(ws).changed == {}
-    (tmp_path / "proj_changed.py").write_text(
+    changed_module = f"proj_changed_{tmp_path.name[-12:].replace('-', '_')}"
+    (tmp_path / f"{changed_module}.py").write_text(
         "import headrace as hr\n" + PIPELINE.replace("int(raw.x.sum())", "int(raw.x.sum()) + 1")
     )
-    changed_ws = hr.open_workspace(tmp_path, project_module="proj_changed")
+    changed_ws = hr.open_workspace(tmp_path, project_module=changed_module)
     OPENED.append(changed_ws)
     working = impact(changed_ws)
     assert working.changed == {"total": "code changed"}

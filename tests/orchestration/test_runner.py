@@ -92,11 +92,12 @@ def test_caching_skips_unchanged_steps_and_says_why(tmp_path: Path) -> None:
 def test_code_change_reruns_the_asset_and_its_downstream(tmp_path: Path) -> None:
     ws = open_project(tmp_path, PIPELINE)
     hr.materialize(workspace=ws)
-    (tmp_path / "proj_changed.py").write_text(
+    changed_module = f"proj_changed_{tmp_path.name[-12:].replace('-', '_')}"
+    (tmp_path / f"{changed_module}.py").write_text(
         "import headrace as hr\n"
         + PIPELINE.replace('pl.col("v") * factor', 'pl.col("v") * factor + 1')
     )
-    ws2 = hr.open_workspace(tmp_path, project_module="proj_changed")
+    ws2 = hr.open_workspace(tmp_path, project_module=changed_module)
     OPENED.append(ws2)
     rerun = hr.materialize(workspace=ws2)
     assert rerun.steps["raw"].status == "skipped"

@@ -374,11 +374,24 @@ def _connect(memory_limit: str, name: str) -> Iterator[duckdb.DuckDBPyConnection
             con.close()
 
 
-def _query(con: duckdb.DuckDBPyConnection, sql: str, name: str) -> list[tuple[Any, ...]]:
+def _query(
+    con: duckdb.DuckDBPyConnection, sql: str, name: str, *, values: bool = False
+) -> list[tuple[Any, ...]]:
+    """Run one statement and return its rows.
+
+    ``values=True`` for rows of table values: they are converted through Arrow, which
+    turns every DuckDB type into Python (zoned timestamps need no ``pytz`` there).
+    """
     import duckdb
 
     try:
-        return con.execute(sql).fetchall()
+        if not values:
+            return con.execute(sql).fetchall()
+        relation = con.sql(sql)
+        # DuckDB 2 names it to_arrow_table; DuckDB 1 has arrow(), returning a table.
+        fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
+        table = fetch()
+        return list(zip(*(column.to_pylist() for column in table.columns), strict=True))
     except duckdb.OutOfMemoryException as exc:
         first_line = str(exc).splitlines()[0]
         raise DiffError(
@@ -407,7 +420,7 @@ def _check_unique(
         f"SELECT {keys}, count(*) AS n FROM {side.source()} "
         f"GROUP BY {aliases} HAVING count(*) > 1) ORDER BY {aliases} LIMIT 1"
     )
-    found = _query(con, sql, name)
+    found = _query(con, sql, name, values=True)
     if not found:
         return
     duplicates, rows, *values = found[0]
@@ -471,8 +484,8 @@ class _RowDiff:
         self.name = name
         self.keys = [f"k{i}" for i in range(len(key))]
 
-    def _query(self, sql: str) -> list[tuple[Any, ...]]:
-        return _query(self.con, sql, self.name)
+    def _query(self, sql: str, *, values: bool = False) -> list[tuple[Any, ...]]:
+        return _query(self.con, sql, self.name, values=values)
 
     def _on(self, left: str, right: str) -> str:
         return " AND ".join(f"{left}.{k} IS NOT DISTINCT FROM {right}.{k}" for k in self.keys)
@@ -552,7 +565,8 @@ class _RowDiff:
                 select += [f"o.c{j}", f"n.c{j}", f"o.c{j} IS DISTINCT FROM n.c{j}"]
             rows = self._query(
                 f"{self._pair(picked)} SELECT {', '.join(select)} "
-                f"FROM o JOIN n ON {self._on('o', 'n')} ORDER BY {self._order('o')}"
+                f"FROM o JOIN n ON {self._on('o', 'n')} ORDER BY {self._order('o')}",
+                values=True,
             )
             width = len(self.key)
             for row in rows:
@@ -589,7 +603,8 @@ class _RowDiff:
         )
         rows = self._query(
             f"SELECT {values} FROM ({self._keyed(side, columns)}) AS s "
-            f"SEMI JOIN ({picked}) AS x ON {self._on('s', 'x')} ORDER BY {self._order('s')}"
+            f"SEMI JOIN ({picked}) AS x ON {self._on('s', 'x')} ORDER BY {self._order('s')}",
+            values=True,
         )
         return [{c: _jsonable(v) for c, v in zip(names, row, strict=True)} for row in rows]
 
@@ -631,6 +646,7 @@ def render(diff: TableDiff, console: Console) -> None:
         return Text(text)
 
     def small_table(title: str) -> Table:
+        console.print()
         console.print(Text(title, style="bold"))
         return Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1))
 

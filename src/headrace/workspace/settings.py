@@ -14,6 +14,8 @@ from headrace.errors import SettingsError, WorkspaceNotFoundError
 CONFIG_FILE = "headrace.toml"
 STATE_DIR = ".headrace"
 EXECUTORS = ("in_process", "threads", "processes")
+#: Sections another area reads and validates itself (``headrace.lineage``: ``[lineage]``).
+DELEGATED_SECTIONS = ("lineage",)
 
 #: (toml section, key) -> (settings field, environment variable)
 _FIELDS: dict[tuple[str, str], tuple[str, str]] = {
@@ -125,8 +127,10 @@ def load_settings(start: Path | str | None = None, **overrides: Any) -> Settings
         raise SettingsError(f"{path}: invalid TOML: {exc}") from exc
     values: dict[str, Any] = {}
     origin: dict[str, str] = {}
-    known_sections = {section for section, _ in _FIELDS}
+    known_sections = {section for section, _ in _FIELDS} | set(DELEGATED_SECTIONS)
     for section, table in data.items():
+        if section in DELEGATED_SECTIONS and isinstance(table, dict):
+            continue  # validated by the area that owns it
         if section not in known_sections or not isinstance(table, dict):
             raise SettingsError(
                 f"{path}: unknown section [{section}]; expected one of "
