@@ -389,7 +389,12 @@ def show(
     from headrace.data.versions import read
 
     value = read(
-        _workspace(), asset, partition=partition, branch=branch, version=version, as_of=as_of,
+        _workspace(),
+        asset,
+        partition=partition,
+        branch=branch,
+        version=version,
+        as_of=as_of,
         as_="arrow",
     )
     console = _console()
