@@ -62,8 +62,12 @@ def header(number: int, title: str, story: str) -> None:
 
 
 def cli_env() -> dict[str, str]:
-    """The environment of the CLI: no ``HEADRACE_*`` overrides, so the demo stays embedded."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
+    """The environment of the CLI: the embedded default; only the demo's own overrides."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("HEADRACE_") or k == "HEADRACE_PROJECT_PATH"
+    }
     if TTY:
         env["FORCE_COLOR"] = "1"  # keep rich's colours and progress bar through the pipe
         env["COLUMNS"] = str(shutil.get_terminal_size().columns)
@@ -246,13 +250,74 @@ def rerun_cached() -> None:
         raise DemoFailed(f"the second run should skip every step, got {counts}")
 
 
+#: The change developed on the branch: a feature saying whether a flight leaves on a weekend.
+FEATURE_CHANGE = (
+    'pl.col("sched_dep_local").dt.weekday().alias("weekday"),',
+    'pl.col("sched_dep_local").dt.weekday().alias("weekday"),\n'
+    '        (pl.col("sched_dep_local").dt.weekday() >= 6).alias("weekend"),',
+)
+
+
+def develop_on_a_branch() -> None:
+    header(
+        9,
+        "A change on a branch of the data",
+        """
+        A data scientist adds a feature (does the flight leave on a weekend?). The code
+        change lives in a working copy (dev-code/); the data it builds lives on a branch,
+        dev, created from main without copying anything. The impact is known before
+        anything is built, the new version is compared with main's, and the branch is
+        merged into main in one step once it is right.
+        """,
+    )
+    dev_code = WORKSPACE / "dev-code"
+    shutil.copytree(
+        DEMO_DIR / PROJECT_MODULE,
+        dev_code / PROJECT_MODULE,
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    features = dev_code / PROJECT_MODULE / "features.py"
+    source = features.read_text()
+    if FEATURE_CHANGE[0] not in source:
+        raise DemoFailed(f"{features} does not hold the line the change edits")
+    features.write_text(source.replace(FEATURE_CHANGE[0], FEATURE_CHANGE[1], 1))
+    headrace("branch", "create", "dev")
+    os.environ["HEADRACE_PROJECT_PATH"] = str(dev_code)
+    try:
+        impact = headrace("impact")
+        if "flight_features" not in impact or "code changed" not in impact:
+            raise DemoFailed("impact should name flight_features as changed")
+        built = step_counts(headrace("materialize", "flight_features", "--branch", "dev"))
+        if built.get("success") != 1:
+            raise DemoFailed(f"building the change on dev should run one step, got {built}")
+    finally:
+        del os.environ["HEADRACE_PROJECT_PATH"]
+    diff = headrace("diff", "flight_features", "main", "dev")
+    if "weekend" not in diff:
+        raise DemoFailed("the diff should show the new column")
+    headrace("merge", "dev", "--dry-run")
+    headrace("merge", "dev")
+    # The code change is merged too: the workspace now builds from the changed code.
+    config = WORKSPACE / "headrace.toml"
+    text = config.read_text()
+    old_path = f'path = "{os.path.relpath(DEMO_DIR, WORKSPACE)}"'
+    if old_path not in text:
+        raise DemoFailed(f"{config} has no `{old_path}` line")
+    config.write_text(text.replace(old_path, 'path = "dev-code"', 1))
+    print("the code change is merged too: [project] path now points at dev-code/\n")
+    headrace("log", "--branch", "main", "--limit", "4")
+    counts = step_counts(headrace("materialize", "flight_features"))
+    if set(counts) != {"skipped"}:
+        raise DemoFailed(f"after the merge main is up to date with the code, got {counts}")
+
+
 def pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
 def story() -> None:
     header(
-        9,
+        10,
         "What the data says so far",
         """
         Read back with hr.read("flight_features", workspace=...) and friends: the tables
@@ -328,6 +393,7 @@ def main() -> int:
         features_run = build_features()
         show_history(ingest_run, features_run)
         rerun_cached()
+        develop_on_a_branch()
         story()
     except DemoFailed as exc:
         print(f"\ndemo failed: {exc}", file=sys.stderr)

@@ -25,7 +25,7 @@ def is_delayed(threshold: int) -> pl.Expr:
     return pl.col("arr_delay") > threshold
 
 
-@hr.asset(group="features", owner="ml-team", tags=("ml", "nycflights13"))
+@hr.asset(group="features", owner="ml-team", tags=("ml", "nycflights13"), primary_key="flight_id")
 def flight_features(
     flights_clean: pl.DataFrame,
     weather: pl.DataFrame,
@@ -63,6 +63,7 @@ def flight_features(
         .join(carriers, on="carrier", how="left", maintain_order="left")
     )
     return joined.select(
+        "flight_id",
         "year",
         "month",
         "day",

