@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Connection,
+    Table,
     and_,
     bindparam,
     delete,
@@ -101,20 +102,10 @@ class EventRecord:
 MergeGate = Callable[[Sequence[HeadMove]], list[str]]
 
 
-def _heads(c: Connection, branch: str) -> dict[HeadKey, str]:
+def _pointers(c: Connection, table: Table, branch: str) -> dict[HeadKey, str]:
+    """A branch's (asset, partition) → version map from ``branch_heads`` or ``branch_bases``."""
     rows = c.execute(
-        select(branch_heads.c.asset, branch_heads.c.partition, branch_heads.c.version_id).where(
-            branch_heads.c.branch == branch
-        )
-    ).all()
-    return {(a, p): v for a, p, v in rows}
-
-
-def _bases(c: Connection, branch: str) -> dict[HeadKey, str]:
-    rows = c.execute(
-        select(branch_bases.c.asset, branch_bases.c.partition, branch_bases.c.version_id).where(
-            branch_bases.c.branch == branch
-        )
+        select(table.c.asset, table.c.partition, table.c.version_id).where(table.c.branch == branch)
     ).all()
     return {(a, p): v for a, p, v in rows}
 
@@ -402,7 +393,8 @@ class BranchRepository:
         with context as c:
             self._require(c, source)
             self._require(c, into)
-            src, dst, base = _heads(c, source), _heads(c, into), _bases(c, source)
+            src, dst = _pointers(c, branch_heads, source), _pointers(c, branch_heads, into)
+            base = _pointers(c, branch_bases, source)
             changed = {k: v for k, v in src.items() if base.get(k) != v}
             moves: list[tuple[HeadKey, str | None, str]] = []
             conflicts: list[str] = []
