@@ -200,3 +200,29 @@ def test_show_reads_any_version_from_the_cli(tmp_path: Path) -> None:
     assert run_cli(tmp_path, "show", "total", check=True).stdout.strip() == "30"
     missing = run_cli(tmp_path, "show", "report")
     assert missing.returncode == 1 and "asset 'report' has no version" in missing.stderr
+
+
+def test_recommitting_an_unchanged_file_skips_hashing_but_edits_are_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headrace.objects import blobs as blob_module
+
+    ws = open_project(tmp_path / "ws", PIPELINE)
+    source = _parquet(tmp_path / "data.parquet", 2000, seed=1)
+    first = import_table(ws, "landed", source)
+    hashed: list[str] = []
+    real = blob_module.hash_file
+    monkeypatch.setattr(blob_module, "hash_file", lambda p: hashed.append(str(p)) or real(p))
+    again = import_table(ws, "landed", source)
+    assert not again.created and hashed == []  # a stat, not a read
+    # Same size and modification time, different bytes: the change is still seen.
+    stat = source.stat()
+    data = bytearray(source.read_bytes())
+    edited = pa.table({"id": list(range(2000)), "v": [float(i * 9) for i in range(2000)]})
+    pq.write_table(edited, source)
+    if source.stat().st_size == stat.st_size:
+        os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    changed = import_table(ws, "landed", source)
+    assert hashed == [str(source.resolve())]
+    assert changed.created and changed.version.blob != first.version.blob
+    assert bytes(data) != source.read_bytes()

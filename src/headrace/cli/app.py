@@ -68,6 +68,11 @@ def init(
     from headrace.workspace.settings import init_workspace
 
     root, created = init_workspace(directory, module=module, path=path)
+    from headrace.runtime.workspace import open_workspace
+
+    with open_workspace(root) as ws:  # create the metadata store and the object folders now
+        ws.store  # noqa: B018
+        ws.blobs.prepare()
     if created:
         console.print(f"created workspace in {root} (headrace.toml, .headrace/)")
     else:

@@ -11,6 +11,8 @@ import errno
 import os
 import re
 import shutil
+import sqlite3
+import stat
 import threading
 import uuid
 from collections import OrderedDict
@@ -132,6 +134,9 @@ class LocalBlobStore:
         self._recent: OrderedDict[str, bytes] = OrderedDict()
         self._recent_bytes = 0
         self._recent_lock = threading.Lock()
+        self._hash_db: sqlite3.Connection | None = None
+        # Beside the store, not in it: the store holds blobs and temporaries only.
+        self._hash_path = self.root.parent / f"{self.root.name}.hashes.db"
 
     def path_of(self, digest: str) -> Path:
         check_digest(digest)
@@ -142,6 +147,11 @@ class LocalBlobStore:
             self._tmp.mkdir(parents=True, exist_ok=True)
             self._made.add("tmp")
         return self._tmp / f"{uuid.uuid4().hex}.part"
+
+    def prepare(self) -> None:
+        """Create the store's folders (done on first write otherwise)."""
+        self._prepare()
+        self._tmp.mkdir(parents=True, exist_ok=True)
 
     def _prepare(self) -> None:
         # All 256 shard folders at once: cheaper than a check before every write.
@@ -201,11 +211,57 @@ class LocalBlobStore:
             raise BlobNotFoundError(digest)
         return str(path)
 
+    def _known_digest(self, path: Path, info: os.stat_result) -> str | None:
+        """The digest recorded for a file still identical on disk (stat unchanged)."""
+        row = (
+            self._hashes()
+            .execute(
+                "SELECT digest FROM hashes WHERE path = ? AND size = ? AND mtime_ns = ? "
+                "AND ctime_ns = ? AND inode = ?",
+                (str(path), info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino),
+            )
+            .fetchone()
+        )
+        return None if row is None else str(row[0])
+
+    def _remember_file(self, path: Path, info: os.stat_result, digest: str) -> None:
+        with self._hashes() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?)",
+                (str(path), info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, digest),
+            )
+
+    def _hashes(self) -> sqlite3.Connection:
+        # Which files were hashed to what, like git's index: re-committing an unchanged
+        # file costs a stat, not a read. Any write changes ctime, so a hit is safe.
+        if self._hash_db is None:
+            self._hash_path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self._hash_path, timeout=30, check_same_thread=False)
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, "
+                "mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER, digest TEXT)"
+            )
+            self._hash_db = db
+        return self._hash_db
+
+    def close(self) -> None:
+        if self._hash_db is not None:
+            self._hash_db.close()
+            self._hash_db = None
+
     def put_file(self, path: Path, *, move: bool = False) -> str:
-        digest = hash_file(path)
+        source = Path(path).resolve()
+        info = source.stat()
+        cacheable = not move and stat.S_ISREG(info.st_mode)
+        known = self._known_digest(source, info) if cacheable else None
+        if known is not None and self.path_of(known).exists():
+            return known
+        digest = hash_file(source)
         if self.path_of(digest).exists():
             if move:
                 Path(path).unlink(missing_ok=True)
+            elif cacheable:
+                self._remember_file(source, info, digest)
             return digest
         tmp = self._tmp_path()
         try:
@@ -221,6 +277,8 @@ class LocalBlobStore:
             tmp.unlink(missing_ok=True)
             raise
         self._publish(tmp, digest)
+        if cacheable:
+            self._remember_file(source, info, digest)
         return digest
 
     def get_bytes(self, digest: str) -> bytes:
@@ -333,6 +391,13 @@ class FsspecBlobStore:
 
     def exists(self, digest: str) -> bool:
         return bool(self.fs.exists(self._key(digest)))
+
+    def prepare(self) -> None:
+        """Object stores need no folders created up front."""
+        return None
+
+    def close(self) -> None:
+        return None
 
     def iter_blobs(self) -> Iterator[tuple[str, int, float]]:
         for path, info in sorted(self.fs.find(self._base, detail=True).items()):

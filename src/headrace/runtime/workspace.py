@@ -63,6 +63,8 @@ class Workspace:
         """Release the metadata store's connections."""
         if "store" in self.__dict__:
             self.store.close()
+        if "blobs" in self.__dict__:
+            self.blobs.close()
 
     def __enter__(self) -> Workspace:
         return self
