@@ -1,7 +1,11 @@
 """``make bench``: every benchmark, side by side with the peers the issues name.
 
-Usage: python bench/run_all.py [--no-peers] [--peers dagster,prefect,airflow,plain]
-                               [--reps 3] [--big-n 10000] [--out bench/results/latest.json]
+Usage: python bench/run_all.py [--no-peers] [--peers dagster,prefect,airflow,plain,dvc]
+                               [--only orchestration,versioning] [--reps 3] [--big-n 10000]
+                               [--out bench/results/latest.json]
+
+Each benchmark takes the peers it knows from --peers: orchestration the orchestrators
+(plain, prefect, dagster, airflow), versioning DVC (dvc).
 """
 
 from __future__ import annotations
@@ -10,26 +14,41 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import orchestration
+from bench import orchestration, versioning
 
-DEFAULT_PEERS = "plain,prefect,dagster,airflow"
+DEFAULT_PEERS = "plain,prefect,dagster,airflow,dvc"
+BENCHMARKS = ("orchestration", "versioning")
+VERSIONING_PEERS = {"dvc"}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--no-peers", action="store_true", help="headrace only")
     parser.add_argument("--peers", default=DEFAULT_PEERS)
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="benchmarks to run")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--big-n", type=int, default=10_000)
     parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
     args = parser.parse_args(argv)
+    only = [b for b in args.only.split(",") if b]
+    unknown = sorted(set(only) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
     peers = None if args.no_peers else [p for p in args.peers.split(",") if p]
-    results = {"orchestration": orchestration.run(peers=peers, reps=args.reps, big_n=args.big_n)}
-    print("== orchestration ==")
-    print(orchestration.report(results["orchestration"]))
+    results: dict[str, Any] = {}
+    if "orchestration" in only:
+        theirs = None if peers is None else [p for p in peers if p not in VERSIONING_PEERS]
+        results["orchestration"] = orchestration.run(peers=theirs, reps=args.reps, big_n=args.big_n)
+        print("== orchestration ==")
+        print(orchestration.report(results["orchestration"]))
+    if "versioning" in only:
+        results["versioning"] = versioning.run(peers=peers, reps=args.reps)
+        print("\n== versioning ==" if "orchestration" in only else "== versioning ==")
+        print(versioning.report(results["versioning"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"\nresults written to {args.out}")

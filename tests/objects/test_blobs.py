@@ -440,7 +440,12 @@ def test_a_failed_local_copy_leaves_neither_blob_nor_temporary_and_keeps_the_sou
     def cross_device(_src: Any, _dst: Any) -> None:
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
+    def copy_range_until_full(src_fd: int, dst_fd: int, count: int, *_args: Any) -> int:
+        os.write(dst_fd, os.pread(src_fd, 4, 0))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
     monkeypatch.setattr(shutil, "copyfile", copy_until_full)
+    monkeypatch.setattr(os, "copy_file_range", copy_range_until_full, raising=False)
     monkeypatch.setattr(os, "replace", cross_device)
     with pytest.raises(OSError, match="No space left"):
         store.put_file(source, move=move)
@@ -471,7 +476,16 @@ def test_bytes_are_written_only_into_temporaries_never_at_a_digest(
         written.append(str(dst))
         return real_copyfile(src, dst, **kwargs)
 
+    real_copy_range = getattr(os, "copy_file_range", None)
+
+    def recording_copy_range(src_fd: int, dst_fd: int, count: int, *args: Any) -> int:
+        written.append(os.readlink(f"/proc/self/fd/{dst_fd}"))
+        assert real_copy_range is not None
+        return int(real_copy_range(src_fd, dst_fd, count, *args))
+
     monkeypatch.setattr(shutil, "copyfile", recording_copyfile)
+    if real_copy_range is not None:
+        monkeypatch.setattr(os, "copy_file_range", recording_copy_range)
     data = payload(11, 3 * MIB)
     source = tmp_path / "src.bin"
     source.write_bytes(data)

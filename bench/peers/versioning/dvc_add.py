@@ -56,6 +56,21 @@ def version(python: str) -> str:
         return timed([dvc, "--version"], Path(scratch), _env(Path(scratch))).stdout.strip()
 
 
+def warm_up(python: str, base: Path) -> None:
+    """An untimed ``dvc init`` + ``dvc add`` of a small file, so DVC's code is in the cache."""
+    dvc = str(Path(python).parent / "dvc")
+    folder = Path(tempfile.mkdtemp(prefix="dvc-warm-", dir=base))
+    try:
+        repo = folder / "repo"
+        repo.mkdir()
+        env = _env(folder / "site-cache")
+        timed([dvc, "init", "--no-scm", "-q"], repo, env)
+        (repo / "small.bin").write_bytes(os.urandom(1 << 20))
+        timed([dvc, "add", "small.bin"], repo, env)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def add_once(python: str, data: Path, base: Path, cache_mode: str) -> dict[str, Any]:
     """One fresh repository: first ``dvc add`` and an unchanged re-add, with store growth."""
     dvc = str(Path(python).parent / "dvc")

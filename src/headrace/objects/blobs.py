@@ -73,6 +73,42 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
+class _Copier(threading.Thread):
+    """Copies a file in the kernel (``copy_file_range``, else ``shutil.copyfile``)."""
+
+    def __init__(self, source: Path, target: Path) -> None:
+        super().__init__(name="headrace-copy", daemon=True)
+        self.source, self.target = source, target
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            if hasattr(os, "copy_file_range"):
+                with open(self.source, "rb") as src, open(self.target, "xb") as dst:
+                    remaining = os.fstat(src.fileno()).st_size
+                    while remaining > 0:
+                        copied = os.copy_file_range(src.fileno(), dst.fileno(), remaining)
+                        if copied == 0:
+                            break
+                        remaining -= copied
+                    if remaining > 0:  # the file shrank while copying, or no support
+                        raise OSError(f"copy of {self.source} stopped early")
+            else:
+                shutil.copyfile(self.source, self.target)
+        except OSError as exc:
+            if self.target.exists() and exc.errno in (errno.EXDEV, errno.ENOSYS, errno.EINVAL):
+                try:
+                    self.target.unlink()
+                    shutil.copyfile(self.source, self.target)
+                    return
+                except BaseException as again:
+                    self.error = again
+                    return
+            self.error = exc
+        except BaseException as exc:
+            self.error = exc
+
+
 def _link_into_place(tmp: Path, target: Path) -> None:
     """Publish ``tmp`` at ``target`` unless a blob is already there; drop ``tmp``.
 
@@ -237,6 +273,9 @@ class LocalBlobStore:
         if self._hash_db is None:
             self._hash_path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self._hash_path, timeout=30, check_same_thread=False)
+            # Only a cache: losing its last writes costs a re-hash, never wrong data.
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = OFF")
             db.execute(
                 "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, "
                 "mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER, digest TEXT)"
@@ -256,29 +295,43 @@ class LocalBlobStore:
         known = self._known_digest(source, info) if cacheable else None
         if known is not None and self.path_of(known).exists():
             return known
+        if move:
+            return self._put_moved(source, Path(path))
+        # Copy into a temporary while hashing: the kernel copies as BLAKE3 reads.
+        tmp = self._tmp_path()
+        copier = _Copier(source, tmp)
+        copier.start()
+        try:
+            digest = hash_file(source)
+        finally:
+            copier.join()
+        if copier.error is not None:
+            tmp.unlink(missing_ok=True)
+            raise copier.error
+        if self.path_of(digest).exists():
+            tmp.unlink(missing_ok=True)
+        else:
+            self._publish(tmp, digest)
+        if cacheable:
+            self._remember_file(source, info, digest)
+        return digest
+
+    def _put_moved(self, source: Path, path: Path) -> str:
         digest = hash_file(source)
         if self.path_of(digest).exists():
-            if move:
-                Path(path).unlink(missing_ok=True)
-            elif cacheable:
-                self._remember_file(source, info, digest)
+            path.unlink(missing_ok=True)
             return digest
         tmp = self._tmp_path()
         try:
-            if move:
-                try:
-                    os.replace(path, tmp)
-                except OSError:  # another file system: copy instead
-                    shutil.copyfile(path, tmp)
-                    Path(path).unlink(missing_ok=True)
-            else:
+            try:
+                os.replace(path, tmp)
+            except OSError:  # another file system: copy instead
                 shutil.copyfile(path, tmp)
+                path.unlink(missing_ok=True)
         except BaseException:  # e.g. a full disk: leave no temporary behind
             tmp.unlink(missing_ok=True)
             raise
         self._publish(tmp, digest)
-        if cacheable:
-            self._remember_file(source, info, digest)
         return digest
 
     def get_bytes(self, digest: str) -> bytes:

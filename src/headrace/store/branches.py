@@ -446,22 +446,22 @@ class BranchRepository:
         return MergeResult(source=source, target=into, moves=planned, unchanged=unchanged)
 
     def _rebase(self, c: Connection, branch: str, heads: dict[HeadKey, str]) -> None:
-        from headrace.store.upsert import upsert
+        if not heads:
+            return
+        from headrace.store.upsert import upsert_statement
 
-        for (asset, partition), version in heads.items():
-            c.execute(
-                upsert(
-                    self._store.dialect,
-                    branch_bases,
-                    ("branch", "asset", "partition"),
-                    {
-                        "branch": branch,
-                        "asset": asset,
-                        "partition": partition,
-                        "version_id": version,
-                    },
-                )
-            )
+        c.execute(
+            upsert_statement(
+                self._store.dialect,
+                branch_bases,
+                ("branch", "asset", "partition"),
+                ("branch", "asset", "partition", "version_id"),
+            ),
+            [
+                {"branch": branch, "asset": a, "partition": p, "version_id": v}
+                for (a, p), v in heads.items()
+            ],
+        )
 
     def log(
         self,

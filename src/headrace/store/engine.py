@@ -63,8 +63,22 @@ def create_store_engine(url: str) -> Engine:
     )
 
 
+def _has_table(connection: Connection, name: str) -> bool:
+    # A catalog query, cheaper than SQLAlchemy's inspector (this runs at every open).
+    if connection.dialect.name == "sqlite":
+        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"
+    elif connection.dialect.name == "postgresql":
+        query = (
+            "SELECT 1 FROM pg_catalog.pg_tables WHERE tablename = :name "
+            "AND schemaname = ANY(current_schemas(false))"
+        )
+    else:
+        return bool(inspect(connection).has_table(name))
+    return connection.execute(text(query), {"name": name}).first() is not None
+
+
 def _current_revision(connection: Connection) -> str | None:
-    if not inspect(connection).has_table("alembic_version"):
+    if not _has_table(connection, "alembic_version"):
         return None
     row = connection.execute(text("SELECT version_num FROM alembic_version")).first()
     return None if row is None else str(row[0])
@@ -100,7 +114,7 @@ def migrate(engine: Engine) -> None:
     """
     with engine.connect().execution_options(**{_READ: True}) as connection:
         current = _current_revision(connection)
-        has_runs = current is None and inspect(connection).has_table("runs")
+        has_runs = current is None and _has_table(connection, "runs")
         connection.rollback()
     if current == SCHEMA_HEAD:
         return

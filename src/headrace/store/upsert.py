@@ -45,3 +45,16 @@ def head_upsert(dialect: str) -> Any:
 def insert_ignore(dialect: str, table: Table) -> Any:
     """INSERT that does nothing for a row whose primary key exists (bound parameters)."""
     return _dialect(dialect).insert(table).on_conflict_do_nothing()
+
+
+def upsert_statement(
+    dialect: str, table: Table, keys: Sequence[str], columns: Sequence[str]
+) -> Any:
+    """An upsert with bound parameters named after ``columns`` (for executemany)."""
+    from sqlalchemy import bindparam
+
+    statement = _dialect(dialect).insert(table).values({c: bindparam(c) for c in columns})
+    return statement.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={c: statement.excluded[c] for c in columns if c not in keys},
+    )
