@@ -247,6 +247,16 @@ class LocalBlobStore:
             raise BlobNotFoundError(digest)
         return str(path)
 
+    def known_digest(self, path: Path | str) -> str | None:
+        """The digest of a file hashed before and unchanged since (no read), or None."""
+        source = Path(path).resolve()
+        try:
+            info = source.stat()
+        except OSError:
+            return None
+        known = self._known_digest(source, info) if stat.S_ISREG(info.st_mode) else None
+        return known if known is not None and self.path_of(known).exists() else None
+
     def _known_digest(self, path: Path, info: os.stat_result) -> str | None:
         """The digest recorded for a file still identical on disk (stat unchanged)."""
         row = (
