@@ -26,13 +26,15 @@ class Serialized:
     stats: dict[str, Any] | None = None
 
 
-def _parquet(table: Any) -> bytes:
+def _parquet(table: Any) -> tuple[bytes, Any]:
+    """Parquet bytes and the writer's own footer metadata (no second read for stats)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
-    return bytes(sink.getvalue().to_pybytes())
+    collected: list[Any] = []
+    pq.write_table(table, sink, compression="zstd", metadata_collector=collected)
+    return bytes(sink.getvalue().to_pybytes()), collected[0] if collected else None
 
 
 def _jsonable(value: Any) -> Any:
@@ -98,7 +100,7 @@ def serialize(
                 asset=asset,
             )
         try:
-            data = _parquet(table)
+            data, footer = _parquet(table)
         except Exception as exc:
             raise SerializationError(
                 f"asset {asset!r}: the returned {flavor} table cannot be written as Parquet: "
@@ -106,9 +108,8 @@ def serialize(
                 asset=asset,
             ) from exc
         schema = [[f.name, str(f.type)] for f in table.schema]
-        return Serialized(
-            "table", "parquet", flavor, data, table.num_rows, schema, column_stats(data)
-        )
+        stats = column_stats_from_metadata(footer) if footer is not None else column_stats(data)
+        return Serialized("table", "parquet", flavor, data, table.num_rows, schema, stats)
     if io == "parquet":
         raise SerializationError(
             f"asset {asset!r} declares io='parquet' but returned a {type(value).__name__}, "
