@@ -54,6 +54,10 @@ def test_materialize_stores_versions_lineage_and_converts_types(tmp_path: Path) 
     doubled = ws.store.versions.head("doubled")
     assert doubled.row_count == 3 and doubled.format == "parquet" and doubled.flavor == "polars"
     assert ["v", "double"] in doubled.schema  # type: ignore[operator]
+    assert doubled.stats == {
+        "k": {"nulls": 0, "min": 1, "max": 3},
+        "v": {"nulls": 0, "min": 20.0, "max": 60.0},
+    }
     record = ws.store.versions.get(ws.store.versions.head("total").id)
     assert record.inputs == {"doubled": [doubled.id]}
     steps = {s.key: s for s in ws.store.runs.steps(result.run_id)}
