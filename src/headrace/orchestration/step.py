@@ -214,6 +214,7 @@ def execute_step(task: StepTask, spec: AssetSpec, blobs: Any) -> StepResult:
             stored.row_count,
             stored.schema,
         )
+        result.stats = stored.stats
         result.ok = True
     except Exception as exc:
         result.error_type = type(exc).__name__
