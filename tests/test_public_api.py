@@ -14,10 +14,12 @@ def test_public_names_are_pinned() -> None:
             "RetryPolicy",
             "RunResult",
             "StepContext",
+            "Suite",
             "Workspace",
             "__version__",
             "asset",
             "backfill",
+            "checks",
             "daily",
             "materialize",
             "monthly",
@@ -26,6 +28,7 @@ def test_public_names_are_pinned() -> None:
             "resume",
             "static",
             "upstream",
+            "validate",
         ]
     )
     for name in headrace.__all__:

@@ -27,19 +27,25 @@ _EXPORTS: dict[str, str] = {
     "RunResult": "headrace.orchestration.runner",
     "StepContext": "headrace.orchestration.step",
     "HeadraceError": "headrace.errors",
+    "Suite": "headrace.core.checks",
+    "validate": "headrace.api",
+    "checks": "headrace.checks",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:
+    from headrace import checks as checks
     from headrace.api import backfill as backfill
     from headrace.api import materialize as materialize
     from headrace.api import read as read
     from headrace.api import resume as resume
+    from headrace.api import validate as validate
     from headrace.core.assets import AssetSpec as AssetSpec
     from headrace.core.assets import RetryPolicy as RetryPolicy
     from headrace.core.assets import asset as asset
     from headrace.core.assets import upstream as upstream
+    from headrace.core.checks import Suite as Suite
     from headrace.core.partitions import daily as daily
     from headrace.core.partitions import monthly as monthly
     from headrace.core.partitions import static as static
@@ -54,7 +60,10 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'headrace' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    if module == f"headrace.{name}":  # a submodule, e.g. headrace.checks
+        value = importlib.import_module(module)
+    else:
+        value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from headrace.core.assets import AssetSpec
+from headrace.core.checks import Suite
 from headrace.core.observers import RunObserver
 from headrace.data import versions
 from headrace.orchestration import service
 from headrace.orchestration.reporting import Reporter
 from headrace.orchestration.runner import RunResult
 from headrace.runtime.workspace import Workspace, open_workspace
+
+if TYPE_CHECKING:
+    from headrace.quality.results import ValidationReport
 
 
 def _workspace(
@@ -137,3 +141,16 @@ def read(
         as_of=as_of,
         as_=as_,
     )
+
+
+def validate(data: Any, suite: Suite, *, sample: int = 5) -> ValidationReport:
+    """Validate a pandas, polars or Arrow table against a suite of checks, in one pass.
+
+    Example:
+        >>> from headrace import checks as c
+        >>> report = validate(df, Suite("orders", [c.not_null("id"), c.unique("id")]))
+        >>> report.success, [r.name for r in report.failed]
+    """
+    from headrace.quality.engine import validate as run
+
+    return run(data, suite, sample=sample)

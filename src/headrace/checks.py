@@ -1,0 +1,41 @@
+"""Building data-quality checks: ``from headrace import checks as c; c.not_null("id")``."""
+
+from headrace.core.checks import (
+    Check,
+    CheckDefinitionError,
+    Suite,
+    between,
+    distinct_count,
+    expression,
+    freshness,
+    in_set,
+    matches,
+    mean,
+    not_null,
+    null_fraction,
+    quantile,
+    row_count,
+    schema,
+    stddev,
+    unique,
+)
+
+__all__ = [
+    "Check",
+    "CheckDefinitionError",
+    "Suite",
+    "between",
+    "distinct_count",
+    "expression",
+    "freshness",
+    "in_set",
+    "matches",
+    "mean",
+    "not_null",
+    "null_fraction",
+    "quantile",
+    "row_count",
+    "schema",
+    "stddev",
+    "unique",
+]

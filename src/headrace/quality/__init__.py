@@ -1,0 +1,1 @@
+"""Data quality: validating tables against suites of checks."""
