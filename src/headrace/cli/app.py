@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from headrace.cli import data_commands
+from headrace.cli import data_commands, quality_commands
 
 app = typer.Typer(
     name="headrace",
@@ -23,6 +23,7 @@ runs_app = typer.Typer(help="Inspect, follow and resume runs.", no_args_is_help=
 app.add_typer(assets_app, name="assets")
 app.add_typer(runs_app, name="runs")
 data_commands.register(app)
+quality_commands.register(app)
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, overload
 
+from headrace.core.checks import Check, Suite
 from headrace.core.errors import AssetSignatureError, DefinitionError
 from headrace.core.partitions import PartitionsDefinition
 
@@ -130,6 +131,7 @@ class AssetSpec:
     return_annotation: Any = None
     source_version: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
     primary_key: tuple[str, ...] = ()
+    checks: tuple[Check, ...] = ()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -256,6 +258,7 @@ def make_asset(
     deps: Iterable[str | AssetSpec] = (),
     source_version: Callable[..., Any] | None = None,
     primary_key: str | Iterable[str] = (),
+    checks: Iterable[Check] = (),
 ) -> AssetSpec:
     """Build an :class:`AssetSpec` from a function; the decorator's non-magic form."""
     if not callable(fn):
@@ -351,6 +354,7 @@ def make_asset(
         return_annotation=returns,
         source_version=source_version,
         primary_key=(primary_key,) if isinstance(primary_key, str) else tuple(primary_key),
+        checks=Suite(asset_name, checks).checks,
     )
 
 
@@ -375,6 +379,7 @@ def asset(
     deps: Iterable[str | AssetSpec] = ...,
     source_version: Callable[..., Any] | None = ...,
     primary_key: str | Iterable[str] = ...,
+    checks: Iterable[Check] = ...,
 ) -> Callable[[Callable[..., Any]], AssetSpec]: ...
 
 
@@ -395,6 +400,10 @@ def asset(
 
     ``primary_key`` names the column(s) identifying a row of a table asset; diffs
     between versions then report added, removed and changed rows.
+
+    ``checks`` (``headrace.checks``) run on every materialization: a failed check of
+    severity ``error`` quarantines the new version (kept, never on the branch) and stops
+    the asset's downstream; a ``warn`` is recorded and the run goes on.
 
     Example:
         >>> @asset(group="flights", tags=["daily"])

@@ -17,6 +17,21 @@ from headrace.store.branches import BranchRecord, HeadMove, MergeGate, MergeResu
 MERGE_GATES: list[MergeGate] = []
 
 
+def failed_checks_gate(ws: Workspace) -> MergeGate:
+    """Refuses versions with a failed error-severity check (unless a person released them)."""
+
+    def gate(moves: Sequence[HeadMove]) -> list[str]:
+        failed = ws.store.quality.failed_errors(m.new_version_id for m in moves)
+        return [
+            f"{m.asset}{f'[{m.partition}]' if m.partition else ''} version "
+            f"{m.new_version_id[:16]} failed error checks: {', '.join(failed[m.new_version_id])}"
+            for m in moves
+            if m.new_version_id in failed
+        ]
+
+    return gate
+
+
 def actor() -> str:
     """Who is acting: the operating-system user until principals exist."""
     try:
@@ -42,7 +57,7 @@ def merge(
     gates: Sequence[MergeGate] | None = None,
 ) -> MergeResult:
     """Merge ``source`` into ``into`` once every gate passes; see ``BranchRepository.merge``."""
-    chosen = list(MERGE_GATES if gates is None else gates)
+    chosen = [failed_checks_gate(ws), *(MERGE_GATES if gates is None else gates)]
 
     def gate(moves: Sequence[HeadMove]) -> list[str]:
         problems: list[str] = []

@@ -397,7 +397,14 @@ class Coordinator:
                 replaces=self._replaces.get((step.asset, step.partition)),
                 stats=result.stats,
                 primary_key=self.graph[step.asset].primary_key,
+                check_results=result.checks,
+                quarantine_reason=result.quarantine_reason,
             )
+            if result.quarantine_reason is not None:
+                self._quarantine(step, task, result, version, duration)
+                return None
+            if result.warnings:
+                state.reason = f"{state.reason}; warnings: " + "; ".join(result.warnings)
             with self.recorder.lock:
                 state.status, state.version_id, state.cache_key = "success", version.id, key_hash
                 state.ended_at = result.ended_at
@@ -447,6 +454,44 @@ class Coordinator:
             duration,
         )
         return None
+
+    def _quarantine(
+        self,
+        step: Step,
+        task: StepTask,
+        result: StepResult,
+        version: NewVersion,
+        duration: float,
+    ) -> None:
+        """Keep the version off the branch, fail the step, stop what reads it."""
+        state = self.states[task.key]
+        error = (
+            f"asset {step.asset!r}"
+            + (f" partition {step.partition!r}" if step.partition else "")
+            + f": {result.quarantine_reason}; version {version.id} is quarantined "
+            "(headrace quarantine show " + version.id[:16] + ")"
+        )
+        blocked = self._downstream(task.key)
+        reason = f"upstream step {task.key} failed its checks"
+        with self.recorder.lock:
+            state.status, state.error, state.version_id = "failed", error, version.id
+            state.ended_at, state.duration_s = result.ended_at, duration
+            self.recorder.mark(
+                task.key,
+                version=(version, result.ended_at),
+                logs=result.logs,
+                attempt=task.attempt,
+            )
+            for key in blocked:
+                child = self.states[key]
+                child.status, child.reason, child.ended_at = "upstream_failed", reason, time.time()
+                self.recorder.mark(key)
+        self.reporter.step_finished(task.key, "failed", duration, error)
+        for key in blocked:
+            self.reporter.step_finished(key, "upstream_failed", None, reason)
+        if self.observers:
+            event = self._event(step, "failed", result.ended_at, task.inputs, error=error)
+            self._notify("step_finished", event)
 
     def _fail(
         self,

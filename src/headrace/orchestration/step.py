@@ -74,6 +74,9 @@ class StepResult:
     row_count: int | None = None
     schema: list[list[str]] | None = None
     stats: dict[str, Any] | None = None
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    quarantine_reason: str | None = None
+    warnings: list[str] = field(default_factory=list)
     error_type: str | None = None
     error: str | None = None
     traceback: str | None = None
@@ -141,6 +144,26 @@ def _load_input(blobs: Any, spec: AssetSpec, item: StepInput) -> Any:
     return {r.partition: load(r, wanted) for r in item.refs}
 
 
+def _run_checks(spec: AssetSpec, value: Any, result: StepResult) -> None:
+    """The asset's checks on its new value: one pass; failures decide quarantine."""
+    from headrace.core.checks import Suite
+    from headrace.io.errors import SerializationError as NotATable
+    from headrace.quality.engine import validate
+
+    if table_flavor(value) is None:
+        raise NotATable(
+            f"asset {spec.name!r} declares checks but returned a {type(value).__name__}, "
+            "not a table",
+            asset=spec.name,
+        )
+    report = validate(value, Suite(spec.name, spec.checks))
+    result.checks = [dict(r.__dict__) for r in report.results]
+    if report.errors:
+        failed = "; ".join(f"{r.name} ({r.message})" for r in report.errors[:5])
+        result.quarantine_reason = f"checks failed: {failed}"
+    result.warnings = [f"{r.name} ({r.message})" for r in report.warnings]
+
+
 def _check_return(spec: AssetSpec, value: Any) -> None:
     """A function annotated to return a table must return one."""
     declared = annotation_flavor(type_hints(spec.fn).get("return"))
@@ -206,6 +229,8 @@ def execute_step(task: StepTask, spec: AssetSpec, blobs: Any) -> StepResult:
                     "(a table or JSON-compatible data)"
                 )
             _check_return(spec, value)
+            if spec.checks:
+                _run_checks(spec, value, result)
             stored = serialize(value, spec.io, asset=task.asset, primary_key=spec.primary_key)
         result.blob = blobs.put_bytes(stored.data)
         result.kind, result.format, result.flavor = stored.kind, stored.format, stored.flavor

@@ -503,7 +503,7 @@ class BranchRepository:
                 and_(
                     branch_events.c.branch == branch,
                     branch_events.c.created_at <= at,
-                    branch_events.c.kind.in_(("materialize", "merge", "import", "fork")),
+                    branch_events.c.kind.in_(("materialize", "merge", "import", "fork", "release")),
                 )
             )
             .group_by(branch_events.c.asset, branch_events.c.partition)

@@ -145,11 +145,13 @@ class MetadataStore:
 
     def __init__(self, engine: Engine) -> None:
         from headrace.store.branches import BranchRepository
+        from headrace.store.quality import QualityRepository
         from headrace.store.runs import RunRepository
         from headrace.store.versions import VersionRepository
 
         self.engine = engine
         self.branches = BranchRepository(self)
+        self.quality = QualityRepository(self)
         self.runs = RunRepository(self)
         self.versions = VersionRepository(self)
 

@@ -12,6 +12,7 @@ from sqlalchemy import String, and_, bindparam, func, insert, select, update
 
 from headrace.store.branches import heads_of, label, move_heads
 from headrace.store.errors import BranchConflictError, RunNotFoundError, StoreError
+from headrace.store.quality import hold, record_checks
 from headrace.store.records import LogRecord, RunRecord, StepRecord, VersionRecord
 from headrace.store.schema import (
     asset_versions,
@@ -99,6 +100,11 @@ class NewVersion:
     replaces: str | None = None
     stats: dict[str, Any] | None = None
     primary_key: tuple[str, ...] = ()
+    #: Results of the asset's checks (``CheckResult`` fields as dicts).
+    check_results: list[dict[str, Any]] = field(default_factory=list)
+    #: Set when an error-severity check failed: the version is kept in quarantine and
+    #: never moves the branch head.
+    quarantine_reason: str | None = None
 
     def record(self, *, run_id: str, step_key: str, created_at: float) -> VersionRecord:
         """The version as the store will return it once recorded."""
@@ -416,10 +422,15 @@ class RunRepository:
                 ]
                 if inputs:
                     c.execute(_INSERT_INPUTS, inputs)
+                record_checks(c, batch.run_id, batch.versions)
                 current = heads_of(c, batch.branch, {v.asset for v, _, _ in batch.versions})
                 moves: list[tuple[tuple[str, str], str | None, str, float]] = []
                 for version, key, at in batch.versions:
                     head = (version.asset, version.partition or "")
+                    if version.quarantine_reason is not None:
+                        hold(c, batch, version, at)
+                        tainted.add(version.id)
+                        continue
                     bad = [i for _, i in version.inputs if i in tainted]
                     if bad:
                         refused[key] = (

@@ -22,7 +22,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: The Alembic revision this code expects; checked without importing Alembic.
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 
 runs = Table(
     "runs",
@@ -166,4 +166,47 @@ branch_events = Table(
     Column("created_at", Float, nullable=False),
     Index("ix_branch_events_head", "branch", "asset", "partition", "created_at"),
     Index("ix_branch_events_created_at", "created_at"),
+)
+
+#: Every check's outcome on every version: queried and plotted over time, and what the
+#: merge gate and statistical process control read.
+check_results = Table(
+    "check_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version_id", String(32), nullable=False),
+    Column("asset", String(200), nullable=False),
+    Column("partition", String(200), nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("check_name", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("columns", Text, nullable=False),
+    Column("severity", String(8), nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("observed", Text, nullable=True),
+    Column("threshold", Text, nullable=False),
+    Column("failing_rows", BigInteger, nullable=True),
+    Column("failing_fraction", Float, nullable=True),
+    Column("sample", Text, nullable=True),
+    Column("message", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_check_results_version", "version_id"),
+    Index("ix_check_results_history", "asset", "check_name", "created_at"),
+)
+
+#: Versions kept off their branch because an error-severity check failed.
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("version_id", String(32), primary_key=True),
+    Column("branch", String(200), nullable=False),
+    Column("asset", String(200), nullable=False),
+    Column("partition", String(200), nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # held | released | discarded
+    Column("created_at", Float, nullable=False),
+    Column("decided_at", Float, nullable=True),
+    Column("decided_by", String(200), nullable=True),
+    Index("ix_quarantine_status", "status", "branch"),
 )
