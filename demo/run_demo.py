@@ -25,7 +25,7 @@ from pathlib import Path
 import polars as pl
 
 import headrace as hr
-from flights_pipeline.sources import land_flights
+from flights_pipeline.sources import corrupt_landed_file, land_flights
 
 DEMO_DIR = Path(__file__).resolve().parent
 REPO = DEMO_DIR.parent
@@ -82,7 +82,7 @@ def plain(raw: bytes) -> str:
     return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
 
 
-def headrace(*args: str, cwd: Path = WORKSPACE) -> str:
+def headrace(*args: str, cwd: Path = WORKSPACE, expect_failure: bool = False) -> str:
     """Run ``headrace ARGS`` and show its output as it comes; return it without colours."""
     print(bold(f"$ headrace {shlex.join(args)}"), flush=True)
     process = subprocess.Popen(
@@ -101,8 +101,9 @@ def headrace(*args: str, cwd: Path = WORKSPACE) -> str:
     code = process.wait()
     output = plain(b"".join(chunks))
     print(flush=True)
-    if code != 0:
-        raise DemoFailed(f"`headrace {shlex.join(args)}` exited with status {code}")
+    if (code != 0) != expect_failure:
+        wanted = "to fail" if expect_failure else "to succeed"
+        raise DemoFailed(f"`headrace {shlex.join(args)}` exited with {code}; expected it {wanted}")
     return output
 
 
@@ -162,6 +163,12 @@ def land() -> None:
         size = path.stat().st_size / 1e6
         print(f"   {path.relative_to(WORKSPACE)}  {rows:>7,} rows  {size:4.1f} MB")
     print(f"   {len(landed)} files in {time.perf_counter() - started:.1f} s", flush=True)
+    corrupt_landed_file(landed[BROKEN_MONTH])
+    print(
+        f"   ... and {landed[BROKEN_MONTH].relative_to(WORKSPACE)} arrives broken: from dep_time "
+        "on, every value is shifted one column (a lost field in the export)",
+        flush=True,
+    )
 
 
 def show_assets() -> None:
@@ -196,16 +203,33 @@ def ingest_first_months() -> str:
 def backfill_year() -> None:
     header(
         5,
-        "Backfill the rest of the year",
+        "Backfill the rest of the year, through the quality gate",
         """
         A backfill over the whole year runs only the partitions that have no version yet:
-        March to December. January and February are not touched.
+        March to December. Every month of flights_clean passes its checks before it reaches
+        main: keys present, months and origins valid (errors), departures and plausible
+        delays (warnings: the data set's real dirt is reported, not hidden). The broken
+        June fails its checks: its version is quarantined, kept for inspection but never
+        on main, and the other months go on.
         """,
     )
-    output = headrace("backfill", "+flights_clean", "--partition", "2013-01..2013-12")
+    output = headrace(
+        "backfill", "+flights_clean", "--partition", "2013-01..2013-12", expect_failure=True
+    )
     counts = step_counts(output)
-    if counts.get("success") != 20:
-        raise DemoFailed(f"the backfill should have run 10 months x 2 assets, got {counts}")
+    if counts.get("success") != 19 or counts.get("failed") != 1:
+        raise DemoFailed(f"the backfill should quarantine June only, got {counts}")
+    listed = headrace("quarantine", "list")
+    version = listed.split(f"flights_clean[{BROKEN_MONTH}]")[0].split()[-1]
+    headrace("quarantine", "show", version)
+    print(
+        "The upstream system sends June again, fixed. Its new fingerprint (size and time)\n"
+        "makes raw_flights read it again; only June runs.\n"
+    )
+    land_flights(LANDING, months=[int(BROKEN_MONTH[-2:])])
+    fixed = step_counts(headrace("materialize", "+flights_clean", "--partition", BROKEN_MONTH))
+    if fixed.get("success") != 2:
+        raise DemoFailed(f"re-landing June should re-run its two steps, got {fixed}")
 
 
 def build_features() -> str:
@@ -249,6 +273,9 @@ def rerun_cached() -> None:
     if set(counts) != {"skipped"}:
         raise DemoFailed(f"the second run should skip every step, got {counts}")
 
+
+#: The month whose landed file arrives broken.
+BROKEN_MONTH = "2013-06"
 
 #: The change developed on the branch: a feature saying whether a flight leaves on a weekend.
 FEATURE_CHANGE = (

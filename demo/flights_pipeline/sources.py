@@ -81,3 +81,18 @@ def land_flights(landing_dir: str | Path, months: Iterable[int] = range(1, 13)) 
         flights.filter(pl.col("month") == str(month)).write_csv(path)
         landed[partition] = path
     return landed
+
+
+def corrupt_landed_file(path: Path, *, from_column: str = "dep_time") -> None:
+    """Rewrite a landed file the way a broken export does: every value from
+    ``from_column`` on is shifted one column to the right (a lost field)."""
+    table = pl.read_csv(path, infer_schema=False)
+    names = table.columns
+    start = names.index(from_column)
+    shifted = {
+        name: (table[name] if i < start else (table[names[i - 1]] if i > start else None))
+        for i, name in enumerate(names)
+    }
+    pl.DataFrame(
+        {k: v if v is not None else pl.Series(k, [""] * table.height) for k, v in shifted.items()}
+    ).write_csv(path)

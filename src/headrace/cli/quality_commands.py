@@ -78,8 +78,11 @@ def quarantine_show(
             f"{mark} {escape(result.name)} [dim]({escape(result.threshold)})[/] "
             f"{escape(result.message or '')}"
         )
+        key = ws.store.versions.get(full).primary_key
+        shown = [c for c in (*key, *result.columns) if result.sample and c in result.sample[0]]
         for row in result.sample[:3]:
-            console.print(f"    [dim]{escape(json.dumps(row, default=str)[:300])}[/]")
+            trimmed = {c: row[c] for c in shown} if shown else row
+            console.print(f"    [dim]{escape(json.dumps(trimmed, default=str)[:300])}[/]")
 
 
 @quarantine_app.command("release")
