@@ -1,11 +1,14 @@
 """``make bench``: every benchmark, side by side with the peers the issues name.
 
-Usage: python bench/run_all.py [--no-peers] [--peers dagster,prefect,airflow,plain,dvc]
-                               [--only orchestration,versioning] [--reps 3] [--big-n 10000]
-                               [--out bench/results/latest.json]
+Usage: python bench/run_all.py [--no-peers]
+                               [--peers dagster,prefect,airflow,plain,dvc,great_expectations,
+                                        pandera,polars,duckdb]
+                               [--only orchestration,versioning,quality] [--reps 3]
+                               [--big-n 10000] [--gx-reps 1] [--out bench/results/latest.json]
 
 Each benchmark takes the peers it knows from --peers: orchestration the orchestrators
-(plain, prefect, dagster, airflow), versioning DVC (dvc).
+(plain, prefect, dagster, airflow), versioning DVC (dvc), quality Great Expectations
+(great_expectations, alias gx), Pandera (pandera) and the hand-written floors (polars, duckdb).
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import orchestration, versioning
+from bench import orchestration, quality, versioning
 
-DEFAULT_PEERS = "plain,prefect,dagster,airflow,dvc"
-BENCHMARKS = ("orchestration", "versioning")
+DEFAULT_PEERS = "plain,prefect,dagster,airflow,dvc,great_expectations,pandera,polars,duckdb"
+BENCHMARKS = ("orchestration", "versioning", "quality")
 VERSIONING_PEERS = {"dvc"}
+QUALITY_PEERS = {*quality.PEERS, *quality.ALIASES}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(BENCHMARKS), help="benchmarks to run")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--big-n", type=int, default=10_000)
+    parser.add_argument("--gx-reps", type=int, default=1, help="Great Expectations runs (slow)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
     args = parser.parse_args(argv)
     only = [b for b in args.only.split(",") if b]
@@ -41,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     peers = None if args.no_peers else [p for p in args.peers.split(",") if p]
     results: dict[str, Any] = {}
     if "orchestration" in only:
-        theirs = None if peers is None else [p for p in peers if p not in VERSIONING_PEERS]
+        others = VERSIONING_PEERS | QUALITY_PEERS
+        theirs = None if peers is None else [p for p in peers if p not in others]
         results["orchestration"] = orchestration.run(peers=theirs, reps=args.reps, big_n=args.big_n)
         print("== orchestration ==")
         print(orchestration.report(results["orchestration"]))
@@ -49,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         results["versioning"] = versioning.run(peers=peers, reps=args.reps)
         print("\n== versioning ==" if "orchestration" in only else "== versioning ==")
         print(versioning.report(results["versioning"]))
+    if "quality" in only:
+        results["quality"] = quality.run(peers=peers, reps=args.reps, gx_reps=args.gx_reps)
+        print("\n== quality ==" if len(results) > 1 else "== quality ==")
+        print(quality.report(results["quality"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"\nresults written to {args.out}")

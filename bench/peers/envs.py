@@ -1,6 +1,7 @@
 """One virtual environment per peer tool, created on demand under the bench cache.
 
-Each peer (Dagster, Prefect, Airflow; DVC for the versioning bench) gets its own venv at
+Each peer (Dagster, Prefect, Airflow; DVC for the versioning bench; Great Expectations and
+Pandera for the quality bench) gets its own venv at
 ``<cache>/venvs/<peer>``, made with ``python -m venv`` and filled from PyPI with pip. A stamp
 file written after a successful install makes creation idempotent; a changed requirement list
 rebuilds the env. A failed install is recorded in ``<cache>/venvs/<peer>.failed`` (with the
@@ -9,7 +10,8 @@ peer never stops the bench.
 
 The cache is ``$HEADRACE_BENCH_CACHE`` or ``<repo>/.bench-cache``. Progress goes to stderr.
 
-Usage: ``python bench/peers/envs.py [--peers dagster,prefect,airflow,dvc] [--retry-failed]``
+Usage: ``python bench/peers/envs.py [--peers dagster,prefect,airflow,dvc,great_expectations,pandera]
+[--retry-failed]``
 """
 
 from __future__ import annotations
@@ -68,6 +70,20 @@ PEERS: dict[str, PeerSpec] = {
         name="dvc",
         requirements=("dvc>=3,<4",),
         probe_module="dvc.repo",
+    ),
+    # The data-quality peers of bench/quality.py. Both get pandas 3 with pyarrow, as the
+    # project venv has, so all tools validate the same Arrow-backed text columns. (Great
+    # Expectations 1.24 does not cap pandas and ran this suite on pandas 3.1 with the same
+    # results as on 2.3, at the same speed.)
+    "great_expectations": PeerSpec(
+        name="great_expectations",
+        requirements=("great_expectations>=1,<2", "pandas", "pyarrow"),
+        probe_module="great_expectations.expectations",
+    ),
+    "pandera": PeerSpec(
+        name="pandera",
+        requirements=("pandera[pandas]>=0.24", "pandas", "pyarrow"),
+        probe_module="pandera.pandas",
     ),
 }
 

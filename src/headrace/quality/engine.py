@@ -18,20 +18,64 @@ from headrace.core.graph import suggest
 from headrace.quality.results import CheckResult, ValidationReport
 
 
-def to_polars(data: Any) -> Any:
-    """A polars DataFrame or LazyFrame for pandas, polars or Arrow input."""
+def to_polars(data: Any, columns: list[str] | None = None) -> Any:
+    """A polars DataFrame or LazyFrame for pandas, polars or Arrow input.
+
+    ``columns`` limits the conversion to what the checks read: converting a pandas frame
+    copies it, so columns no check needs are never copied.
+    """
     import polars as pl
 
     from headrace.io.frames import table_flavor
 
     flavor = table_flavor(data)
     if flavor == "polars":
-        return data
+        return data if columns is None else data.select(columns)
     if flavor == "pandas":
-        return pl.from_pandas(data)
+        return pl.from_pandas(data if columns is None else data[columns])
     if flavor == "arrow":
-        return pl.from_arrow(data)
+        return pl.from_arrow(data if columns is None else data.select(columns))
     raise TypeError(f"validate() needs a pandas, polars or Arrow table, got {type(data).__name__}")
+
+
+def _schema_of(data: Any) -> dict[str, Any]:
+    """The polars schema of the input, from zero rows (no data converted)."""
+    import polars as pl
+
+    from headrace.io.frames import table_flavor
+
+    flavor = table_flavor(data)
+    if flavor == "polars":
+        return dict(data.collect_schema())
+    if flavor == "pandas":
+        return dict(pl.from_pandas(data.head(0)).schema)
+    if flavor == "arrow":
+        return dict(pl.from_arrow(data.slice(0, 0)).schema)  # type: ignore[union-attr]
+    raise TypeError(f"validate() needs a pandas, polars or Arrow table, got {type(data).__name__}")
+
+
+def _needed(suite: Suite, schema: dict[str, Any]) -> list[str] | None:
+    """The columns the suite reads (None: all, when a SQL expression may read any)."""
+    if any(check.kind == "expression" for check in suite.checks):
+        return None
+    wanted = {column for check in suite.checks for column in check.columns}
+    if not wanted:  # row counts only: one column keeps the height
+        return list(schema)[:1] or None
+    return [column for column in schema if column in wanted]
+
+
+def _rows_at(data: Any, positions: list[int]) -> list[dict[str, Any]]:
+    """Whole rows of the original input at ``positions`` (for failing-row samples)."""
+    from headrace.io.frames import table_flavor
+
+    flavor = table_flavor(data)
+    if flavor == "pandas":
+        return list(data.iloc[positions].to_dict("records"))
+    if flavor == "arrow":
+        return list(data.take(positions).to_pylist())
+    if type(data).__name__ == "LazyFrame":
+        return list(data.collect()[positions].to_dicts())
+    return list(data[positions].to_dicts())
 
 
 def _fail(suite: Suite, check: Check, problem: str) -> CheckDefinitionError:
@@ -166,11 +210,11 @@ def validate(data: Any, suite: Suite, *, sample: int = 5) -> ValidationReport:
     import polars as pl
 
     started = time.perf_counter()
-    frame = to_polars(data)
-    lazy = frame.lazy() if isinstance(frame, pl.DataFrame) else frame
-    schema = dict(lazy.collect_schema())
+    schema = _schema_of(data)
     for check in suite.checks:
         _compile_check(suite, check, schema)
+    frame = to_polars(data, _needed(suite, schema))
+    lazy = frame.lazy() if isinstance(frame, pl.DataFrame) else frame
     exprs = [pl.len().alias("__rows")]
     for i, check in enumerate(suite.checks):
         exprs.extend(_aggregates(check, i))
@@ -225,14 +269,14 @@ def validate(data: Any, suite: Suite, *, sample: int = 5) -> ValidationReport:
                 message=message,
             )
         )
-    results = _with_samples(lazy, suite, results, sample)
+    results = _with_samples(data, lazy, suite, results, sample)
     return ValidationReport(
         suite=suite.name, rows=rows, seconds=time.perf_counter() - started, results=results
     )
 
 
 def _with_samples(
-    lazy: Any, suite: Suite, results: list[CheckResult], size: int
+    data: Any, lazy: Any, suite: Suite, results: list[CheckResult], size: int
 ) -> list[CheckResult]:
     """The second pass, for failed row-level checks only: a few failing rows each,
     streamed so that the scan stops once enough rows are found."""
@@ -251,10 +295,12 @@ def _with_samples(
                 if len(check.columns) > 1
                 else pl.col(check.columns[0])
             )
-            rows = lazy.filter(together.is_duplicated()).head(size).collect().to_dicts()
+            mask = together.is_duplicated()
         else:
-            failing = lazy.filter(_failing_mask(check)).head(size)
-            rows = failing.collect(engine="streaming").to_dicts()
+            mask = _failing_mask(check)
+        found = lazy.with_row_index("__row").filter(mask).head(size).select("__row")
+        positions = found.collect(engine="streaming")["__row"].to_list()
+        rows = _rows_at(data, positions)
         sample = [{k: _jsonable(v) for k, v in r.items()} for r in rows]
         out.append(CheckResult(**{**result.__dict__, "sample": sample}))
     return out

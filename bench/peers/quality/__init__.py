@@ -1,0 +1,1 @@
+"""The data-quality peers: one runner script per tool, each run in its own subprocess."""

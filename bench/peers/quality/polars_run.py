@@ -1,0 +1,60 @@
+"""Floor: one hand-written Polars ``select`` of the eight checks (project venv).
+
+Timed: the pandas -> Polars conversion and the aggregate pass (Polars is imported before).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as w
+
+started = time.perf_counter()
+import polars as pl  # noqa: E402
+
+IMPORT_S = time.perf_counter() - started
+
+
+def validate(df: Any) -> dict[str, int | None]:
+    frame = pl.from_pandas(df)
+    amount, email = pl.col("amount"), pl.col("email")
+    m = frame.select(
+        pl.len().alias("rows"),
+        pl.col("id").null_count().alias("id_not_null"),
+        (pl.len() - pl.col("id").n_unique()).alias("id_unique"),
+        ((amount < w.AMOUNT_MIN) | (amount > w.AMOUNT_MAX)).sum().alias("amount_range"),
+        (~pl.col("category").is_in(w.CATEGORIES)).sum().alias("category_set"),
+        (email.is_not_null() & ~email.str.contains(w.EMAIL_RE)).sum().alias("email_regex"),
+        pl.col("ts").null_count().alias("ts_not_null"),
+        amount.mean().alias("amount_mean"),
+    ).row(0, named=True)
+    failures: dict[str, int | None] = {
+        k: int(m[k])
+        for k in ("id_not_null", "id_unique", "amount_range", "category_set", "email_regex")
+        if m[k]
+    }
+    if m["ts_not_null"]:
+        failures["ts_not_null"] = int(m["ts_not_null"])
+    if not w.ROWS_MIN <= m["rows"] <= w.ROWS_MAX:
+        failures["row_count"] = None
+    if not w.MEAN_MIN <= m["amount_mean"] <= w.MEAN_MAX:
+        failures["amount_mean"] = None
+    return failures
+
+
+if __name__ == "__main__":
+    args = w.runner_args()
+    w.run_calls(
+        "polars (floor)",
+        pl.__version__,
+        validate,
+        import_s=IMPORT_S,
+        calls=args.calls,
+        rows=args.rows,
+        extra={"threads": pl.thread_pool_size()},
+    )
