@@ -144,3 +144,16 @@ def test_an_empty_table() -> None:
     report = hr.validate(empty, hr.Suite("e", [c.not_null("x"), c.row_count(min=1)]))
     assert report.rows == 0
     assert report["x_not_null"].passed and not report["row_count"].passed
+
+
+def test_samples_are_found_wherever_the_failures_are() -> None:
+    n = 400_000
+    values = list(range(n))
+    for position in (299_990, 350_000, 399_999):
+        values[position] = -1
+    df = pd.DataFrame({"x": values, "tag": ["ok"] * n})
+    report = hr.validate(df, hr.Suite("late", [c.between("x", 0, None)]), sample=5)
+    result = report["x_between"]
+    assert result.failing_rows == 3
+    assert [row["x"] for row in result.sample] == [-1, -1, -1]
+    assert all(row["tag"] == "ok" for row in result.sample)  # whole rows, unchecked columns too
