@@ -106,5 +106,66 @@ def quarantine_discard(version: Annotated[str, typer.Argument(help="A version id
     _console().print(f"discarded {record.version_id[:16]} ({escape(record.asset)})")
 
 
+def _print_outcomes(outcomes: list[Any]) -> None:
+    console = _console()
+    for outcome in outcomes:
+        version = outcome.version
+        label = version.asset + (f"[{version.partition}]" if version.partition else "")
+        report = outcome.report
+        status = "[green]passed[/]" if report.success else "[red]failed[/]"
+        console.print(
+            f"[bold]{escape(label)}[/] {version.id[:16]} {status} "
+            f"[dim]({len(report.results)} checks, {report.rows:,} rows, "
+            f"{report.seconds * 1000:.0f} ms)[/]"
+        )
+        for result in report.failed:
+            mark = "[red]✗[/]" if result.severity == "error" else "[yellow]![/]"
+            console.print(
+                f"  {mark} {escape(result.name)} [dim]({escape(result.threshold)})[/] "
+                f"{escape(result.message)}"
+            )
+
+
+def check(
+    asset: Annotated[str, typer.Argument(help="The asset whose checks run.")],
+    version: Annotated[str | None, typer.Option(help="A version id (default: the heads).")] = None,
+    branch: Annotated[str, typer.Option(help="Branch whose heads are checked.")] = "main",
+) -> None:
+    """Re-run an asset's checks on stored versions, without re-materializing them."""
+    from headrace.orchestration.testing import check_asset
+
+    outcomes = check_asset(_workspace(), asset, version=version, branch=branch)
+    _print_outcomes(outcomes)
+    if not all(o.report.success for o in outcomes):
+        raise typer.Exit(1)
+
+
+def test(
+    selection: Annotated[str | None, typer.Argument(help="Assets to test (dbt-like).")] = None,
+    branch: Annotated[str, typer.Option(help="Branch whose current versions are tested.")] = "main",
+    junit_xml: Annotated[
+        str | None, typer.Option("--junit-xml", help="Write a JUnit XML report here.")
+    ] = None,
+) -> None:
+    """Test data like code: run the checks of SELECTION on a branch; exit 1 on any error."""
+    from headrace.orchestration.testing import check_selection, write_junit
+
+    run = check_selection(_workspace(), selection, branch=branch)
+    _print_outcomes(run.outcomes)
+    for name in run.untested:
+        _console().print(f"[yellow]-[/] {escape(name)}: no version on {escape(branch)}")
+    if junit_xml:
+        write_junit(run, junit_xml)
+    verdict = "passed" if run.success else "failed"
+    _console().print(
+        f"{run.checks} checks on {len(run.outcomes)} versions: {verdict}"
+        f"{f', {run.errors} error failures' if run.errors else ''}"
+    )
+    if not run.success:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(quarantine_app, name="quarantine")
+    app.command()(check)
+    app.command()(test)

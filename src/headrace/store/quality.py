@@ -126,6 +126,16 @@ class QualityRepository:
     def __init__(self, store: MetadataStore) -> None:
         self._store = store
 
+    def record(self, version: Any, results: Sequence[dict[str, Any]], *, at: float) -> None:
+        """Store the results of checks re-run on an existing version."""
+        from types import SimpleNamespace
+
+        holder = SimpleNamespace(
+            id=version.id, asset=version.asset, partition=version.partition, check_results=results
+        )
+        with self._store.write() as c:
+            record_checks(c, None, [(holder, "", at)])  # type: ignore[list-item]
+
     def results(self, version_id: str) -> builtins.list[CheckRecord]:
         with self._store.read() as c:
             rows = c.execute(
