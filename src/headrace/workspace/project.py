@@ -73,6 +73,31 @@ def load_specs(module_name: str) -> list[AssetSpec]:
     return specs
 
 
+def _with_yaml_suites(specs: list[AssetSpec], settings: Settings) -> list[AssetSpec]:
+    """Add the checks of ``*.checks.yaml`` files beside the code to their assets."""
+    from dataclasses import replace
+
+    from headrace.core.checks import CheckDefinitionError, Suite
+    from headrace.core.graph import suggest
+    from headrace.workspace.suites import find_suite_files, load_suite_file
+
+    files = find_suite_files(settings.project_dir)
+    if not files:
+        return specs
+    by_name = {spec.name: spec for spec in specs}
+    for path in files:
+        asset, checks = load_suite_file(path)
+        spec = by_name.get(asset)
+        if spec is None:
+            raise CheckDefinitionError(
+                f"{path.name}: suite for asset {asset!r}, which is not defined"
+                + suggest(asset, by_name)
+            )
+        merged = Suite(asset, [*spec.checks, *checks])  # refuses a name used twice
+        by_name[asset] = replace(spec, checks=merged.checks)
+    return [by_name[spec.name] for spec in specs]
+
+
 def load_graph(settings: Settings) -> AssetGraph:
     """Import the project named by the settings and validate its asset graph."""
     if not settings.project_module:
@@ -83,4 +108,4 @@ def load_graph(settings: Settings) -> AssetGraph:
     project_dir = str(settings.project_dir)
     if project_dir not in sys.path:
         sys.path.insert(0, project_dir)
-    return AssetGraph.build(load_specs(settings.project_module))
+    return AssetGraph.build(_with_yaml_suites(load_specs(settings.project_module), settings))
