@@ -16,6 +16,7 @@ from headrace.core.checks import (
     quantile,
     row_count,
     schema,
+    sql,
     stddev,
     unique,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "quantile",
     "row_count",
     "schema",
+    "sql",
     "stddev",
     "unique",
 ]

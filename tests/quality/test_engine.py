@@ -157,3 +157,25 @@ def test_samples_are_found_wherever_the_failures_are() -> None:
     assert result.failing_rows == 3
     assert [row["x"] for row in result.sample] == [-1, -1, -1]
     assert all(row["tag"] == "ok" for row in result.sample)  # whole rows, unchecked columns too
+
+
+@pytest.mark.parametrize("flavor", ["pandas", "polars"])
+def test_sql_checks_count_and_sample_the_rows_a_query_returns(flavor: str) -> None:
+    data = pd.DataFrame({"dep": [100, 200, 300, 400], "arr": [150, 190, 350, 380]})
+    frame = data if flavor == "pandas" else pl.from_pandas(data)
+    suite = hr.Suite(
+        "times",
+        [
+            c.sql("SELECT * FROM data WHERE arr < dep", name="arrives_after_leaving"),
+            c.sql("SELECT * FROM data WHERE dep < 0", name="no_negative", severity="warn"),
+        ],
+    )
+    report = hr.validate(frame, suite)
+    failing = report["arrives_after_leaving"]
+    assert not failing.passed and failing.failing_rows == 2
+    assert sorted(row["dep"] for row in failing.sample) == [200, 400]
+    assert report["no_negative"].passed
+    with pytest.raises(CheckDefinitionError, match="check 'bad_sql': the SQL query cannot run"):
+        hr.validate(frame, hr.Suite("t", [c.sql("SELECT nope FROM data", name="bad_sql")]))
+    with pytest.raises(CheckDefinitionError, match="named data"):
+        c.sql("SELECT 1")

@@ -40,6 +40,7 @@ def test_yaml_checks_join_the_python_ones(tmp_path: Path) -> None:
           - between: {column: amount, min: 0, max: 10}
           - row_count: {min: 1}
           - expression: "amount > 0"
+          - sql: {query: "SELECT * FROM data WHERE amount > 2", name: big, severity: warn}
         """,
     )
     names = [c.name for c in ws.graph["orders"].checks]
@@ -50,6 +51,7 @@ def test_yaml_checks_join_the_python_ones(tmp_path: Path) -> None:
         "amount_between",
         "row_count",
         "amount_0",
+        "big",
     ]
     result = hr.materialize(workspace=ws)
     assert result.steps["orders"].status == "failed"  # id is not unique: quarantined

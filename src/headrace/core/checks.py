@@ -80,6 +80,8 @@ class Check:
             return f"newest value at most {self.max_age_seconds:g} s old"
         if self.kind == "expression":
             return f"{self.expression} is true"
+        if self.kind == "sql":
+            return "the query returns no rows"
         if self.kind == "schema":
             return ", ".join(f"{n}: {t}" for n, t in self.types)
         rule = {"not_null": "no nulls", "unique": "no duplicates"}.get(self.kind, self.kind)
@@ -218,6 +220,17 @@ def expression(
     label = name or re.sub(r"[^A-Za-z0-9_]+", "_", sql).strip("_")[:60] or "expression"
     base = _common("expression", [], name=label, severity=severity, mostly=mostly)
     return Check(**base, expression=sql)
+
+
+def sql(query: str, *, severity: str = "error", name: str | None = None) -> Check:
+    """A SQL query over the table (named ``data``) whose returned rows are the failures,
+    e.g. ``SELECT * FROM data WHERE arr_time < dep_time AND NOT overnight``."""
+    if not isinstance(query, str) or "data" not in query.lower():
+        raise CheckDefinitionError(
+            "sql() needs a query over the table, which is named data (SELECT ... FROM data ...)"
+        )
+    base = _common("sql", [], name=name or "sql", severity=severity, mostly=None)
+    return Check(**base, expression=query)
 
 
 def row_count(

@@ -56,7 +56,7 @@ def _schema_of(data: Any) -> dict[str, Any]:
 
 def _needed(suite: Suite, schema: dict[str, Any]) -> list[str] | None:
     """The columns the suite reads (None: all, when a SQL expression may read any)."""
-    if any(check.kind == "expression" for check in suite.checks):
+    if any(check.kind in ("expression", "sql") for check in suite.checks):
         return None
     wanted = {column for check in suite.checks for column in check.columns}
     if not wanted:  # row counts only: one column keeps the height
@@ -134,6 +134,11 @@ def _compile_check(suite: Suite, check: Check, schema: dict[str, Any]) -> None:
             pl.DataFrame(schema=schema).select(pl.sql_expr(check.expression or ""))
         except Exception as exc:
             raise _fail(suite, check, f"the SQL expression cannot be used: {exc}") from exc
+    if check.kind == "sql":
+        try:
+            _run_sql(pl.DataFrame(schema=schema), check.expression or "", 0)
+        except Exception as exc:
+            raise _fail(suite, check, f"the SQL query cannot run: {exc}") from exc
 
 
 def _failing_mask(check: Check) -> Any:
@@ -184,6 +189,21 @@ def _aggregates(check: Check, index: int) -> list[Any]:
     if check.kind == "freshness":
         return [column.max().alias(key)]
     return []  # row_count uses the shared row count; schema needs no data
+
+
+def _run_sql(frame: Any, query: str, sample: int) -> tuple[int, list[dict[str, Any]]]:
+    """Run a failure query with DuckDB over the frame (as ``data``): count and samples."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        con.register("data", frame.to_arrow())
+        count = con.execute(f"SELECT count(*) FROM ({query}) AS failures").fetchone()
+        rows: list[dict[str, Any]] = []
+        if sample > 0 and count and count[0]:
+            found = con.execute(f"SELECT * FROM ({query}) AS failures LIMIT {int(sample)}")
+            names = [d[0] for d in found.description]
+            rows = [dict(zip(names, row, strict=True)) for row in found.fetchall()]
+    return int(count[0]) if count else 0, rows
 
 
 def _within(value: Any, check: Check) -> bool:
@@ -274,6 +294,32 @@ def validate(data: Any, suite: Suite, *, sample: int = 5) -> ValidationReport:
                 message = f"newest value is {age:,.0f} s old"
         elif check.kind == "schema":
             passed, observed, message = _schema_result(check, schema)
+        elif check.kind == "sql":
+            failing, rows_found = _run_sql(
+                frame if isinstance(frame, pl.DataFrame) else lazy.collect(),
+                check.expression or "",
+                sample,
+            )
+            observed, passed = failing, failing == 0
+            fraction = failing / rows if rows else 0.0
+            if failing:
+                message = f"the query returned {failing:,} rows"
+            results.append(
+                CheckResult(
+                    name=check.name,
+                    kind=check.kind,
+                    columns=check.columns,
+                    severity=check.severity,
+                    passed=passed,
+                    observed=failing,
+                    threshold=check.threshold(),
+                    failing_rows=failing,
+                    failing_fraction=fraction,
+                    message=message,
+                    sample=[{k: _jsonable(v) for k, v in r.items()} for r in rows_found],
+                )
+            )
+            continue
         else:
             raise AssertionError(check.kind)
         if not passed and not message:

@@ -40,6 +40,7 @@ KINDS = {
         "distinct_count",
         "freshness",
         "schema",
+        "sql",
     )
 }
 
@@ -61,7 +62,7 @@ def _build(where: str, kind: str, value: Any) -> Check:
             raise CheckDefinitionError(f"{where}: unique needs a column or a list of columns")
         made: Check = builder(*columns, **_kwargs(where, builder, extra, skip={"columns"}))
         return made
-    if isinstance(value, str):
+    if isinstance(value, str):  # a column, or the SQL of expression / sql
         single: Check = builder(value)
         return single
     if not isinstance(value, Mapping):
