@@ -250,6 +250,22 @@ def run_calls(
     emit(record)
 
 
+def failures_from_metrics(m: dict[str, Any]) -> dict[str, int | None]:
+    """The failed checks of the hand-written floors, from their one row of metrics."""
+    failures: dict[str, int | None] = {
+        k: int(m[k])
+        for k in ("id_not_null", "id_unique", "amount_range", "category_set", "email_regex")
+        if m[k]
+    }
+    if m["ts_not_null"]:
+        failures["ts_not_null"] = int(m["ts_not_null"])
+    if not ROWS_MIN <= m["rows"] <= ROWS_MAX:
+        failures["row_count"] = None
+    if not MEAN_MIN <= m["amount_mean"] <= MEAN_MAX:
+        failures["amount_mean"] = None
+    return failures
+
+
 def emit(record: dict[str, Any]) -> None:
     print("RESULT " + json.dumps(record, default=str), flush=True)
 

@@ -43,18 +43,7 @@ def validate(df: Any) -> dict[str, int | None]:
         m = dict(zip(names, cursor.fetchone() or (), strict=True))
     finally:
         con.close()
-    failures: dict[str, int | None] = {
-        k: int(m[k])
-        for k in ("id_not_null", "id_unique", "amount_range", "category_set", "email_regex")
-        if m[k]
-    }
-    if m["ts_not_null"]:
-        failures["ts_not_null"] = int(m["ts_not_null"])
-    if not w.ROWS_MIN <= m["rows"] <= w.ROWS_MAX:
-        failures["row_count"] = None
-    if not w.MEAN_MIN <= m["amount_mean"] <= w.MEAN_MAX:
-        failures["amount_mean"] = None
-    return failures
+    return w.failures_from_metrics(m)
 
 
 if __name__ == "__main__":

@@ -33,18 +33,7 @@ def validate(df: Any) -> dict[str, int | None]:
         pl.col("ts").null_count().alias("ts_not_null"),
         amount.mean().alias("amount_mean"),
     ).row(0, named=True)
-    failures: dict[str, int | None] = {
-        k: int(m[k])
-        for k in ("id_not_null", "id_unique", "amount_range", "category_set", "email_regex")
-        if m[k]
-    }
-    if m["ts_not_null"]:
-        failures["ts_not_null"] = int(m["ts_not_null"])
-    if not w.ROWS_MIN <= m["rows"] <= w.ROWS_MAX:
-        failures["row_count"] = None
-    if not w.MEAN_MIN <= m["amount_mean"] <= w.MEAN_MAX:
-        failures["amount_mean"] = None
-    return failures
+    return w.failures_from_metrics(m)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ yet committed (at most ``interval`` seconds of work) run again on resume.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from headrace.store.runs import NewVersion, RunRepository, StepBatch
@@ -36,19 +36,8 @@ class StepState:
     traceback: str | None = None
 
     def row(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "status": self.status,
-            "attempts": self.attempts,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "duration_s": self.duration_s,
-            "reason": self.reason,
-            "error": self.error,
-            "traceback": self.traceback,
-            "version_id": self.version_id,
-            "cache_key": self.cache_key,
-        }
+        """The step's whole row, as the recorder commits it."""
+        return asdict(self)
 
 
 class Recorder:

@@ -544,14 +544,16 @@ class Coordinator:
     ) -> StepEvent:
         spec = self.graph[step.asset]
         assets = {i.parameter: i.asset for i in spec.inputs}
-        known = {v.id: v for v in self.heads.values()}
         refs = []
         for item in inputs:
+            asset = assets.get(item.parameter, item.parameter)
             for ref in item.refs or ():
-                record = known.get(ref.version_id)
+                record = self.heads.get((asset, ref.partition))
+                if record is not None and record.id != ref.version_id:
+                    record = None
                 refs.append(
                     VersionRef(
-                        asset=assets.get(item.parameter, item.parameter),
+                        asset=asset,
                         partition=ref.partition,
                         version_id=ref.version_id,
                         schema=None if record is None else record.schema,

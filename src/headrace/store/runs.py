@@ -16,6 +16,7 @@ from headrace.store.quality import hold, record_checks
 from headrace.store.records import LogRecord, RunRecord, StepRecord, VersionRecord
 from headrace.store.schema import (
     asset_versions,
+    branch_events,
     runs,
     step_logs,
     steps,
@@ -338,6 +339,10 @@ class RunRepository:
                             for p, v in dict.fromkeys(version.inputs)
                         ],
                     )
+                head = (version.asset, version.partition or "")
+                previous = heads_of(c, branch, [version.asset]).get(head)
+                # Unconditional (last writer wins) for this single-step API, but recorded
+                # in the branch history like every other head move.
                 c.execute(
                     self._head_upsert(),
                     {
@@ -348,6 +353,18 @@ class RunRepository:
                         "run_id": outcome.run_id,
                         "updated_at": outcome.ended_at,
                     },
+                )
+                c.execute(
+                    insert(branch_events).values(
+                        branch=branch,
+                        kind="materialize",
+                        asset=head[0],
+                        partition=head[1],
+                        old_version_id=previous,
+                        new_version_id=version.id,
+                        run_id=outcome.run_id,
+                        created_at=outcome.ended_at,
+                    )
                 )
             c.execute(
                 _STEP_FINISHED,

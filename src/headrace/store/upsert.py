@@ -19,14 +19,6 @@ def _dialect(name: str) -> Any:
     return sqlite
 
 
-def upsert(dialect: str, table: Table, keys: Sequence[str], values: dict[str, Any]) -> Any:
-    """An upsert statement on ``table`` keyed by ``keys``, updating the other columns."""
-    module = _dialect(dialect)
-    statement = module.insert(table).values(**values)
-    updates = {k: statement.excluded[k] for k in values if k not in keys}
-    return statement.on_conflict_do_update(index_elements=list(keys), set_=updates)
-
-
 def head_upsert(dialect: str) -> Any:
     """Point a branch at a version (insert or move the head), with bound parameters."""
     from sqlalchemy import bindparam
