@@ -143,8 +143,20 @@ def read(
     )
 
 
-def validate(data: Any, suite: Suite, *, sample: int = 5) -> ValidationReport:
+def validate(
+    data: Any,
+    suite: Suite,
+    *,
+    sample: int = 5,
+    references: Mapping[str, Any] | None = None,
+    history: Mapping[str, Sequence[float]] | None = None,
+    previous_schema: Mapping[str, str] | None = None,
+) -> ValidationReport:
     """Validate a pandas, polars or Arrow table against a suite of checks, in one pass.
+
+    ``references`` gives the tables ``references`` checks look values up in (by asset
+    name); ``history`` the past values of each anomaly check's metric (oldest first);
+    ``previous_schema`` the previous version's columns and Arrow types, for schema drift.
 
     Example:
         >>> from headrace import checks as c
@@ -153,4 +165,11 @@ def validate(data: Any, suite: Suite, *, sample: int = 5) -> ValidationReport:
     """
     from headrace.quality.engine import validate as run
 
-    return run(data, suite, sample=sample)
+    return run(
+        data,
+        suite,
+        sample=sample,
+        references=references,
+        history=history,
+        previous_schema=previous_schema,
+    )

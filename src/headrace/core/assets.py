@@ -143,9 +143,15 @@ class AssetSpec:
         for item in self.inputs:
             if item.asset != self.name:
                 seen[item.asset] = None
-        for dep in self.deps:
+        for dep in (*self.deps, *self.check_references):
             seen[dep] = None
         return tuple(seen)
+
+    @property
+    def check_references(self) -> tuple[str, ...]:
+        """Other assets this one's ``references`` checks read (they run before it)."""
+        names = (c.reference for c in self.checks if c.reference and c.reference != self.name)
+        return tuple(dict.fromkeys(names))
 
     @property
     def module(self) -> str:

@@ -97,7 +97,7 @@ def build_plan(
                 else:
                     have = set(planned[item.asset])
                     deps.extend(step_key(item.asset, k) for k in wanted if k in have)
-            for dep in spec.deps:
+            for dep in (*spec.deps, *spec.check_references):
                 if dep in planned:
                     deps.extend(step_key(dep, k) for k in planned[dep])
             key = step_key(name, partition)

@@ -17,6 +17,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from headrace.core.assets import AssetSpec
+from headrace.core.checks import Suite
 from headrace.core.codeversion import code_version
 from headrace.core.graph import closure
 from headrace.core.ids import new_id
@@ -30,6 +32,7 @@ from headrace.orchestration.executors import make_executor
 from headrace.orchestration.recording import Recorder, StepState
 from headrace.orchestration.reporting import NullReporter, Reporter
 from headrace.orchestration.step import (
+    CheckContext,
     InputRef,
     StepInput,
     StepResult,
@@ -155,6 +158,7 @@ class Coordinator:
             self.heads[(version.asset, version.partition)] = version
         self._completed = set(completed or ())
         self._meta: dict[str, tuple[str, str]] = {}
+        self._histories: dict[str, dict[str, list[float]]] = {}
 
     # -- preparing a step -------------------------------------------------------------
 
@@ -302,6 +306,7 @@ class Coordinator:
         spec = self.graph[step.asset]
         try:
             inputs = self._inputs(step)
+            references = self._references(step)
         except MissingInputError as exc:
             self._fail(step, attempt, str(exc), None, [], now, None)
             return None
@@ -327,7 +332,11 @@ class Coordinator:
             partition=step.partition,
             io=spec.io,
             params=params,
-            inputs=[(i.parameter, [r.version_id for r in i.refs or ()]) for i in inputs],
+            inputs=[
+                *((i.parameter, [r.version_id for r in i.refs or ()]) for i in inputs),
+                # a referenced table that changed re-runs the checks that read it
+                *((f"check:{a}", [r.version_id for r in refs]) for a, _, refs in references),
+            ],
         )
         head = self.heads.get((step.asset, step.partition))
         if not self.run.force and head is not None and head.cache_key == key_hash:
@@ -367,7 +376,68 @@ class Coordinator:
             params=self.asset_params.get(step.asset, {}),
             branch=self.run.branch,
             workspace_root=str(self.ws.settings.root),
+            checks=self._check_context(step, references) if spec.checks else None,
         )
+
+    # -- what checks need -----------------------------------------------------------
+
+    def _references(
+        self, step: Step
+    ) -> tuple[tuple[str, tuple[str, ...], tuple[InputRef, ...]], ...]:
+        """The current versions (every partition) of the assets a step's checks reference."""
+        spec = self.graph[step.asset]
+        if not spec.check_references:
+            return ()
+        wanted = Suite(spec.name, spec.checks).references
+        out = []
+        for asset in spec.check_references:
+            heads = sorted(
+                (v for (a, _), v in self.heads.items() if a == asset),
+                key=lambda v: v.partition or "",
+            )
+            if not heads:
+                raise MissingInputError(step.asset, asset, self.run.branch, None)
+            out.append((asset, tuple(sorted(wanted[asset])), tuple(_ref(v) for v in heads)))
+        return tuple(out)
+
+    def _check_context(
+        self, step: Step, references: tuple[tuple[str, tuple[str, ...], tuple[InputRef, ...]], ...]
+    ) -> CheckContext:
+        spec = self.graph[step.asset]
+        previous = self.heads.get((step.asset, step.partition))
+        if previous is None:  # a new partition: compare with the asset's newest version
+            others = [v for (a, _), v in self.heads.items() if a == step.asset]
+            previous = max(others, key=lambda v: v.created_at, default=None)
+        return CheckContext(
+            references=references,
+            history={name: list(values) for name, values in self._history(spec).items()},
+            previous_schema=previous.schema if previous is not None else None,
+        )
+
+    def _history(self, spec: AssetSpec) -> dict[str, list[float]]:
+        """Each anomaly check's past values: stored ones, read once a run, then this
+        run's own as its steps finish (so partitions see the months before them)."""
+        found = self._histories.get(spec.name)
+        if found is None:
+            anomalies = [c for c in spec.checks if c.kind == "anomaly"]
+            found = self.store.quality.metric_history(
+                spec.name,
+                [c.name for c in anomalies],
+                limit=max((c.window + 1 for c in anomalies), default=1),
+            )
+            self._histories[spec.name] = found
+        return found
+
+    def _learn(self, asset: str, results: list[dict[str, Any]]) -> None:
+        history = self._histories.get(asset)
+        if history is None:
+            return
+        for result in results:
+            value = result.get("observed")
+            if result["name"] not in history or isinstance(value, bool):
+                continue
+            if isinstance(value, int | float):
+                history[result["name"]].append(float(value))
 
     def _finish(self, task: StepTask, result: StepResult) -> tuple[float, int] | None:
         """Record a finished attempt; returns (when, attempt) if it is to be retried."""
@@ -403,6 +473,7 @@ class Coordinator:
             if result.quarantine_reason is not None:
                 self._quarantine(step, task, result, version, duration)
                 return None
+            self._learn(step.asset, result.checks)
             if result.warnings:
                 state.reason = f"{state.reason}; warnings: " + "; ".join(result.warnings)
             with self.recorder.lock:

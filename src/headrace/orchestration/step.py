@@ -46,6 +46,17 @@ class StepInput:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckContext:
+    """What an asset's checks need besides its value, gathered by the coordinator:
+    the referenced assets' current versions (and the columns read from them), each
+    anomaly check's history, and the previous version's schema."""
+
+    references: tuple[tuple[str, tuple[str, ...], tuple[InputRef, ...]], ...] = ()
+    history: dict[str, list[float]] = field(default_factory=dict)
+    previous_schema: list[list[str]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StepTask:
     run_id: str
     key: str
@@ -56,6 +67,7 @@ class StepTask:
     params: dict[str, Any]
     branch: str
     workspace_root: str = "."
+    checks: CheckContext | None = None
 
 
 @dataclass(slots=True)
@@ -144,7 +156,39 @@ def _load_input(blobs: Any, spec: AssetSpec, item: StepInput) -> Any:
     return {r.partition: load(r, wanted) for r in item.refs}
 
 
-def _run_checks(spec: AssetSpec, value: Any, result: StepResult) -> None:
+def load_reference(
+    blobs: Any, asset: str, columns: tuple[str, ...], refs: tuple[InputRef, ...]
+) -> Any:
+    """The referenced columns of an asset's versions (all its partitions) as one Arrow
+    table, reading nothing else from the files."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = []
+    for ref in refs:
+        if ref.format != "parquet":
+            raise InputTypeError(
+                f"a references check reads asset {asset!r}, whose version "
+                f"{ref.version_id[:12]} holds {ref.format} data, not a table",
+                asset=asset,
+                parameter=None,
+            )
+        source: Any = (
+            blobs.source(ref.blob)
+            if isinstance(blobs, LocalBlobStore)
+            else blobs.get_bytes(ref.blob)
+        )
+        if isinstance(source, bytes | bytearray | memoryview):
+            source = pa.BufferReader(source)
+        with pq.ParquetFile(source) as parquet:
+            present = set(parquet.schema_arrow.names)
+            tables.append(parquet.read(columns=[c for c in columns if c in present]))
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def _run_checks(
+    spec: AssetSpec, value: Any, result: StepResult, context: CheckContext | None, blobs: Any
+) -> None:
     """The asset's checks on its new value: one pass; failures decide quarantine."""
     from headrace.core.checks import Suite
     from headrace.io.errors import SerializationError as NotATable
@@ -156,7 +200,18 @@ def _run_checks(spec: AssetSpec, value: Any, result: StepResult) -> None:
             "not a table",
             asset=spec.name,
         )
-    report = validate(value, Suite(spec.name, spec.checks))
+    context = context or CheckContext()
+    references = {
+        asset: load_reference(blobs, asset, columns, refs)
+        for asset, columns, refs in context.references
+    }
+    report = validate(
+        value,
+        Suite(spec.name, spec.checks),
+        references=references,
+        history=context.history,
+        previous_schema=context.previous_schema,
+    )
     result.checks = [dict(r.__dict__) for r in report.results]
     if report.errors:
         failed = "; ".join(f"{r.name} ({r.message})" for r in report.errors[:5])
@@ -230,7 +285,7 @@ def execute_step(task: StepTask, spec: AssetSpec, blobs: Any) -> StepResult:
                 )
             _check_return(spec, value)
             if spec.checks:
-                _run_checks(spec, value, result)
+                _run_checks(spec, value, result, task.checks, blobs)
             stored = serialize(value, spec.io, asset=task.asset, primary_key=spec.primary_key)
         result.blob = blobs.put_bytes(stored.data)
         result.kind, result.format, result.flavor = stored.kind, stored.format, stored.flavor

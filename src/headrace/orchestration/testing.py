@@ -11,10 +11,12 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from headrace.core.checks import Suite
 from headrace.core.selection import select
 from headrace.data.versions import read_version
+from headrace.orchestration.step import InputRef, load_reference
 from headrace.quality.engine import validate
 from headrace.quality.results import ValidationReport
 from headrace.runtime.workspace import Workspace
@@ -47,13 +49,54 @@ class CheckRun:
         return sum(len(o.report.results) for o in self.outcomes)
 
 
-def _validate_version(ws: Workspace, version: VersionRecord, suite: Suite) -> ValidationReport:
+def check_inputs(
+    ws: Workspace, version: VersionRecord, suite: Suite, branch: str
+) -> dict[str, Any]:
+    """What a version's checks need besides its data, from the store: the referenced
+    assets' versions on ``branch``, each anomaly check's history before the version,
+    and the schema of the version before it."""
+    references = {}
+    for asset, columns in suite.references.items():
+        if asset == version.asset:
+            continue
+        heads = sorted(
+            ws.store.versions.heads(branch, [asset]).values(), key=lambda v: v.partition or ""
+        )
+        if not heads:
+            raise VersionNotFoundError(
+                f"asset {version.asset!r}: a references check reads asset {asset!r}, which "
+                f"has no version on branch {branch!r}",
+                asset=asset,
+            )
+        refs = tuple(InputRef(v.id, v.blob, v.format, v.flavor, v.partition) for v in heads)
+        references[asset] = load_reference(ws.blobs, asset, tuple(sorted(columns)), refs)
+    anomalies = [c for c in suite.checks if c.kind == "anomaly"]
+    history = ws.store.quality.metric_history(
+        version.asset,
+        [c.name for c in anomalies],
+        before=version.created_at,
+        exclude=version.id,
+        limit=max((c.window + 1 for c in anomalies), default=1),
+    )
+    previous = ws.store.versions.previous(version)
+    return {
+        "references": references,
+        "history": history,
+        "previous_schema": previous.schema if previous is not None else None,
+    }
+
+
+def _validate_version(
+    ws: Workspace, version: VersionRecord, suite: Suite, branch: str
+) -> ValidationReport:
     if version.format != "parquet":
         raise VersionNotFoundError(
             f"asset {version.asset!r} version {version.id[:16]} is not a table; checks need one",
             asset=version.asset,
         )
-    report = validate(read_version(ws, version, "polars"), suite)
+    report = validate(
+        read_version(ws, version, "polars"), suite, **check_inputs(ws, version, suite, branch)
+    )
     ws.store.quality.record(version, [dict(r.__dict__) for r in report.results], at=time.time())
     return report
 
@@ -88,7 +131,9 @@ def check_asset(
             raise VersionNotFoundError(
                 f"asset {asset!r} has no version on branch {branch!r}", asset=asset
             )
-    return [CheckOutcome(version=r, report=_validate_version(ws, r, suite)) for r in records]
+    return [
+        CheckOutcome(version=r, report=_validate_version(ws, r, suite, branch)) for r in records
+    ]
 
 
 def check_selection(
@@ -110,7 +155,7 @@ def check_selection(
             continue
         suite = Suite(name, spec.checks)
         outcomes.extend(
-            CheckOutcome(version=r, report=_validate_version(ws, r, suite)) for r in records
+            CheckOutcome(version=r, report=_validate_version(ws, r, suite, branch)) for r in records
         )
     return CheckRun(branch=branch, outcomes=outcomes, untested=untested)
 

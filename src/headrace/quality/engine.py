@@ -11,11 +11,23 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from headrace.core.checks import STATISTICS, Check, CheckDefinitionError, Suite
+from headrace.core.checks import (
+    STATISTICS,
+    Check,
+    CheckDefinitionError,
+    CheckExecutionError,
+    Outcome,
+    Suite,
+)
 from headrace.core.graph import suggest
+from headrace.quality import spc
 from headrace.quality.results import CheckResult, ValidationReport
+
+#: Check kinds that may read any column (so the whole table is converted).
+_READ_ALL = frozenset({"expression", "sql", "custom"})
 
 
 def to_polars(data: Any, columns: list[str] | None = None) -> Any:
@@ -56,9 +68,14 @@ def _schema_of(data: Any) -> dict[str, Any]:
 
 def _needed(suite: Suite, schema: dict[str, Any]) -> list[str] | None:
     """The columns the suite reads (None: all, when a SQL expression may read any)."""
-    if any(check.kind in ("expression", "sql") for check in suite.checks):
+    if any(check.kind in _READ_ALL for check in suite.checks):
         return None
     wanted = {column for check in suite.checks for column in check.columns}
+    wanted |= {
+        check.reference_column or ""
+        for check in suite.checks
+        if check.reference == suite.name and check.reference
+    }
     if not wanted:  # row counts only: one column keeps the height
         return list(schema)[:1] or None
     return [column for column in schema if column in wanted]
@@ -115,7 +132,9 @@ def _compile_check(suite: Suite, check: Check, schema: dict[str, Any]) -> None:
                 f"{', '.join(list(schema)[:15])}",
             )
     dtype = schema.get(check.column) if check.column else None
-    numeric = check.kind in ("between", "mean", "stddev", "quantile")
+    numeric = check.kind in ("between", "mean", "stddev", "quantile") or (
+        check.kind == "anomaly" and check.metric in ("mean", "stddev", "min", "max")
+    )
     if numeric and dtype is not None and not (dtype.is_numeric() or dtype.is_temporal()):
         raise _fail(suite, check, f"column {check.column!r} is {dtype}, not numeric")
     if check.kind == "matches":
@@ -141,11 +160,73 @@ def _compile_check(suite: Suite, check: Check, schema: dict[str, Any]) -> None:
             raise _fail(suite, check, f"the SQL query cannot run: {exc}") from exc
 
 
-def _failing_mask(check: Check) -> Any:
+def _reference_values(
+    suite: Suite, check: Check, schema: dict[str, Any], data: Any, given: Mapping[str, Any]
+) -> Any:
+    """The distinct values of the referenced column, typed like the checked column; a
+    missing table or column, or values of another kind, are refused before reading."""
+    import polars as pl
+
+    asset, column = check.reference or "", check.reference_column or ""
+    if asset in given:
+        table = given[asset]
+    elif asset == suite.name:  # a column referencing another of the same table
+        table = data
+    else:
+        raise _fail(
+            suite,
+            check,
+            f"it references asset {asset!r}, whose table was not given "
+            f"(pass references={{{asset!r}: table}})",
+        )
+    if isinstance(table, pl.Series):
+        values = table
+    else:
+        their = _schema_of(table)
+        if column not in their:
+            raise _fail(
+                suite,
+                check,
+                f"the referenced asset {asset!r} has no column {column!r}"
+                f"{suggest(column, their)}; it has {', '.join(list(their)[:15])}",
+            )
+        values = to_polars(table, [column]).lazy().select(pl.col(column)).collect()[column]
+    wanted = schema[check.column or ""]
+    if values.dtype != wanted:
+        try:
+            if _family(values.dtype) != _family(wanted):
+                raise TypeError(f"{values.dtype} is not {wanted}")
+            values = values.cast(wanted, strict=True)
+        except Exception as exc:
+            raise _fail(
+                suite,
+                check,
+                f"{asset}.{column} holds {values.dtype} values, which cannot be compared "
+                f"with column {check.column!r} ({wanted})",
+            ) from exc
+    return values.drop_nulls().unique()
+
+
+def _family(dtype: Any) -> str:
+    """The kind of values a type holds: values of two kinds are never compared."""
+    import polars as pl
+
+    if dtype.is_numeric():
+        return "number"
+    if dtype.is_temporal():
+        return "time"
+    if dtype in (pl.String, pl.Categorical, pl.Enum) or isinstance(dtype, pl.Categorical | pl.Enum):
+        return "text"
+    return str(dtype.base_type())
+
+
+def _failing_mask(check: Check, references: Mapping[str, Any] | None = None) -> Any:
     """A row-level check's failing rows (nulls pass every check but not_null)."""
     import polars as pl
 
     column: Any = pl.col(check.column or "")
+    if check.kind == "references":
+        return (~column.is_in((references or {})[check.name].implode())).fill_null(False)
     if check.kind == "not_null":
         return column.is_null()
     if check.kind == "between":
@@ -166,7 +247,7 @@ def _failing_mask(check: Check) -> Any:
     raise AssertionError(check.kind)
 
 
-def _aggregates(check: Check, index: int) -> list[Any]:
+def _aggregates(check: Check, index: int, references: Mapping[str, Any]) -> list[Any]:
     import polars as pl
 
     key = f"c{index}"
@@ -175,7 +256,17 @@ def _aggregates(check: Check, index: int) -> list[Any]:
         together = pl.struct(list(check.columns)) if len(check.columns) > 1 else column
         return [(pl.len() - together.n_unique()).alias(key)]
     if check.row_level:
-        return [_failing_mask(check).sum().alias(key)]
+        return [_failing_mask(check, references).sum().alias(key)]
+    if check.kind == "anomaly":
+        metric = {
+            "null_fraction": lambda: column.null_count() / pl.len(),
+            "mean": column.mean,
+            "stddev": column.std,
+            "distinct_count": column.n_unique,
+            "min": column.min,
+            "max": column.max,
+        }.get(check.metric or "")
+        return [] if metric is None else [metric().alias(key)]
     if check.kind == "mean":
         return [column.mean().alias(key)]
     if check.kind == "stddev":
@@ -215,6 +306,15 @@ def _within(value: Any, check: Check) -> bool:
     return not (check.max is not None and (value > check.max if high_ok else value >= check.max))
 
 
+def _number(value: Any) -> float | None:
+    """A finite number for a control chart, else None (bools, text, NaN)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    return None
+
+
 def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | str):
         return value
@@ -223,7 +323,43 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _schema_result(check: Check, schema: dict[str, Any]) -> tuple[bool, str, str]:
+def _normal_type(name: str) -> str:
+    """An Arrow type name without the storage details that are not drift
+    (large_string and string hold the same values)."""
+    text = str(name).lower().replace("large_", "").replace("_view", "")
+    return "dictionary" if text.startswith("dictionary") else text
+
+
+def _arrow_types(schema: dict[str, Any]) -> dict[str, str]:
+    import polars as pl
+
+    table = pl.DataFrame(schema=schema).to_arrow()
+    return {field.name: _normal_type(str(field.type)) for field in table.schema}
+
+
+def _drift(previous: Mapping[str, str] | Sequence[Sequence[str]], schema: dict[str, Any]) -> str:
+    """What changed in the columns since the previous version, in words ("" if nothing)."""
+    pairs = previous.items() if isinstance(previous, Mapping) else previous
+    before = {str(name): _normal_type(str(kind)) for name, kind in pairs}
+    now = _arrow_types(schema)
+    added = [c for c in now if c not in before]
+    removed = [c for c in before if c not in now]
+    retyped = [f"{c} {before[c]} → {now[c]}" for c in now if c in before and before[c] != now[c]]
+    parts = []
+    if added:
+        parts.append("added " + ", ".join(added))
+    if removed:
+        parts.append("removed " + ", ".join(removed))
+    if retyped:
+        parts.append("retyped " + ", ".join(retyped))
+    return "; ".join(parts)
+
+
+def _schema_result(
+    check: Check,
+    schema: dict[str, Any],
+    previous: Mapping[str, str] | Sequence[Sequence[str]] | None = None,
+) -> tuple[bool, str, str]:
     problems: list[str] = []
     for column, wanted in check.types:
         actual = schema.get(column)
@@ -234,16 +370,36 @@ def _schema_result(check: Check, schema: dict[str, Any]) -> tuple[bool, str, str
     if not check.allow_extra:
         expected = {c for c, _ in check.types}
         problems.extend(f"{c} is not expected" for c in schema if c not in expected)
+    if previous is not None and not check.allow_drift:
+        drift = _drift(previous, schema)
+        if drift:
+            problems.append(f"schema drift since the previous version: {drift}")
     observed = ", ".join(f"{c}: {t}" for c, t in schema.items())
     return not problems, observed, "; ".join(problems)
 
 
-def validate(data: Any, suite: Suite, *, sample: int = 5) -> ValidationReport:
+def validate(
+    data: Any,
+    suite: Suite,
+    *,
+    sample: int = 5,
+    references: Mapping[str, Any] | None = None,
+    history: Mapping[str, Sequence[float]] | None = None,
+    previous_schema: Mapping[str, str] | Sequence[Sequence[str]] | None = None,
+) -> ValidationReport:
     """Run ``suite`` on a pandas, polars or Arrow table; one pass, plus samples of failures.
 
+    Args:
+        references: asset name → its table (or a polars Series of allowed values), for
+            ``references`` checks.
+        history: anomaly check name → its metric's previous values, oldest first.
+        previous_schema: the previous version's columns and Arrow types, against which
+            ``schema`` checks report drift.
+
     Raises:
-        CheckDefinitionError: a check names a missing column, a wrong type, or a regex or
-            expression that cannot run, before any data is read.
+        CheckDefinitionError: a check names a missing column, a wrong type, or a regex,
+            expression or reference that cannot work, before any data is read.
+        CheckExecutionError: a custom check function raised or returned no verdict.
     """
     import polars as pl
 
@@ -251,11 +407,16 @@ def validate(data: Any, suite: Suite, *, sample: int = 5) -> ValidationReport:
     schema = _schema_of(data)
     for check in suite.checks:
         _compile_check(suite, check, schema)
+    allowed = {
+        check.name: _reference_values(suite, check, schema, data, references or {})
+        for check in suite.checks
+        if check.kind == "references"
+    }
     frame = to_polars(data, _needed(suite, schema))
     lazy = frame.lazy() if isinstance(frame, pl.DataFrame) else frame
     exprs = [pl.len().alias("__rows")]
     for i, check in enumerate(suite.checks):
-        exprs.extend(_aggregates(check, i))
+        exprs.extend(_aggregates(check, i, allowed))
     # An in-memory frame is aggregated eagerly: measured faster and leaner than the lazy
     # engine for one wide select; a LazyFrame input stays lazy.
     aggregated = (
@@ -263,91 +424,228 @@ def validate(data: Any, suite: Suite, *, sample: int = 5) -> ValidationReport:
     )
     row = aggregated.row(0, named=True)
     rows = int(row["__rows"])
-    results: list[CheckResult] = []
+    collected = frame if isinstance(frame, pl.DataFrame) else None
+
+    def whole() -> Any:
+        nonlocal collected
+        if collected is None:
+            collected = lazy.collect()
+        return collected
+
+    results: dict[str, CheckResult] = {}
+    masks: dict[str, Any] = {}  # custom row-level checks: their failing rows
     for i, check in enumerate(suite.checks):
+        if check.kind == "anomaly":
+            continue  # judged below, once the values they watch are known
         observed = row.get(f"c{i}")
-        failing: int | None = None
-        fraction: float | None = None
-        message = ""
-        if check.row_level:
-            failing = int(observed or 0)
-            fraction = failing / rows if rows else 0.0
-            passed = failing == 0 if check.mostly is None else (1 - fraction) >= check.mostly
-            observed = failing
-            if failing:
-                message = f"{failing:,} of {rows:,} rows fail ({fraction:.4%})"
+        fields: dict[str, Any] = {}
+        if check.kind == "sql":
+            failing, found = _run_sql(whole(), check.expression or "", sample)
+            fields = _row_level_fields(check, failing, rows, "the query returned")
+            fields["sample"] = [{k: _jsonable(v) for k, v in r.items()} for r in found]
+        elif check.kind == "custom":
+            fields, mask = _run_custom(suite, check, data, whole, rows)
+            if mask is not None:
+                masks[check.name] = mask
+        elif check.row_level:
+            fields = _row_level_fields(check, int(observed or 0), rows, "")
         elif check.kind == "row_count":
-            observed = rows
-            passed = _within(rows, check)
+            fields = {"passed": _within(rows, check), "observed": rows}
         elif check.kind in STATISTICS:
-            passed = _within(observed, check)
+            fields = {"passed": _within(observed, check), "observed": observed}
         elif check.kind == "freshness":
-            newest = observed
-            if newest is None:
-                passed, message = False, "the column has no values"
-            else:
-                if isinstance(newest, dt.date) and not isinstance(newest, dt.datetime):
-                    newest = dt.datetime.combine(newest, dt.time())
-                now = dt.datetime.now(newest.tzinfo) if newest.tzinfo else dt.datetime.now()
-                age = (now - newest).total_seconds()
-                passed = age <= (check.max_age_seconds or 0)
-                message = f"newest value is {age:,.0f} s old"
+            fields = _freshness_fields(check, observed)
         elif check.kind == "schema":
-            passed, observed, message = _schema_result(check, schema)
-        elif check.kind == "sql":
-            failing, rows_found = _run_sql(
-                frame if isinstance(frame, pl.DataFrame) else lazy.collect(),
-                check.expression or "",
-                sample,
-            )
-            observed, passed = failing, failing == 0
-            fraction = failing / rows if rows else 0.0
-            if failing:
-                message = f"the query returned {failing:,} rows"
-            results.append(
-                CheckResult(
-                    name=check.name,
-                    kind=check.kind,
-                    columns=check.columns,
-                    severity=check.severity,
-                    passed=passed,
-                    observed=failing,
-                    threshold=check.threshold(),
-                    failing_rows=failing,
-                    failing_fraction=fraction,
-                    message=message,
-                    sample=[{k: _jsonable(v) for k, v in r.items()} for r in rows_found],
-                )
-            )
-            continue
+            passed, shown, message = _schema_result(check, schema, previous_schema)
+            fields = {"passed": passed, "observed": shown, "message": message}
         else:
             raise AssertionError(check.kind)
-        if not passed and not message:
-            message = f"observed {_jsonable(observed)}, expected {check.threshold()}"
-        results.append(
-            CheckResult(
-                name=check.name,
-                kind=check.kind,
-                columns=check.columns,
-                severity=check.severity,
-                passed=passed,
-                observed=_jsonable(observed),
-                threshold=check.threshold(),
-                failing_rows=failing,
-                failing_fraction=fraction,
-                message=message,
+        results[check.name] = _result(check, **fields)
+    for i, check in enumerate(suite.checks):
+        if check.kind == "anomaly":
+            if check.metric == "row_count":
+                value: Any = rows
+            elif check.metric == "check":
+                value = results[check.of_check or ""].observed
+            else:
+                value = row.get(f"c{i}")
+            results[check.name] = _anomaly_result(
+                suite, check, value, (history or {}).get(check.name, ())
             )
-        )
-    results = _with_samples(
-        data, frame if isinstance(frame, pl.DataFrame) else lazy, suite, results, sample
-    )
+    ordered = [results[check.name] for check in suite.checks]
+    ordered = _with_samples(data, whole, suite, ordered, sample, allowed, masks)
     return ValidationReport(
-        suite=suite.name, rows=rows, seconds=time.perf_counter() - started, results=results
+        suite=suite.name, rows=rows, seconds=time.perf_counter() - started, results=ordered
     )
+
+
+def _result(
+    check: Check,
+    *,
+    passed: bool,
+    observed: Any,
+    message: str = "",
+    failing_rows: int | None = None,
+    failing_fraction: float | None = None,
+    sample: list[dict[str, Any]] | None = None,
+    lower: float | None = None,
+    upper: float | None = None,
+) -> CheckResult:
+    """One check's result; bounds of a statistic become its chart's limits."""
+    if (
+        lower is None
+        and upper is None
+        and (check.kind in STATISTICS or check.kind in ("row_count", "between"))
+    ):
+        lower, upper = check.min, check.max
+    if not passed and not message:
+        message = f"observed {_jsonable(observed)}, expected {check.threshold()}"
+    return CheckResult(
+        name=check.name,
+        kind=check.kind,
+        columns=check.columns,
+        severity=check.severity,
+        passed=passed,
+        observed=_jsonable(observed),
+        threshold=check.threshold(),
+        failing_rows=failing_rows,
+        failing_fraction=failing_fraction,
+        message=message,
+        sample=sample or [],
+        lower=None if lower is None else float(lower),
+        upper=None if upper is None else float(upper),
+    )
+
+
+def _row_level_fields(check: Check, failing: int, rows: int, lead: str) -> dict[str, Any]:
+    fraction = failing / rows if rows else 0.0
+    passed = failing == 0 if check.mostly is None else (1 - fraction) >= check.mostly
+    message = ""
+    if failing:
+        message = (
+            f"{lead} {failing:,} rows"
+            if lead
+            else f"{failing:,} of {rows:,} rows fail ({fraction:.4%})"
+        )
+    return {
+        "passed": passed,
+        "observed": failing,
+        "failing_rows": failing,
+        "failing_fraction": fraction,
+        "message": message,
+    }
+
+
+def _freshness_fields(check: Check, newest: Any) -> dict[str, Any]:
+    if newest is None:
+        return {"passed": False, "observed": None, "message": "the column has no values"}
+    if isinstance(newest, dt.date) and not isinstance(newest, dt.datetime):
+        newest = dt.datetime.combine(newest, dt.time())
+    now = dt.datetime.now(newest.tzinfo) if newest.tzinfo else dt.datetime.now()
+    age = (now - newest).total_seconds()
+    return {
+        "passed": age <= (check.max_age_seconds or 0),
+        "observed": newest,
+        "message": f"newest value is {age:,.0f} s old",
+    }
+
+
+def _anomaly_result(
+    suite: Suite, check: Check, value: Any, history: Sequence[float]
+) -> CheckResult:
+    if check.metric == "check" and value is not None and _number(value) is None:
+        raise CheckExecutionError(
+            f"suite {suite.name!r}, check {check.name!r}: check {check.of_check!r} observed "
+            f"{value!r}, not a number, so it has no control limits",
+            suite=suite.name,
+            check=check.name,
+        )
+    verdict = spc.judge(
+        history,
+        _number(value),
+        window=check.window,
+        k=check.k,
+        min_history=check.min_history,
+        change=check.change,
+    )
+    return _result(
+        check,
+        passed=verdict.passed,
+        observed=value,
+        message=verdict.message,
+        lower=verdict.lower,
+        upper=verdict.upper,
+    )
+
+
+def _custom_input(check: Check, data: Any, whole: Any) -> Any:
+    """The table in the flavor the function's first parameter asks for (polars if none)."""
+    import inspect
+
+    from headrace.core.params import type_hints
+    from headrace.io.frames import annotation_flavor, from_arrow, table_flavor, to_arrow
+
+    function = check.function
+    assert function is not None
+    parameters = list(inspect.signature(function).parameters)
+    wanted = annotation_flavor(type_hints(function).get(parameters[0])) if parameters else None
+    flavor = table_flavor(data)
+    if wanted is None or wanted == "polars":
+        return whole()
+    if wanted == flavor:
+        return data
+    return from_arrow(to_arrow(data, flavor or "polars"), wanted)
+
+
+def _run_custom(
+    suite: Suite, check: Check, data: Any, whole: Any, rows: int
+) -> tuple[dict[str, Any], Any]:
+    """Call a custom check; its verdict, and for a row-level one the mask of bad rows."""
+    import polars as pl
+
+    where = f"suite {suite.name!r}, check {check.name!r}"
+    try:
+        verdict = check.function(_custom_input(check, data, whole))  # type: ignore[misc]
+    except Exception as exc:
+        raise CheckExecutionError(
+            f"{where}: the function raised {type(exc).__name__}: {exc}",
+            suite=suite.name,
+            check=check.name,
+        ) from exc
+    if isinstance(verdict, Outcome):
+        fields = {"passed": bool(verdict.passed), "observed": verdict.observed}
+        return fields | {"message": verdict.message}, None
+    if isinstance(verdict, bool) or type(verdict).__name__ == "bool_":
+        return {"passed": bool(verdict), "observed": bool(verdict)}, None
+    try:
+        column = pl.Series(verdict) if not isinstance(verdict, pl.Series) else verdict
+    except Exception:
+        column = None
+    if column is None or column.dtype != pl.Boolean or len(column) != rows:
+        shape = (
+            f"a column of {len(column):,} {column.dtype} values"
+            if column is not None
+            else type(verdict).__name__
+        )
+        raise CheckExecutionError(
+            f"{where}: the function returned {shape}; expected True/False, an Outcome, or "
+            f"one boolean per row ({rows:,} rows, True where the row is fine)",
+            suite=suite.name,
+            check=check.name,
+        )
+    bad = ~column.fill_null(False)
+    failing = int(bad.sum())
+    return _row_level_fields(check, failing, rows, ""), bad
 
 
 def _with_samples(
-    data: Any, lazy: Any, suite: Suite, results: list[CheckResult], size: int
+    data: Any,
+    whole: Any,
+    suite: Suite,
+    results: list[CheckResult],
+    size: int,
+    references: Mapping[str, Any],
+    masks: Mapping[str, Any],
 ) -> list[CheckResult]:
     """The second pass, for failed row-level checks only: a few failing rows each,
     streamed so that the scan stops once enough rows are found."""
@@ -357,19 +655,28 @@ def _with_samples(
         return results
     out: list[CheckResult] = []
     for check, result in zip(suite.checks, results, strict=True):
-        if result.passed or not check.row_level or not result.failing_rows:
+        if result.passed or not result.failing_rows or check.kind == "sql":
             out.append(result)
             continue
-        if check.kind == "unique":
-            together: Any = (
-                pl.struct(list(check.columns))
-                if len(check.columns) > 1
-                else pl.col(check.columns[0])
-            )
-            mask = together.is_duplicated()
+        if check.kind == "custom":
+            if check.name not in masks:
+                out.append(result)
+                continue
+            positions = masks[check.name].arg_true().head(size).to_list()
+        elif not check.row_level:
+            out.append(result)
+            continue
         else:
-            mask = _failing_mask(check)
-        positions = _first_positions(lazy, mask, size, duplicates=check.kind == "unique")
+            if check.kind == "unique":
+                together: Any = (
+                    pl.struct(list(check.columns))
+                    if len(check.columns) > 1
+                    else pl.col(check.columns[0])
+                )
+                mask = together.is_duplicated()
+            else:
+                mask = _failing_mask(check, references)
+            positions = _first_positions(whole(), mask, size, duplicates=check.kind == "unique")
         rows = _rows_at(data, positions)
         sample = [{k: _jsonable(v) for k, v in r.items()} for r in rows]
         out.append(CheckResult(**{**result.__dict__, "sample": sample}))

@@ -21,6 +21,10 @@ class CheckResult:
     failing_fraction: float | None = None
     sample: list[dict[str, Any]] = field(default_factory=list)
     message: str = ""
+    #: The limits the observed value was judged against (a statistic's bounds, an
+    #: anomaly check's learned control limits), for control charts.
+    lower: float | None = None
+    upper: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -42,6 +42,8 @@ def record_checks(
             "sample": json.dumps(r["sample"], default=str) if r["sample"] else None,
             "message": r["message"],
             "created_at": at,
+            "lower": r.get("lower"),
+            "upper": r.get("upper"),
         }
         for version, _, at in versions
         for r in version.check_results
@@ -84,6 +86,8 @@ class CheckRecord:
     sample: list[dict[str, Any]]
     message: str | None
     created_at: float
+    lower: float | None = None
+    upper: float | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> CheckRecord:
@@ -105,6 +109,8 @@ class CheckRecord:
             sample=json.loads(m["sample"]) if m["sample"] else [],
             message=m["message"],
             created_at=m["created_at"],
+            lower=m["lower"],
+            upper=m["upper"],
         )
 
 
@@ -156,6 +162,49 @@ class QualityRepository:
         with self._store.read() as c:
             rows = c.execute(query.limit(limit)).all()
         return [CheckRecord.from_row(r) for r in reversed(rows)]
+
+    def metric_history(
+        self,
+        asset: str,
+        names: Iterable[str],
+        *,
+        before: float | None = None,
+        exclude: str | None = None,
+        limit: int = 100,
+    ) -> dict[str, builtins.list[float]]:
+        """Check name → its numeric observed values on ``asset``'s versions, oldest first:
+        the latest result per version, at most ``limit`` each, leaving out versions held
+        or discarded in quarantine (bad data does not widen control limits)."""
+        wanted = builtins.list(names)
+        out: dict[str, builtins.list[float]] = {name: [] for name in wanted}
+        if not wanted:
+            return out
+        bad = select(quarantine.c.version_id).where(quarantine.c.status != "released")
+        query = select(
+            check_results.c.check_name, check_results.c.version_id, check_results.c.observed
+        ).where(
+            and_(
+                check_results.c.asset == asset,
+                check_results.c.check_name.in_(wanted),
+                check_results.c.version_id.not_in(bad),
+            )
+        )
+        if before is not None:
+            query = query.where(check_results.c.created_at < before)
+        if exclude is not None:
+            query = query.where(check_results.c.version_id != exclude)
+        query = query.order_by(check_results.c.created_at.desc(), check_results.c.id.desc())
+        seen: set[tuple[str, str]] = set()
+        with self._store.read() as c:
+            for name, version_id, observed in c.execute(query.limit(limit * len(wanted) * 4)):
+                values = out[name]
+                if (name, version_id) in seen or len(values) >= limit:
+                    continue
+                seen.add((name, version_id))
+                value = json.loads(observed) if observed else None
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    values.append(float(value))
+        return {name: values[::-1] for name, values in out.items()}
 
     def failed_errors(self, version_ids: Iterable[str]) -> dict[str, builtins.list[str]]:
         """Version id → names of its failed error-severity checks (released ones apart)."""

@@ -22,7 +22,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: The Alembic revision this code expects; checked without importing Alembic.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 
 runs = Table(
     "runs",
@@ -190,6 +190,10 @@ check_results = Table(
     Column("sample", Text, nullable=True),
     Column("message", Text, nullable=True),
     Column("created_at", Float, nullable=False),
+    #: The control limits the observed value was judged against (bounds of a statistic,
+    #: learned limits of an anomaly check), for control charts.
+    Column("lower", Float, nullable=True),
+    Column("upper", Float, nullable=True),
     Index("ix_check_results_version", "version_id"),
     Index("ix_check_results_history", "asset", "check_name", "created_at"),
 )
@@ -209,4 +213,19 @@ quarantine = Table(
     Column("decided_at", Float, nullable=True),
     Column("decided_by", String(200), nullable=True),
     Index("ix_quarantine_status", "status", "branch"),
+)
+
+#: Per-column profiles of a version (type, nulls, distinct values, quantiles, top values,
+#: histogram), computed in one pass and kept with the version.
+profiles = Table(
+    "profiles",
+    metadata,
+    Column("version_id", String(32), primary_key=True),
+    Column("asset", String(200), nullable=False),
+    Column("partition", String(200), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("profile", Text, nullable=False),
+    Column("seconds", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_profiles_asset", "asset", "created_at"),
 )

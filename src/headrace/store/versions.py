@@ -81,6 +81,27 @@ class VersionRepository:
             rows = c.execute(query.limit(limit)).all()
         return [VersionRecord.from_row(r) for r in rows]
 
+    def previous(self, version: VersionRecord) -> VersionRecord | None:
+        """The version of the same asset made just before ``version``: of the same
+        partition if there is one, else of any partition (what schema drift compares)."""
+        base = select(asset_versions).where(
+            and_(
+                asset_versions.c.asset == version.asset,
+                asset_versions.c.created_at < version.created_at,
+                asset_versions.c.id != version.id,
+            )
+        )
+        newest = (asset_versions.c.created_at.desc(), asset_versions.c.id.desc())
+        with self._store.read() as c:
+            row = c.execute(
+                base.where(asset_versions.c.partition == (version.partition or ""))
+                .order_by(*newest)
+                .limit(1)
+            ).first()
+            if row is None:
+                row = c.execute(base.order_by(*newest).limit(1)).first()
+        return None if row is None else VersionRecord.from_row(row)
+
     def head(
         self, asset: str, *, branch: str = "main", partition: str | None = None
     ) -> VersionRecord:

@@ -6,6 +6,9 @@
       - unique: [flight_id]                    # columns
       - between: {column: arr_delay, min: -120, max: 1200, severity: warn}
       - in_set: {column: origin, values: [EWR, JFK, LGA]}
+      - references: {column: tailnum, asset: planes}
+      - anomaly: {metric: row_count, window: 12}
+      - custom: {function: "flights.checks:no_time_travel", severity: warn}
 
 Each entry names one check (the functions of ``headrace.checks``) with its column(s)
 or its keyword arguments. Every mistake is reported with the file, the check's position
@@ -41,8 +44,35 @@ KINDS = {
         "freshness",
         "schema",
         "sql",
+        "references",
+        "anomaly",
+        "custom",
     )
 }
+
+
+def _function(where: str, path: Any) -> Any:
+    """The function a YAML ``custom`` check names as ``module:function``."""
+    import importlib
+
+    if not isinstance(path, str) or path.count(":") != 1:
+        raise CheckDefinitionError(
+            f"{where}: custom needs function: 'module:function', got {path!r}"
+        )
+    module_name, attribute = path.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CheckDefinitionError(
+            f"{where}: cannot import module {module_name!r} of {path!r}: {exc}"
+        ) from exc
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        raise CheckDefinitionError(
+            f"{where}: module {module_name!r} has no function {attribute!r}"
+            + suggest(attribute, [n for n in vars(module) if not n.startswith("_")])
+        )
+    return function
 
 
 def _build(where: str, kind: str, value: Any) -> Check:
@@ -62,6 +92,12 @@ def _build(where: str, kind: str, value: Any) -> Check:
             raise CheckDefinitionError(f"{where}: unique needs a column or a list of columns")
         made: Check = builder(*columns, **_kwargs(where, builder, extra, skip={"columns"}))
         return made
+    if kind == "custom":
+        if isinstance(value, str):
+            value = {"function": value}
+        if not isinstance(value, Mapping) or "function" not in value:
+            raise CheckDefinitionError(f"{where}: custom needs function: 'module:function'")
+        value = {**value, "function": _function(where, value["function"])}
     if isinstance(value, str):  # a column, or the SQL of expression / sql
         single: Check = builder(value)
         return single
