@@ -87,8 +87,15 @@ CLEAN_CHECKS = [
     c.unique("flight_id"),
     c.between("month", 1, 12),
     c.in_set("origin", ["EWR", "JFK", "LGA"]),
+    c.references("carrier", "airlines"),
+    # Warnings: the data set's real dirt, reported on every month, not hidden.
     c.not_null("dep_time", severity="warn", name="departed"),
-    c.between("arr_delay", -120, 1200, severity="warn", name="arr_delay_plausible"),
+    c.references("tailnum", "planes", severity="warn", name="plane_known"),
+    c.between("dep_delay", max=20 * 60, severity="warn", name="dep_delay_under_20h"),
+    c.between("arr_delay", -120, 20 * 60, severity="warn", name="arr_delay_plausible"),
+    # Statistical process control: a month far from the months before it is flagged.
+    c.anomaly("row_count", window=12, min_history=4),
+    c.anomaly("null_fraction", "dep_time", window=12, min_history=4),
 ]
 
 
