@@ -207,10 +207,12 @@ def backfill_year() -> None:
         """
         A backfill over the whole year runs only the partitions that have no version yet:
         March to December. Every month of flights_clean passes its checks before it reaches
-        main: keys present, months and origins valid (errors), departures and plausible
-        delays (warnings: the data set's real dirt is reported, not hidden). The broken
-        June fails its checks: its version is quarantined, kept for inspection but never
-        on main, and the other months go on.
+        main: keys present, months and origins valid, carriers known to airlines
+        (errors); departures, tail numbers known to planes, delays under 20 hours
+        (warnings: the data set's real dirt is reported, not hidden); and row counts and
+        cancellation rates judged against the months before (statistical process
+        control). The broken June fails its checks: its version is quarantined, kept for
+        inspection but never on main, and the other months go on.
         """,
     )
     output = headrace(
