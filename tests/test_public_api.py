@@ -29,6 +29,15 @@ def test_public_names_are_pinned() -> None:
             "static",
             "upstream",
             "validate",
+            "start_run",
+            "active_run",
+            "log_param",
+            "log_params",
+            "log_metric",
+            "log_metrics",
+            "set_tag",
+            "set_tags",
+            "log_artifact",
         ]
     )
     for name in headrace.__all__:

@@ -30,16 +30,34 @@ _EXPORTS: dict[str, str] = {
     "Suite": "headrace.core.checks",
     "validate": "headrace.api",
     "checks": "headrace.checks",
+    "start_run": "headrace.api",
+    "active_run": "headrace.api",
+    "log_param": "headrace.api",
+    "log_params": "headrace.api",
+    "log_metric": "headrace.api",
+    "log_metrics": "headrace.api",
+    "set_tag": "headrace.api",
+    "set_tags": "headrace.api",
+    "log_artifact": "headrace.api",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:
     from headrace import checks as checks
+    from headrace.api import active_run as active_run
     from headrace.api import backfill as backfill
+    from headrace.api import log_artifact as log_artifact
+    from headrace.api import log_metric as log_metric
+    from headrace.api import log_metrics as log_metrics
+    from headrace.api import log_param as log_param
+    from headrace.api import log_params as log_params
     from headrace.api import materialize as materialize
     from headrace.api import read as read
     from headrace.api import resume as resume
+    from headrace.api import set_tag as set_tag
+    from headrace.api import set_tags as set_tags
+    from headrace.api import start_run as start_run
     from headrace.api import validate as validate
     from headrace.core.assets import AssetSpec as AssetSpec
     from headrace.core.assets import RetryPolicy as RetryPolicy

@@ -18,6 +18,7 @@ from headrace.runtime.workspace import Workspace, open_workspace
 
 if TYPE_CHECKING:
     from headrace.quality.results import ValidationReport
+    from headrace.tracking.runs import ActiveRun
 
 
 def _workspace(
@@ -173,3 +174,71 @@ def validate(
         history=history,
         previous_schema=previous_schema,
     )
+
+
+# -- experiment tracking ----------------------------------------------------------------
+
+
+def start_run(
+    experiment: str | None = None,
+    *,
+    name: str | None = None,
+    nested: bool = False,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    workspace: Workspace | None = None,
+) -> ActiveRun:
+    """Start a tracked run outside pipelines: ``with hr.start_run("churn") as run: ...``.
+
+    Inside an asset there is no need: the pipeline run is the tracked run.
+    """
+    from headrace.tracking.runs import start_run as start
+
+    return start(
+        experiment, name=name, nested=nested, params=params, tags=tags, workspace=workspace
+    )
+
+
+def active_run() -> ActiveRun | None:
+    """The innermost run started with :func:`start_run` and not ended, if any."""
+    from headrace.tracking.runs import active_run as active
+
+    return active()
+
+
+def log_param(key: str, value: Any) -> None:
+    """Record a param on the current run (the asset's pipeline run, or the active run)."""
+    _tracking().current().log_param(key, value)
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    _tracking().current().log_params(params)
+
+
+def log_metric(key: str, value: float, step: int | None = None) -> None:
+    """Record one value of a metric (its history is kept by ``step``)."""
+    _tracking().current().log_metric(key, value, step)
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    _tracking().current().log_metrics(metrics, step)
+
+
+def set_tag(key: str, value: Any) -> None:
+    _tracking().current().set_tag(key, value)
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    _tracking().current().set_tags(tags)
+
+
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> list[str]:
+    """Store a file, or a folder's files, with the current run."""
+    stored: list[str] = _tracking().current().log_artifact(path, artifact_path)
+    return stored
+
+
+def _tracking() -> Any:
+    from headrace.tracking import runs
+
+    return runs

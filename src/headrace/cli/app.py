@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from headrace.cli import data_commands, quality_commands
+from headrace.cli import data_commands, profile_commands, quality_commands, tracking_commands
 
 app = typer.Typer(
     name="headrace",
@@ -24,6 +24,8 @@ app.add_typer(assets_app, name="assets")
 app.add_typer(runs_app, name="runs")
 data_commands.register(app)
 quality_commands.register(app)
+profile_commands.register(app)
+tracking_commands.register(app, runs_app)
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)

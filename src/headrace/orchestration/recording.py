@@ -13,6 +13,7 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from headrace.core.tracking import Tracked
 from headrace.store.runs import NewVersion, RunRepository, StepBatch
 
 #: Seconds between commits while a run is going.
@@ -67,6 +68,7 @@ class Recorder:
         self._dirty: dict[str, None] = {}
         self._versions: list[tuple[NewVersion, str, float]] = []
         self._logs: list[tuple[str, int, str, float, str]] = []
+        self._tracked = Tracked()
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -89,6 +91,11 @@ class Recorder:
         if logs:
             self._logs.extend((key, attempt, stream, at, text) for stream, at, text in logs)
 
+    def track(self, tracked: Tracked) -> None:
+        """Note what a step logged (params, metrics, tags, artifacts) for the run."""
+        with self.lock:
+            self._tracked.extend(tracked)
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="headrace-recorder", daemon=True)
         self._thread.start()
@@ -105,10 +112,11 @@ class Recorder:
         """Commit everything marked so far, in order with earlier batches."""
         with self._write_lock:
             with self.lock:
-                if not (self._dirty or self._versions or self._logs):
+                if not (self._dirty or self._versions or self._logs or self._tracked):
                     return
                 rows = [self._states[k].row() for k in self._dirty]
                 versions, logs = self._versions, self._logs
+                tracked, self._tracked = self._tracked, Tracked()
                 self._dirty, self._versions, self._logs = {}, [], []
             refused = self._runs.write_batch(
                 StepBatch(
@@ -118,6 +126,7 @@ class Recorder:
                     steps=rows,
                     versions=versions,
                     logs=logs,
+                    tracked=tracked if tracked else None,
                 ),
                 refused_versions=self._refused_versions,
             )

@@ -159,6 +159,7 @@ class Coordinator:
         self._completed = set(completed or ())
         self._meta: dict[str, tuple[str, str]] = {}
         self._histories: dict[str, dict[str, list[float]]] = {}
+        self._params: dict[str, tuple[str, str]] = {}
 
     # -- preparing a step -------------------------------------------------------------
 
@@ -379,6 +380,19 @@ class Coordinator:
             checks=self._check_context(step, references) if spec.checks else None,
         )
 
+    def _params_conflict(self, task: StepTask, params: dict[str, str]) -> str | None:
+        """Params are fixed once logged: a step may not log another value for one."""
+        for key, value in list(params.items()):
+            before = self._params.setdefault(key, (value, task.key))
+            if before[0] != value:
+                del params[key]
+                return (
+                    f"asset {task.asset!r} logged param {key!r} = {value!r}, but step "
+                    f"{before[1]} of this run logged {before[0]!r}; a run's params are fixed "
+                    "once logged (log a metric, or prefix the param with the asset's name)"
+                )
+        return None
+
     # -- what checks need -----------------------------------------------------------
 
     def _references(
@@ -447,6 +461,12 @@ class Coordinator:
         version_code, key_hash = self._meta.pop(task.key)
         with self.recorder.lock:
             state.duration_s = duration
+        if result.tracked:
+            conflict = self._params_conflict(task, result.tracked.params)
+            if conflict is not None:
+                result.ok, result.retryable = False, False
+                result.error = result.traceback = conflict
+            self.recorder.track(result.tracked)
         if result.ok:
             assert result.blob is not None and result.kind and result.format and result.flavor
             version = NewVersion(

@@ -25,6 +25,7 @@ from headrace.io.serializers import deserialize, serialize
 from headrace.objects.blobs import LocalBlobStore
 from headrace.orchestration import capture
 from headrace.orchestration.timeouts import call_with_timeout
+from headrace.tracking.runs import STEP, Collector
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -89,6 +90,8 @@ class StepResult:
     checks: list[dict[str, Any]] = field(default_factory=list)
     quarantine_reason: str | None = None
     warnings: list[str] = field(default_factory=list)
+    #: What the function logged (params, metrics, tags, artifacts), kept on failure too.
+    tracked: Any = None
     error_type: str | None = None
     error: str | None = None
     traceback: str | None = None
@@ -277,7 +280,13 @@ def execute_step(task: StepTask, spec: AssetSpec, blobs: Any) -> StepResult:
                     workspace_root=Path(task.workspace_root),
                     partition_window=window,
                 )
-            value = call_with_timeout(lambda: spec.fn(**kwargs), spec.timeout, task.asset)
+            collector = Collector(task.run_id, blobs)
+            token = STEP.set(collector)
+            try:
+                value = call_with_timeout(lambda: spec.fn(**kwargs), spec.timeout, task.asset)
+            finally:
+                STEP.reset(token)
+                result.tracked = collector.take() or None
             if value is None and spec.io is None:
                 raise TypeError(
                     f"asset {task.asset!r} returned None; an asset must return its value "

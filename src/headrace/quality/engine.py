@@ -492,11 +492,7 @@ def _result(
     upper: float | None = None,
 ) -> CheckResult:
     """One check's result; bounds of a statistic become its chart's limits."""
-    if (
-        lower is None
-        and upper is None
-        and (check.kind in STATISTICS or check.kind in ("row_count", "between"))
-    ):
+    if lower is None and upper is None and (check.kind in STATISTICS or check.kind == "row_count"):
         lower, upper = check.min, check.max
     if not passed and not message:
         message = f"observed {_jsonable(observed)}, expected {check.threshold()}"

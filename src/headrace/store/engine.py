@@ -145,14 +145,18 @@ class MetadataStore:
 
     def __init__(self, engine: Engine) -> None:
         from headrace.store.branches import BranchRepository
+        from headrace.store.profiles import ProfileRepository
         from headrace.store.quality import QualityRepository
         from headrace.store.runs import RunRepository
+        from headrace.store.tracking import TrackingRepository
         from headrace.store.versions import VersionRepository
 
         self.engine = engine
         self.branches = BranchRepository(self)
+        self.profiles = ProfileRepository(self)
         self.quality = QualityRepository(self)
         self.runs = RunRepository(self)
+        self.tracking = TrackingRepository(self)
         self.versions = VersionRepository(self)
 
     @property

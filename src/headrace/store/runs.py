@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import String, and_, bindparam, func, insert, select, update
 
+from headrace.core.tracking import Tracked
 from headrace.store.branches import heads_of, label, move_heads
 from headrace.store.errors import BranchConflictError, RunNotFoundError, StoreError
 from headrace.store.quality import hold, record_checks
@@ -176,6 +177,8 @@ class StepBatch:
     steps: Sequence[dict[str, Any]] = ()
     versions: Sequence[tuple[NewVersion, str, float]] = ()
     logs: Sequence[tuple[str, int, str, float, str]] = ()
+    #: What the run's steps logged (experiment tracking).
+    tracked: Tracked | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -409,7 +412,7 @@ class RunRepository:
         step is recorded as failed. ``refused_versions`` carries refusals across
         batches. Returns the refused steps' keys with the reason.
         """
-        if not (batch.steps or batch.versions or batch.logs):
+        if not (batch.steps or batch.versions or batch.logs or batch.tracked):
             return {}
         for attempt in range(3):
             tainted = set(refused_versions or ())
@@ -427,6 +430,12 @@ class RunRepository:
     def _write_batch(self, batch: StepBatch, tainted: builtins.set[str]) -> dict[str, str]:
         refused: dict[str, str] = {}
         with self._store.write() as c:
+            if batch.tracked:
+                from headrace.store.tracking import file_under_default, write_tracked
+
+                dialect = self._store.engine.dialect.name
+                write_tracked(c, dialect, batch.run_id, batch.tracked)
+                file_under_default(c, dialect, batch.run_id)
             if batch.versions:
                 c.execute(
                     _INSERT_VERSION,

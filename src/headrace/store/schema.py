@@ -22,7 +22,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: The Alembic revision this code expects; checked without importing Alembic.
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 
 runs = Table(
     "runs",
@@ -44,8 +44,13 @@ runs = Table(
     Column("started_at", Float, nullable=True),
     Column("ended_at", Float, nullable=True),
     Column("error", Text, nullable=True),
+    #: Tracking: the experiment a run belongs to, the run it is nested in, its name.
+    Column("experiment_id", String(32), nullable=True),
+    Column("parent_run_id", String(32), nullable=True),
+    Column("name", String(200), nullable=True),
     Index("ix_runs_created_at", "created_at"),
     Index("ix_runs_status", "status"),
+    Index("ix_runs_experiment", "experiment_id", "created_at"),
 )
 
 steps = Table(
@@ -228,4 +233,71 @@ profiles = Table(
     Column("seconds", Float, nullable=False),
     Column("created_at", Float, nullable=False),
     Index("ix_profiles_asset", "asset", "created_at"),
+)
+
+#: Experiments group runs for comparison.
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("description", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+
+#: A run's params: written once, never changed.
+run_params = Table(
+    "run_params",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+    #: The value as a number when it reads as one, so filters compare numbers.
+    Column("num_value", Float, nullable=True),
+    Index("ix_run_params_key", "key", "num_value"),
+)
+
+run_tags = Table(
+    "run_tags",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+#: Every logged metric value (the history); NaN is kept as a flag, not as a value.
+metric_values = Table(
+    "metric_values",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Float, nullable=True),
+    Column("is_nan", Boolean, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", Float, nullable=False),
+    Index("ix_metric_values_run", "run_id", "key", "step"),
+)
+
+#: Each run's latest value of each metric (highest step, then newest): what search reads.
+latest_metrics = Table(
+    "latest_metrics",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Float, nullable=True),
+    Column("is_nan", Boolean, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", Float, nullable=False),
+    Index("ix_latest_metrics_key", "key", "value"),
+)
+
+run_artifacts = Table(
+    "run_artifacts",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("path", String(1000), primary_key=True),
+    Column("blob", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
 )

@@ -1,0 +1,1 @@
+"""Experiment tracking: params, metrics, tags and artifacts of runs, in or out of pipelines."""

@@ -1,0 +1,327 @@
+"""Logging params, metrics, tags and artifacts on the current run.
+
+Inside an asset the current run is the pipeline run: what the function logs travels
+back with its step's result and is written in the step's transaction (a worker never
+writes metadata). Outside pipelines, ``start_run`` opens a tracked run; what it logs is
+buffered and written in batches (every 1,000 values or every second, and on exit, also
+when the user's code raises), so logging costs microseconds per value.
+"""
+
+from __future__ import annotations
+
+import atexit
+import math
+import numbers
+import os
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from headrace.core.tracking import Tracked, TrackingError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from headrace.runtime.workspace import Workspace
+
+MAX_KEY = 250
+MAX_PARAM = 6000
+#: Write a run's buffer once it holds this many values, or this many seconds after
+#: the last write.
+FLUSH_EVERY = 1000
+FLUSH_SECONDS = 1.0
+
+
+def _key(key: Any, what: str) -> str:
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY or key != key.strip():
+        raise TrackingError(
+            f"{what} key {key!r}: expected a non-empty name of at most {MAX_KEY} characters "
+            "without surrounding spaces"
+        )
+    return key
+
+
+class Collector:
+    """What a run logged and has not written yet."""
+
+    def __init__(self, run_id: str, blobs: Any) -> None:
+        self.run_id = run_id
+        self.blobs = blobs
+        self.pending = Tracked()
+        self.logged_params: dict[str, str] = {}
+        self._metric_keys: set[str] = set()
+
+    def _changed(self) -> None:
+        """Hook: a run outside pipelines writes when its buffer is large or old."""
+
+    def log_param(self, key: str, value: Any) -> None:
+        self.log_params({key: value})
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        if not isinstance(params, Mapping):
+            raise TrackingError(f"log_params() takes a mapping of names to values, got {params!r}")
+        checked: dict[str, str] = {}
+        for key, value in params.items():
+            name = _key(key, "param")
+            text = value if isinstance(value, str) else str(value)
+            if len(text) > MAX_PARAM:
+                raise TrackingError(
+                    f"param {name!r}: its value has {len(text):,} characters; at most "
+                    f"{MAX_PARAM:,} (log long text as an artifact)"
+                )
+            before = self.logged_params.get(name)
+            if before is not None and before != text:
+                raise TrackingError(
+                    f"run {self.run_id[:16]}: param {name!r} is already {before!r} and cannot "
+                    f"become {text!r}; params are fixed once logged"
+                )
+            checked[name] = text
+        self.logged_params.update(checked)
+        self.pending.params.update(checked)
+        self._changed()
+
+    def log_metric(
+        self, key: str, value: float, step: int | None = None, timestamp: float | None = None
+    ) -> None:
+        if key not in self._metric_keys:
+            self._metric_keys.add(_key(key, "metric"))
+        if isinstance(value, float):
+            number = value
+        elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+            number = float(value)
+        else:
+            raise TrackingError(f"metric {key!r}: {value!r} is not a number")
+        if step is None:
+            step = 0
+        elif isinstance(step, bool) or not isinstance(step, int):
+            raise TrackingError(f"metric {key!r}: step must be a whole number, got {step!r}")
+        if math.isinf(number):
+            raise TrackingError(f"metric {key!r}: {number} is not a finite number (NaN is kept)")
+        self.pending.metrics.append(
+            (key, number, step, time.time() if timestamp is None else float(timestamp))
+        )
+        if len(self.pending.metrics) >= FLUSH_EVERY:
+            self._changed()
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if not isinstance(metrics, Mapping):
+            raise TrackingError(
+                f"log_metrics() takes a mapping of names to numbers, got {metrics!r}"
+            )
+        now = time.time()
+        for key, value in metrics.items():
+            self.log_metric(key, value, step, now)
+        self._changed()
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self.set_tags({key: value})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        for key, value in tags.items():
+            self.pending.tags[_key(key, "tag")] = str(value)
+        self._changed()
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> list[str]:
+        """Store a file (or every file of a folder) with the run; returns their paths."""
+        source = Path(path)
+        if not source.exists():
+            raise TrackingError(f"log_artifact(): {str(source)!r} does not exist")
+        prefix = (artifact_path or "").strip("/")
+        files = (
+            [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+        )
+        stored = []
+        for file in files:
+            relative = file.name if source.is_file() else file.relative_to(source).as_posix()
+            name = f"{prefix}/{relative}" if prefix else relative
+            digest = self.blobs.put_file(file)
+            self.pending.artifacts.append((name, digest, file.stat().st_size, time.time()))
+            stored.append(name)
+        self._changed()
+        return stored
+
+    def take(self) -> Tracked:
+        """Hand over what is pending (it is written by the caller)."""
+        pending, self.pending = self.pending, Tracked()
+        return pending
+
+
+#: The collector of the asset function running in this thread, if any.
+STEP: ContextVar[Collector | None] = ContextVar("headrace_step_collector", default=None)
+
+_lock = threading.Lock()
+_active: list[ActiveRun] = []
+
+
+class ActiveRun(Collector):
+    """A tracked run started with :func:`start_run`; a context manager."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        run_id: str,
+        experiment: str,
+        name: str | None,
+        parent: ActiveRun | None,
+        owns_workspace: bool,
+    ) -> None:
+        super().__init__(run_id, ws.blobs)
+        self.ws = ws
+        self.id = run_id
+        self.experiment = experiment
+        self.name = name
+        self.parent = parent
+        self.status: str | None = None
+        self._owns = owns_workspace
+        self._written = time.monotonic()
+
+    def __repr__(self) -> str:
+        return f"<ActiveRun {self.id[:16]} experiment={self.experiment!r} name={self.name!r}>"
+
+    def _changed(self) -> None:
+        if (
+            len(self.pending.metrics) >= FLUSH_EVERY
+            or time.monotonic() - self._written >= FLUSH_SECONDS
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is pending now."""
+        pending = self.take()
+        if pending:
+            try:
+                self.ws.store.tracking.write(self.id, pending)
+            except BaseException:
+                self.pending.extend(pending)  # kept for the next attempt
+                raise
+        self._written = time.monotonic()
+
+    def end(self, status: str = "success") -> None:
+        """Write what is pending and mark the run finished (idempotent)."""
+        if self.status is not None:
+            return
+        pending = self.take()
+        try:
+            self.ws.store.tracking.write(self.id, pending, status=status)
+        except BaseException:
+            self.pending.extend(pending)
+            raise
+        self.status = status
+        with _lock:
+            if self in _active:
+                _active.remove(self)
+        if self._owns:
+            self.ws.close()
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            status = "success"
+        elif issubclass(kind, KeyboardInterrupt):
+            status = "canceled"
+        else:
+            status = "failed"
+        self.end(status)
+
+
+def start_run(
+    experiment: str | None = None,
+    *,
+    name: str | None = None,
+    nested: bool = False,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    workspace: Workspace | None = None,
+) -> ActiveRun:
+    """Start a tracked run outside pipelines (use it as ``with start_run(...) as run:``).
+
+    ``experiment`` defaults to the parent run's, else ``default``. With a run already
+    active, ``nested=True`` starts a child of it; without, it is an error (end the
+    other run first), so a forgotten ``end()`` does not silently nest runs.
+    """
+    if STEP.get() is not None:
+        raise TrackingError(
+            "start_run() inside an asset: the pipeline run is the tracked run; call "
+            "headrace.log_metric(...) and friends directly"
+        )
+    with _lock:
+        parent = _active[-1] if _active else None
+    if parent is not None and not nested:
+        raise TrackingError(
+            f"run {parent.id[:16]} is still active; end it first, or pass nested=True to "
+            "start a child run"
+        )
+    owns = workspace is None
+    if workspace is None:
+        from headrace.runtime.workspace import open_workspace
+
+        workspace = open_workspace()
+    try:
+        chosen = (
+            experiment if experiment is not None else (parent.experiment if parent else "default")
+        )
+        record = workspace.store.tracking.experiment(chosen)
+        run_id = workspace.store.tracking.start(
+            experiment_id=record.id,
+            name=name,
+            parent_run_id=parent.id if parent else None,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+        )
+    except BaseException:
+        if owns:
+            workspace.close()
+        raise
+    run = ActiveRun(workspace, run_id, chosen, name, parent, owns)
+    with _lock:
+        _active.append(run)
+    if params:
+        run.log_params(params)
+    if tags:
+        run.set_tags(tags)
+    return run
+
+
+def active_run() -> ActiveRun | None:
+    with _lock:
+        return _active[-1] if _active else None
+
+
+def current() -> Collector:
+    """Where a log call goes: the running asset's step, else the innermost active run."""
+    step = STEP.get()
+    if step is not None:
+        return step
+    with _lock:
+        if _active:
+            return _active[-1]
+    raise TrackingError(
+        "no active run: log inside an asset, or within `with headrace.start_run(...):`"
+    )
+
+
+@atexit.register
+def _end_all() -> None:
+    """At interpreter exit, write what runs still hold and end them."""
+    while True:
+        with _lock:
+            if not _active:
+                return
+            run = _active[-1]
+        try:
+            run.end("success")
+        except Exception:
+            with _lock:
+                if run in _active:
+                    _active.remove(run)
