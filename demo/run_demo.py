@@ -232,6 +232,11 @@ def backfill_year() -> None:
     fixed = step_counts(headrace("materialize", "+flights_clean", "--partition", BROKEN_MONTH))
     if fixed.get("success") != 2:
         raise DemoFailed(f"re-landing June should re-run its two steps, got {fixed}")
+    print(
+        "Every check's result is stored per version: a report shows the profile of the\n"
+        "newest month, its checks, and a control chart of each metric over the months.\n"
+    )
+    headrace("report", "flights_clean", "--output", "reports/flights_clean-quality.html")
 
 
 def build_features() -> str:
