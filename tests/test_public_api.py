@@ -38,6 +38,8 @@ def test_public_names_are_pinned() -> None:
             "set_tag",
             "set_tags",
             "log_artifact",
+            "log_model",
+            "load_model",
         ]
     )
     for name in headrace.__all__:

@@ -1,7 +1,7 @@
 """One virtual environment per peer tool, created on demand under the bench cache.
 
 Each peer (Dagster, Prefect, Airflow; DVC for the versioning bench; Great Expectations and
-Pandera for the quality bench) gets its own venv at
+Pandera for the quality bench; MLflow for the tracking bench) gets its own venv at
 ``<cache>/venvs/<peer>``, made with ``python -m venv`` and filled from PyPI with pip. A stamp
 file written after a successful install makes creation idempotent; a changed requirement list
 rebuilds the env. A failed install is recorded in ``<cache>/venvs/<peer>.failed`` (with the
@@ -10,8 +10,8 @@ peer never stops the bench.
 
 The cache is ``$HEADRACE_BENCH_CACHE`` or ``<repo>/.bench-cache``. Progress goes to stderr.
 
-Usage: ``python bench/peers/envs.py [--peers dagster,prefect,airflow,dvc,great_expectations,pandera]
-[--retry-failed]``
+Usage: ``python bench/peers/envs.py
+[--peers dagster,prefect,airflow,dvc,great_expectations,pandera,mlflow] [--retry-failed]``
 """
 
 from __future__ import annotations
@@ -84,6 +84,13 @@ PEERS: dict[str, PeerSpec] = {
         name="pandera",
         requirements=("pandera[pandas]>=0.24", "pandas", "pyarrow"),
         probe_module="pandera.pandas",
+    ),
+    # The experiment-tracking peer of bench/tracking.py: the full package (not
+    # mlflow-skinny), which brings SQLAlchemy and Alembic for its SQLite tracking store.
+    "mlflow": PeerSpec(
+        name="mlflow",
+        requirements=("mlflow>=2,<4",),
+        probe_module="mlflow.store.tracking.sqlalchemy_store",
     ),
 }
 

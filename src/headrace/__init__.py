@@ -39,6 +39,8 @@ _EXPORTS: dict[str, str] = {
     "set_tag": "headrace.api",
     "set_tags": "headrace.api",
     "log_artifact": "headrace.api",
+    "log_model": "headrace.api",
+    "load_model": "headrace.api",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -47,9 +49,11 @@ if TYPE_CHECKING:
     from headrace import checks as checks
     from headrace.api import active_run as active_run
     from headrace.api import backfill as backfill
+    from headrace.api import load_model as load_model
     from headrace.api import log_artifact as log_artifact
     from headrace.api import log_metric as log_metric
     from headrace.api import log_metrics as log_metrics
+    from headrace.api import log_model as log_model
     from headrace.api import log_param as log_param
     from headrace.api import log_params as log_params
     from headrace.api import materialize as materialize

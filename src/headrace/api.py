@@ -18,6 +18,8 @@ from headrace.runtime.workspace import Workspace, open_workspace
 
 if TYPE_CHECKING:
     from headrace.quality.results import ValidationReport
+    from headrace.registry.service import LoadedModel
+    from headrace.store.registry import ModelVersionRecord
     from headrace.tracking.runs import ActiveRun
 
 
@@ -242,3 +244,73 @@ def _tracking() -> Any:
     from headrace.tracking import runs
 
     return runs
+
+
+# -- models -----------------------------------------------------------------------------
+
+
+def log_model(
+    model: Any,
+    name: str,
+    *,
+    frame: Any = None,
+    data_versions: Sequence[str] = (),
+    flavor: str | None = None,
+    description: str | None = None,
+    workspace: Workspace | None = None,
+) -> ModelVersionRecord:
+    """Register a fitted model as a new version of ``name`` (a ``candidate``).
+
+    ``frame`` (the training features) gives the input signature; ``data_versions``
+    (asset version ids) the data it was trained on. Within ``start_run`` the version is
+    linked to the run. In a pipeline, return the model from a ``@hr.model`` asset instead.
+    """
+    from headrace.registry.service import register_model
+    from headrace.tracking import runs
+
+    if runs.STEP.get() is not None:
+        from headrace.core.tracking import TrackingError
+
+        raise TrackingError(
+            "log_model() inside an asset: make the asset a @hr.model and return the model; "
+            "its version is registered with the run and the asset's inputs as its data"
+        )
+    run = runs.active_run()
+    ws = workspace or (run.ws if run is not None else None)
+    own = ws is None
+    ws = ws or open_workspace()
+    try:
+        return register_model(
+            ws,
+            model,
+            name,
+            frame=frame,
+            run_id=run.id if run is not None else None,
+            data_versions=data_versions,
+            flavor=flavor,
+            description=description,
+        )
+    finally:
+        if own:
+            ws.close()
+
+
+def load_model(
+    uri: str,
+    *,
+    allow_pickle: bool = False,
+    trusted: Sequence[str] = (),
+    workspace: Workspace | None = None,
+) -> LoadedModel:
+    """A registered model: ``"flight_delay@champion"``, ``"flight_delay/3"`` or the
+    newest ``"flight_delay"``. Its ``predict(df)`` checks the input against the
+    signature. Pickled models load only with ``allow_pickle=True``."""
+    from headrace.registry.service import load_model as load
+
+    own = workspace is None
+    ws = workspace or open_workspace()
+    try:
+        return load(ws, uri, allow_pickle=allow_pickle, trusted=trusted)
+    finally:
+        if own:
+            ws.close()

@@ -7,9 +7,9 @@ error-severity checks failed); a merge runs every registered gate.
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Sequence
 
+from headrace.runtime.identity import actor
 from headrace.runtime.workspace import Workspace
 from headrace.store.branches import BranchRecord, HeadMove, MergeGate, MergeResult
 
@@ -30,14 +30,6 @@ def failed_checks_gate(ws: Workspace) -> MergeGate:
         ]
 
     return gate
-
-
-def actor() -> str:
-    """Who is acting: the operating-system user until principals exist."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def create_branch(ws: Workspace, name: str, *, from_branch: str = "main") -> BranchRecord:

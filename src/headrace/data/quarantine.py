@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from headrace.data.branching import actor
+from headrace.runtime.identity import actor
 from headrace.runtime.workspace import Workspace
 from headrace.store.branches import heads_of, move_heads
 from headrace.store.quality import QuarantineRecord, decide_in

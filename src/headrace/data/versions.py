@@ -123,7 +123,7 @@ def import_table(
         primary_key=primary_key,
     )
     now = time.time()
-    from headrace.data.branching import actor
+    from headrace.runtime.identity import actor
 
     with ws.store.write() as c:
         c.execute(asset_versions.insert(), version_row(version, "", f"import {source.name}", now))

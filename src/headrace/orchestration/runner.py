@@ -25,7 +25,6 @@ from headrace.core.ids import new_id
 from headrace.core.observers import RunInfo, RunObserver, StepEvent, VersionRef
 from headrace.core.params import jsonable
 from headrace.core.plan import Plan, Step
-from headrace.data.branching import actor
 from headrace.orchestration.caching import cache_key, why_run
 from headrace.orchestration.errors import MissingInputError
 from headrace.orchestration.executors import make_executor
@@ -39,6 +38,7 @@ from headrace.orchestration.step import (
     StepTask,
     user_traceback,
 )
+from headrace.runtime.identity import actor
 from headrace.runtime.workspace import Workspace
 from headrace.store.records import RunRecord, VersionRecord
 from headrace.store.runs import NewVersion

@@ -147,6 +147,7 @@ class MetadataStore:
         from headrace.store.branches import BranchRepository
         from headrace.store.profiles import ProfileRepository
         from headrace.store.quality import QualityRepository
+        from headrace.store.registry import RegistryRepository
         from headrace.store.runs import RunRepository
         from headrace.store.tracking import TrackingRepository
         from headrace.store.versions import VersionRepository
@@ -155,6 +156,7 @@ class MetadataStore:
         self.branches = BranchRepository(self)
         self.profiles = ProfileRepository(self)
         self.quality = QualityRepository(self)
+        self.registry = RegistryRepository(self)
         self.runs = RunRepository(self)
         self.tracking = TrackingRepository(self)
         self.versions = VersionRepository(self)

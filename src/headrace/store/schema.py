@@ -22,7 +22,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: The Alembic revision this code expects; checked without importing Alembic.
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 
 runs = Table(
     "runs",
@@ -300,4 +300,63 @@ run_artifacts = Table(
     Column("blob", String(64), nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("created_at", Float, nullable=False),
+)
+
+#: Registered models.
+models = Table(
+    "models",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("description", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(200), nullable=True),
+)
+
+#: A model's versions: the serialized model (a blob), its flavor and input signature,
+#: the run that trained it and the data versions it was trained on.
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("flavor", String(32), nullable=False),
+    Column("blob", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("signature", Text, nullable=True),
+    Column("model_class", String(300), nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("asset_version_id", String(32), nullable=True),
+    Column("data_versions", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # candidate|approved|production|retired
+    Column("description", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(200), nullable=True),
+    Index("ix_model_versions_run", "run_id"),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("alias", String(100), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+#: The audit trail of the registry: versions registered, alias moves, lifecycle
+#: transitions, promotion requests and decisions (who, when, from what to what, why).
+model_events = Table(
+    "model_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("alias", String(100), nullable=True),
+    Column("version", Integer, nullable=True),
+    Column("from_value", String(32), nullable=True),
+    Column("to_value", String(32), nullable=True),
+    Column("actor", String(200), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_model_events_name", "name", "created_at"),
 )

@@ -1,0 +1,1 @@
+"""The experiment-tracking peers: one runner script per tool, each run in its own subprocess."""

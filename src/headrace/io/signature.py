@@ -1,0 +1,214 @@
+"""Model input signatures: inferred from the training frame, enforced on every predict.
+
+A signature lists the columns a model reads, in order, with their types (polars type
+names) and whether nulls were seen in training. Enforcing it selects those columns,
+casts safely where the type differs but the values cannot change (a narrower integer
+to a wider one or to a float, float32 to float64, text to categorical and back), and
+refuses anything else with an error naming the column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from headrace.errors import HeadraceError
+
+
+class SignatureError(HeadraceError):
+    """Input that does not fit a model's signature: names the column and the problem."""
+
+    def __init__(self, message: str, *, column: str | None = None) -> None:
+        super().__init__(message)
+        self.column = column
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    type: str
+    nullable: bool
+
+
+@dataclass(frozen=True)
+class Signature:
+    inputs: tuple[ColumnSpec, ...]
+    output: str | None = None  # e.g. "Int64" or "Float64[2]" (values per row)
+
+    @property
+    def columns(self) -> list[str]:
+        return [c.name for c in self.inputs]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "inputs": [
+                {"name": c.name, "type": c.type, "nullable": c.nullable} for c in self.inputs
+            ],
+            "output": self.output,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Signature:
+        return cls(
+            inputs=tuple(
+                ColumnSpec(str(c["name"]), str(c["type"]), bool(c["nullable"]))
+                for c in data["inputs"]
+            ),
+            output=data.get("output"),
+        )
+
+
+def _polars(data: Any) -> Any:
+    import polars as pl
+
+    from headrace.io.frames import table_flavor
+
+    flavor = table_flavor(data)
+    if flavor == "polars":
+        return data.collect() if isinstance(data, pl.LazyFrame) else data
+    if flavor == "pandas":
+        return pl.from_pandas(data)
+    if flavor == "arrow":
+        return pl.from_arrow(data)
+    raise SignatureError(
+        f"expected a pandas, polars or Arrow table, got {type(data).__module__}."
+        f"{type(data).__name__}"
+    )
+
+
+def feature_names(model: Any) -> list[str] | None:
+    """The columns a fitted model was trained on, when it remembers them."""
+    for attribute in ("feature_names_in_", "feature_name_"):
+        names = getattr(model, attribute, None)
+        if names is not None:
+            return [str(n) for n in list(names)]
+    steps = getattr(model, "steps", None)  # a Pipeline: its first step saw the frame
+    if steps:
+        return feature_names(steps[0][1])
+    return None
+
+
+def infer_signature(frame: Any, columns: Sequence[str] | None = None) -> Signature:
+    """The signature of ``frame`` (restricted to ``columns``, in that order)."""
+    table = _polars(frame)
+    chosen = list(columns) if columns is not None else list(table.columns)
+    missing = [c for c in chosen if c not in table.columns]
+    if missing:
+        raise SignatureError(
+            f"the model reads column {missing[0]!r}, which the training frame does not have",
+            column=missing[0],
+        )
+    nulls = table.select(chosen).null_count().row(0) if chosen else ()
+    return Signature(
+        inputs=tuple(
+            ColumnSpec(name, str(table.schema[name]), bool(count))
+            for name, count in zip(chosen, nulls, strict=True)
+        )
+    )
+
+
+def output_type(values: Any) -> str:
+    """A prediction's type for the signature: element type, and values per row if > 1."""
+    import numpy as np
+
+    array = np.asarray(values)
+    kind = {"i": "Int64", "u": "UInt64", "f": "Float64", "b": "Boolean"}.get(
+        array.dtype.kind, "String" if array.dtype.kind in "OUS" else str(array.dtype)
+    )
+    return kind if array.ndim <= 1 else f"{kind}[{array.shape[1]}]"
+
+
+def _safe(source: Any, target: Any) -> bool:
+    import polars as pl
+
+    if source == target or source == pl.Null:
+        return True
+    if source.is_integer() and (target.is_float() or target.is_integer()):
+        if target.is_float():
+            return True
+        signed = target.is_signed_integer()
+        if source.is_signed_integer() and not signed:
+            return False
+        width = {
+            pl.Int8: 8,
+            pl.Int16: 16,
+            pl.Int32: 32,
+            pl.Int64: 64,
+            pl.UInt8: 8,
+            pl.UInt16: 16,
+            pl.UInt32: 32,
+            pl.UInt64: 64,
+        }
+        grow = 0 if source.is_signed_integer() == signed else 1
+        return width.get(source, 64) + grow <= width.get(target, 64)
+    if source.is_float() and target.is_float():
+        return bool(source == pl.Float32 and target == pl.Float64)
+    text = (pl.String, pl.Categorical)
+    return any(source == t for t in text) and any(target == t for t in text)
+
+
+def _dtype(name: str) -> Any:
+    import polars as pl
+
+    simple = {
+        "Int8": pl.Int8,
+        "Int16": pl.Int16,
+        "Int32": pl.Int32,
+        "Int64": pl.Int64,
+        "UInt8": pl.UInt8,
+        "UInt16": pl.UInt16,
+        "UInt32": pl.UInt32,
+        "UInt64": pl.UInt64,
+        "Float32": pl.Float32,
+        "Float64": pl.Float64,
+        "Boolean": pl.Boolean,
+        "String": pl.String,
+        "Utf8": pl.String,
+        "Categorical": pl.Categorical,
+        "Date": pl.Date,
+        "Null": pl.Null,
+    }
+    return simple.get(name)
+
+
+def enforce(signature: Signature, data: Any) -> Any:
+    """``data`` as a polars frame holding exactly the signature's columns, in order,
+    safely cast; anything that does not fit is refused with the column named."""
+    import polars as pl
+
+    table = _polars(data)
+    missing = [c.name for c in signature.inputs if c.name not in table.columns]
+    if missing:
+        from headrace.core.graph import suggest
+
+        raise SignatureError(
+            f"column {missing[0]!r} is missing{suggest(missing[0], table.columns)}; the model "
+            f"reads {', '.join(signature.columns)}",
+            column=missing[0],
+        )
+    exprs = []
+    for spec in signature.inputs:
+        have = table.schema[spec.name]
+        want = _dtype(spec.type)
+        column = pl.col(spec.name)
+        if str(have) != spec.type:
+            if want is None or not _safe(have, want):
+                raise SignatureError(
+                    f"column {spec.name!r} is {have}, but the model was trained on "
+                    f"{spec.type}; cast it first (only casts that cannot change a value, "
+                    "such as Int32 to Int64 or Float32 to Float64, are done for you)",
+                    column=spec.name,
+                )
+            column = column.cast(want)
+        exprs.append(column)
+        if not spec.nullable:
+            nulls = table[spec.name].null_count()
+            if nulls:
+                first = int(table[spec.name].is_null().arg_true()[0])
+                raise SignatureError(
+                    f"column {spec.name!r} has {nulls:,} null value(s) (the first at row "
+                    f"{first}); the model was trained without nulls there",
+                    column=spec.name,
+                )
+    return table.select(exprs)

@@ -1,0 +1,1 @@
+"""The model registry: model versions with flavors and signatures, aliases, lifecycle."""
