@@ -40,6 +40,8 @@ def test_public_names_are_pinned() -> None:
             "log_artifact",
             "log_model",
             "load_model",
+            "model",
+            "policies",
         ]
     )
     for name in headrace.__all__:

@@ -12,6 +12,8 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     "asset": "headrace.core.assets",
+    "model": "headrace.core.assets",
+    "policies": "headrace.policies",
     "upstream": "headrace.core.assets",
     "AssetSpec": "headrace.core.assets",
     "RetryPolicy": "headrace.core.assets",
@@ -47,6 +49,7 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:
     from headrace import checks as checks
+    from headrace import policies as policies
     from headrace.api import active_run as active_run
     from headrace.api import backfill as backfill
     from headrace.api import load_model as load_model
@@ -66,6 +69,7 @@ if TYPE_CHECKING:
     from headrace.core.assets import AssetSpec as AssetSpec
     from headrace.core.assets import RetryPolicy as RetryPolicy
     from headrace.core.assets import asset as asset
+    from headrace.core.assets import model as model
     from headrace.core.assets import upstream as upstream
     from headrace.core.checks import Suite as Suite
     from headrace.core.partitions import daily as daily

@@ -9,7 +9,13 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from headrace.cli import data_commands, profile_commands, quality_commands, tracking_commands
+from headrace.cli import (
+    data_commands,
+    model_commands,
+    profile_commands,
+    quality_commands,
+    tracking_commands,
+)
 
 app = typer.Typer(
     name="headrace",
@@ -26,6 +32,7 @@ data_commands.register(app)
 quality_commands.register(app)
 profile_commands.register(app)
 tracking_commands.register(app, runs_app)
+model_commands.register(app)
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)

@@ -15,7 +15,7 @@ from headrace.core.partitions import PartitionsDefinition
 #: Parameter names headrace fills itself instead of loading an upstream asset.
 RESERVED_PARAMETERS = frozenset({"context", "partition"})
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
-IO_FORMATS = frozenset({"parquet", "json", "text", "bytes", "pickle"})
+IO_FORMATS = frozenset({"parquet", "json", "text", "bytes", "pickle", "model"})
 
 
 class _Missing:
@@ -108,6 +108,15 @@ class ParamSpec:
         return self.default is MISSING
 
 
+@dataclass(frozen=True)
+class ModelSpec:
+    """What makes an asset a model: the registered model's name, and the input parameter
+    whose frame gives the model's input signature."""
+
+    name: str
+    signature_from: str | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class AssetSpec:
     """The immutable definition of an asset. Calling it calls the plain function."""
@@ -132,6 +141,8 @@ class AssetSpec:
     source_version: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
     primary_key: tuple[str, ...] = ()
     checks: tuple[Check, ...] = ()
+    #: For a ``@model`` asset: the registered model its versions become versions of.
+    model: ModelSpec | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -265,6 +276,7 @@ def make_asset(
     source_version: Callable[..., Any] | None = None,
     primary_key: str | Iterable[str] = (),
     checks: Iterable[Check] = (),
+    model: ModelSpec | None = None,
 ) -> AssetSpec:
     """Build an :class:`AssetSpec` from a function; the decorator's non-magic form."""
     if not callable(fn):
@@ -285,6 +297,13 @@ def make_asset(
             f"asset {asset_name!r}: io={io!r} is unknown; expected one of {sorted(IO_FORMATS)}",
             asset=asset_name,
         )
+    if model is not None:
+        if io not in (None, "model"):
+            raise DefinitionError(
+                f"asset {asset_name!r} is a model; it cannot also declare io={io!r}",
+                asset=asset_name,
+            )
+        io = "model"
     if timeout is not None and not timeout > 0:
         raise DefinitionError(
             f"asset {asset_name!r}: timeout must be > 0 seconds", asset=asset_name
@@ -327,6 +346,16 @@ def make_asset(
                 "partition, which the first partition lacks; give it a default of None",
                 asset=asset_name,
             )
+    if (
+        model is not None
+        and model.signature_from is not None
+        and model.signature_from not in {item.parameter for item in inputs}
+    ):
+        raise AssetSignatureError(
+            f"model asset {asset_name!r}: signature_from={model.signature_from!r} is not "
+            f"one of its inputs ({', '.join(i.parameter for i in inputs) or 'none'})",
+            asset=asset_name,
+        )
     if wants_partition and partitions is None:
         raise AssetSignatureError(
             f"asset {asset_name!r} takes a 'partition' parameter but declares no partitions",
@@ -361,6 +390,7 @@ def make_asset(
         source_version=source_version,
         primary_key=(primary_key,) if isinstance(primary_key, str) else tuple(primary_key),
         checks=Suite(asset_name, checks).checks,
+        model=model,
     )
 
 
@@ -422,4 +452,35 @@ def asset(
     def decorate(inner: Callable[..., Any]) -> AssetSpec:
         return make_asset(inner, **options)
 
+    return decorate
+
+
+def model(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    registered_as: str | None = None,
+    signature_from: str | None = None,
+    **options: Any,
+) -> AssetSpec | Callable[[Callable[..., Any]], AssetSpec]:
+    """An asset whose value is a fitted model: each new version is stored in the
+    model's flavor and registered as a version of the model ``registered_as`` (default:
+    the asset's name), a ``candidate`` linked to the run and to the input versions it
+    was trained on. ``signature_from`` names the input whose frame gives the input
+    signature (default: the first table input). Takes the options of ``@asset``.
+
+    Example:
+        >>> @model(signature_from="features")
+        ... def flight_delay(features: "pd.DataFrame", *, c: float = 1.0) -> "LogisticRegression":
+        ...     return LogisticRegression(C=c).fit(features[COLUMNS], features.delayed)
+    """
+
+    def decorate(inner: Callable[..., Any]) -> AssetSpec:
+        name = str(registered_as or options.get("name") or getattr(inner, "__name__", ""))
+        return make_asset(
+            inner, model=ModelSpec(name=name, signature_from=signature_from), **options
+        )
+
+    if fn is not None:
+        return decorate(fn)
     return decorate

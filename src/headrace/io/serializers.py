@@ -118,6 +118,16 @@ def serialize(
         )
     if io == "pickle":
         return Serialized("object", "pickle", "python", pickle.dumps(value, protocol=5), None, None)
+    if io == "model":
+        from headrace.io.models import ModelFormatError, dump_model
+
+        try:
+            flavor_name, model_class, data = dump_model(value)
+        except ModelFormatError as exc:
+            raise SerializationError(f"asset {asset!r}: {exc}", asset=asset) from exc
+        return Serialized(
+            "model", "model", flavor_name, data, None, None, {"model_class": model_class}
+        )
     if io == "text":
         if not isinstance(value, str):
             raise SerializationError(
@@ -170,4 +180,8 @@ def deserialize(data: bytes | str, fmt: str, flavor: str, *, wanted: str | None 
         return raw
     if fmt == "pickle":
         return pickle.loads(raw)
+    if fmt == "model":  # safe flavors only: a pickled model is not loaded here
+        from headrace.io.models import load_model_bytes
+
+        return load_model_bytes(raw)
     raise SerializationError(f"unknown stored format {fmt!r}")

@@ -212,3 +212,34 @@ def enforce(signature: Signature, data: Any) -> Any:
                     column=spec.name,
                 )
     return table.select(exprs)
+
+
+def _head(frame: Any, n: int) -> Any:
+    head = getattr(frame, "head", None)
+    if callable(head):
+        return head(n)
+    return frame.slice(0, n)
+
+
+def model_input(model: Any, table: Any) -> Any:
+    """What a model's predict takes: pandas with column names for models fitted on
+    names (scikit-learn), else an array in the signature's column order."""
+    from headrace.io.models import Booster
+
+    if isinstance(model, Booster):
+        return table.to_numpy()
+    if feature_names(model) is not None or type(model).__module__.startswith("sklearn"):
+        return table.to_pandas()
+    return table.to_numpy()
+
+
+def signature_for(model: Any, frame: Any) -> Signature:
+    """The input signature from the training frame (the columns the model was fitted on,
+    when it remembers them) and the type of its predictions on a few rows."""
+    signature = infer_signature(frame, feature_names(model))
+    try:
+        sample = enforce(signature, _head(frame, 5))
+        predicted = model.predict(model_input(model, sample))
+        return Signature(inputs=signature.inputs, output=output_type(predicted))
+    except Exception:  # the signature of the inputs stands without an output type
+        return signature

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from headrace.core.tracking import Tracked
+from headrace.store.registry import NewModelVersion
 from headrace.store.runs import NewVersion, RunRepository, StepBatch
 
 #: Seconds between commits while a run is going.
@@ -69,6 +70,7 @@ class Recorder:
         self._versions: list[tuple[NewVersion, str, float]] = []
         self._logs: list[tuple[str, int, str, float, str]] = []
         self._tracked = Tracked()
+        self._models: list[NewModelVersion] = []
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -91,6 +93,11 @@ class Recorder:
         if logs:
             self._logs.extend((key, attempt, stream, at, text) for stream, at, text in logs)
 
+    def register_model(self, model: NewModelVersion) -> None:
+        """A model version to register once its asset version lands (same batch)."""
+        with self.lock:
+            self._models.append(model)
+
     def track(self, tracked: Tracked) -> None:
         """Note what a step logged (params, metrics, tags, artifacts) for the run."""
         with self.lock:
@@ -112,11 +119,14 @@ class Recorder:
         """Commit everything marked so far, in order with earlier batches."""
         with self._write_lock:
             with self.lock:
-                if not (self._dirty or self._versions or self._logs or self._tracked):
+                if not (
+                    self._dirty or self._versions or self._logs or self._tracked or self._models
+                ):
                     return
                 rows = [self._states[k].row() for k in self._dirty]
                 versions, logs = self._versions, self._logs
                 tracked, self._tracked = self._tracked, Tracked()
+                models, self._models = self._models, []
                 self._dirty, self._versions, self._logs = {}, [], []
             refused = self._runs.write_batch(
                 StepBatch(
@@ -127,6 +137,7 @@ class Recorder:
                     versions=versions,
                     logs=logs,
                     tracked=tracked if tracked else None,
+                    models=models,
                 ),
                 refused_versions=self._refused_versions,
             )

@@ -41,6 +41,7 @@ from headrace.orchestration.step import (
 from headrace.runtime.identity import actor
 from headrace.runtime.workspace import Workspace
 from headrace.store.records import RunRecord, VersionRecord
+from headrace.store.registry import NewModelVersion
 from headrace.store.runs import NewVersion
 
 DONE = frozenset({"success", "skipped"})
@@ -494,6 +495,23 @@ class Coordinator:
                 self._quarantine(step, task, result, version, duration)
                 return None
             self._learn(step.asset, result.checks)
+            model = self.graph[step.asset].model
+            if model is not None:
+                self.recorder.register_model(
+                    NewModelVersion(
+                        name=model.name,
+                        flavor=result.flavor,
+                        blob=result.blob,
+                        size=result.size or 0,
+                        signature=(result.stats or {}).get("signature"),
+                        model_class=str((result.stats or {}).get("model_class", "?")),
+                        run_id=self.run.id,
+                        asset_version_id=version.id,
+                        data_versions=list(
+                            dict.fromkeys(r.version_id for i in task.inputs for r in i.refs or ())
+                        ),
+                    )
+                )
             if result.warnings:
                 state.reason = f"{state.reason}; warnings: " + "; ".join(result.warnings)
             with self.recorder.lock:

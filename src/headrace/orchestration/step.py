@@ -222,6 +222,21 @@ def _run_checks(
     result.warnings = [f"{r.name} ({r.message})" for r in report.warnings]
 
 
+def _model_signature(spec: AssetSpec, model: Any, kwargs: dict[str, Any]) -> Any:
+    """The model's input signature, from the frame it was trained on."""
+    from headrace.io.signature import signature_for
+
+    assert spec.model is not None
+    wanted = spec.model.signature_from
+    frames = [
+        kwargs[item.parameter]
+        for item in spec.inputs
+        if (wanted is None or item.parameter == wanted)
+        and table_flavor(kwargs.get(item.parameter)) is not None
+    ]
+    return signature_for(model, frames[0]).to_dict() if frames else None
+
+
 def _check_return(spec: AssetSpec, value: Any) -> None:
     """A function annotated to return a table must return one."""
     declared = annotation_flavor(type_hints(spec.fn).get("return"))
@@ -296,6 +311,8 @@ def execute_step(task: StepTask, spec: AssetSpec, blobs: Any) -> StepResult:
             if spec.checks:
                 _run_checks(spec, value, result, task.checks, blobs)
             stored = serialize(value, spec.io, asset=task.asset, primary_key=spec.primary_key)
+            if spec.model is not None:
+                stored.stats["signature"] = _model_signature(spec, value, kwargs)  # type: ignore[index]
         result.blob = blobs.put_bytes(stored.data)
         result.kind, result.format, result.flavor = stored.kind, stored.format, stored.flavor
         result.size, result.row_count, result.schema = (

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from headrace.io.models import Booster, dump_model, load_model_bytes
-from headrace.io.signature import Signature, enforce, feature_names, infer_signature, output_type
+from headrace.io.models import dump_model, load_model_bytes
+from headrace.io.signature import Signature, enforce, model_input, signature_for
 from headrace.runtime.identity import actor
 from headrace.store.registry import ModelVersionRecord, NewModelVersion, RegistryError
 
@@ -56,32 +56,6 @@ def parse_uri(uri: str) -> tuple[str, str | None, int | None]:
             raise RegistryError(f"model reference {uri!r}: the version must be a number ≥ 1")
         return check_name(name), None, int(number)
     return check_name(uri), None, None
-
-
-def signature_for(model: Any, frame: Any) -> Signature:
-    """The input signature from the training frame (the columns the model was fitted on,
-    when it remembers them) and the type of its predictions on a few rows."""
-    signature = infer_signature(frame, feature_names(model))
-    try:
-        sample = enforce(signature, _head(frame, 5))
-        predicted = model.predict(_model_input(model, sample))
-        return Signature(inputs=signature.inputs, output=output_type(predicted))
-    except Exception:  # the signature of the inputs stands without an output type
-        return signature
-
-
-def _head(frame: Any, n: int) -> Any:
-    head = getattr(frame, "head", None)
-    if callable(head):
-        return head(n)
-    return frame.slice(0, n)
-
-
-def _model_input(model: Any, table: Any) -> Any:
-    """What the model's predict takes: pandas with names for models fitted on names."""
-    if feature_names(model) is not None or type(model).__module__.startswith("sklearn"):
-        return table.to_pandas()
-    return table.to_numpy()
 
 
 def register_model(
@@ -149,10 +123,7 @@ class LoadedModel:
         signature = self.signature
         if signature is None:
             return data
-        table = enforce(signature, data)
-        if isinstance(self.model, Booster):  # LightGBM / XGBoost read arrays in order
-            return table.to_numpy()
-        return _model_input(self.model, table)
+        return model_input(self.model, enforce(signature, data))
 
     def predict(self, data: Any) -> Any:
         return self.model.predict(self._input(data))

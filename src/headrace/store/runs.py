@@ -15,6 +15,7 @@ from headrace.store.branches import heads_of, label, move_heads
 from headrace.store.errors import BranchConflictError, RunNotFoundError, StoreError
 from headrace.store.quality import hold, record_checks
 from headrace.store.records import LogRecord, RunRecord, StepRecord, VersionRecord
+from headrace.store.registry import NewModelVersion, register_in
 from headrace.store.schema import (
     asset_versions,
     branch_events,
@@ -179,6 +180,8 @@ class StepBatch:
     logs: Sequence[tuple[str, int, str, float, str]] = ()
     #: What the run's steps logged (experiment tracking).
     tracked: Tracked | None = None
+    #: Model versions to register, each once its asset version lands on the branch.
+    models: Sequence[NewModelVersion] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -412,7 +415,7 @@ class RunRepository:
         step is recorded as failed. ``refused_versions`` carries refusals across
         batches. Returns the refused steps' keys with the reason.
         """
-        if not (batch.steps or batch.versions or batch.logs or batch.tracked):
+        if not (batch.steps or batch.versions or batch.logs or batch.tracked or batch.models):
             return {}
         for attempt in range(3):
             tainted = set(refused_versions or ())
@@ -486,6 +489,9 @@ class RunRepository:
                     actor=batch.actor,
                     message=None,
                 )
+            for model in batch.models:
+                if model.asset_version_id not in tainted:  # only versions that landed
+                    register_in(c, model, batch.actor)
             if batch.steps:
                 c.execute(
                     _STEP_ROW,

@@ -18,6 +18,10 @@ class ProjectLoadError(DefinitionError):
     """The project's module cannot be imported."""
 
 
+class ProjectMissingError(ProjectLoadError):
+    """No project module is set, or it does not exist (a workspace without pipelines)."""
+
+
 def _collect(module: ModuleType, out: list[AssetSpec], seen: set[int]) -> None:
     for value in vars(module).values():
         candidates: list[Any]
@@ -40,7 +44,7 @@ def _import(name: str) -> ModuleType:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if exc.name and name.startswith(exc.name):
-            raise ProjectLoadError(
+            raise ProjectMissingError(
                 f"project module {name!r} cannot be found (is [project] path right?)"
             ) from exc
         raise ProjectLoadError(f"importing project module {name!r} failed: {exc}") from exc
@@ -101,7 +105,7 @@ def _with_yaml_suites(specs: list[AssetSpec], settings: Settings) -> list[AssetS
 def load_graph(settings: Settings) -> AssetGraph:
     """Import the project named by the settings and validate its asset graph."""
     if not settings.project_module:
-        raise ProjectLoadError(
+        raise ProjectMissingError(
             'no project module is set: add module = "..." under [project] in headrace.toml '
             "or set HEADRACE_PROJECT_MODULE"
         )
