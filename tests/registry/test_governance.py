@@ -34,7 +34,13 @@ def test_aliases_move_and_roll_back_with_an_audit_trail(ws: Workspace) -> None:
     assert set_alias(ws, "delay", "champion", 1, reason="first") is None
     assert set_alias(ws, "delay", "champion", 3, reason="better") == 1
     assert ws.store.registry.resolve("delay", "champion").version == 3
+    transition(ws, "delay", 1, "approved")
+    transition(ws, "delay", 3, "approved")
+    transition(ws, "delay", 3, "production")
     assert rollback(ws, "delay", "champion") == (3, 1)
+    # The lifecycle follows the champion back.
+    assert ws.store.registry.version("delay", 1).status == "production"
+    assert ws.store.registry.version("delay", 3).status == "approved"
     assert ws.store.registry.resolve("delay", "champion").aliases == ("champion",)
     assert ws.store.registry.resolve("delay", "champion").version == 1
     moves = [

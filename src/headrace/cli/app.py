@@ -133,6 +133,7 @@ def _run(
     executor: str | None,
     max_concurrency: int | None,
     force: bool,
+    exclude: str | None = None,
 ) -> None:
     from headrace.cli.render import LiveReporter
     from headrace.orchestration import service
@@ -141,6 +142,7 @@ def _run(
     result = service.materialize(
         ws,
         selection,
+        exclude=exclude,
         params=_parse_params(params),
         partitions=partition or None,
         branch=branch,
@@ -175,6 +177,9 @@ ExecutorOpt = Annotated[
 ConcurrencyOpt = Annotated[
     int | None, typer.Option("--max-concurrency", "-j", min=1, help="Steps run at once.")
 ]
+ExcludeOpt = Annotated[
+    str | None, typer.Option(help="Leave these assets out (same syntax as the selection).")
+]
 
 
 @app.command()
@@ -186,9 +191,10 @@ def materialize(
     executor: ExecutorOpt = None,
     max_concurrency: ConcurrencyOpt = None,
     force: Annotated[bool, typer.Option(help="Ignore cached versions.")] = False,
+    exclude: ExcludeOpt = None,
 ) -> None:
     """Materialize SELECTION, showing each step live."""
-    _run(False, selection, param, partition, branch, executor, max_concurrency, force)
+    _run(False, selection, param, partition, branch, executor, max_concurrency, force, exclude)
 
 
 @app.command()
@@ -199,11 +205,12 @@ def backfill(
     branch: BranchOpt = "main",
     executor: ExecutorOpt = None,
     max_concurrency: ConcurrencyOpt = None,
+    exclude: ExcludeOpt = None,
 ) -> None:
     """Materialize each partition in the range that has no version yet."""
     if not partition:
         raise typer.BadParameter("give the range with --partition A..B", param_hint="--partition")
-    _run(True, selection, param, partition, branch, executor, max_concurrency, False)
+    _run(True, selection, param, partition, branch, executor, max_concurrency, False, exclude)
 
 
 @runs_app.command("list")

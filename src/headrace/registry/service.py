@@ -162,9 +162,18 @@ def set_alias(
 def rollback(
     ws: Workspace, name: str, alias: str = "champion", *, reason: str | None = None
 ) -> tuple[int, int]:
-    return ws.store.registry.rollback(
-        check_name(name), check_alias(alias), actor=actor(), reason=reason or "rollback"
+    registry = ws.store.registry
+    who = actor()
+    current, previous = registry.rollback(
+        check_name(name), check_alias(alias), actor=who, reason=reason or "rollback"
     )
+    if alias == "champion":  # the lifecycle follows: the restored version serves again
+        note = f"champion rolled back from version {current}"
+        if registry.version(name, previous).status == "approved":
+            registry.transition(name, previous, "production", actor=who, reason=note)
+        if registry.version(name, current).status == "production":
+            registry.transition(name, current, "approved", actor=who, reason=note)
+    return current, previous
 
 
 def transition(
