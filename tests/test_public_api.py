@@ -42,6 +42,7 @@ def test_public_names_are_pinned() -> None:
             "load_model",
             "model",
             "policies",
+            "search_runs",
         ]
     )
     for name in headrace.__all__:

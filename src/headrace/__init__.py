@@ -43,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "log_artifact": "headrace.api",
     "log_model": "headrace.api",
     "load_model": "headrace.api",
+    "search_runs": "headrace.api",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
     from headrace.api import materialize as materialize
     from headrace.api import read as read
     from headrace.api import resume as resume
+    from headrace.api import search_runs as search_runs
     from headrace.api import set_tag as set_tag
     from headrace.api import set_tags as set_tags
     from headrace.api import start_run as start_run

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from headrace.quality.results import ValidationReport
     from headrace.registry.service import LoadedModel
     from headrace.store.registry import ModelVersionRecord
+    from headrace.store.tracking import SearchPage
     from headrace.tracking.runs import ActiveRun
 
 
@@ -311,6 +312,35 @@ def load_model(
     ws = workspace or open_workspace()
     try:
         return load(ws, uri, allow_pickle=allow_pickle, trusted=trusted)
+    finally:
+        if own:
+            ws.close()
+
+
+def search_runs(
+    filter: str | None = None,
+    *,
+    experiments: Sequence[str] | None = None,
+    order_by: str | None = None,
+    max_results: int = 100,
+    page_token: str | None = None,
+    columns: Sequence[str] | None = None,
+    workspace: Workspace | None = None,
+) -> SearchPage:
+    """Tracked runs matching ``filter`` (the language of ``headrace runs search``), a
+    page at a time: ``page.runs`` and ``page.next_page_token``. ``columns`` limits the
+    params, metrics and tags loaded (``["metrics.auc", "params.*"]``)."""
+    own = workspace is None
+    ws = workspace or open_workspace()
+    try:
+        return ws.store.tracking.search(
+            experiments_=experiments,
+            filter=filter,
+            order_by=order_by,
+            max_results=max_results,
+            page_token=page_token,
+            columns=columns,
+        )
     finally:
         if own:
             ws.close()

@@ -114,3 +114,14 @@ def test_bad_search_arguments(ws: Workspace, runs: dict[str, str]) -> None:
         search(max_results=0)
     with pytest.raises(SearchSyntaxError, match="ASC or DESC"):
         search(order_by="metrics.auc UP")
+
+
+def test_the_python_api_searches_too(ws: Workspace, runs: dict[str, str]) -> None:
+    page = hr.search_runs(
+        "metrics.auc > 0.78",
+        experiments=["churn", "ads"],
+        order_by="metrics.auc DESC",
+        max_results=2,
+        workspace=ws,
+    )
+    assert names(page) == ["r11", "r10"] and page.next_page_token is not None
