@@ -15,13 +15,14 @@ from headrace.orchestration import service
 from headrace.orchestration.reporting import Reporter
 from headrace.orchestration.runner import RunResult
 from headrace.runtime.workspace import Workspace, open_workspace
+from headrace.tracking.runs import active_run as active_run
+from headrace.tracking.runs import start_run as start_run
 
 if TYPE_CHECKING:
     from headrace.quality.results import ValidationReport
     from headrace.registry.service import LoadedModel
     from headrace.store.registry import ModelVersionRecord
     from headrace.store.tracking import SearchPage
-    from headrace.tracking.runs import ActiveRun
 
 
 def _workspace(
@@ -180,33 +181,7 @@ def validate(
 
 
 # -- experiment tracking ----------------------------------------------------------------
-
-
-def start_run(
-    experiment: str | None = None,
-    *,
-    name: str | None = None,
-    nested: bool = False,
-    params: Mapping[str, Any] | None = None,
-    tags: Mapping[str, Any] | None = None,
-    workspace: Workspace | None = None,
-) -> ActiveRun:
-    """Start a tracked run outside pipelines: ``with hr.start_run("churn") as run: ...``.
-
-    Inside an asset there is no need: the pipeline run is the tracked run.
-    """
-    from headrace.tracking.runs import start_run as start
-
-    return start(
-        experiment, name=name, nested=nested, params=params, tags=tags, workspace=workspace
-    )
-
-
-def active_run() -> ActiveRun | None:
-    """The innermost run started with :func:`start_run` and not ended, if any."""
-    from headrace.tracking.runs import active_run as active
-
-    return active()
+# start_run and active_run are tracking's own (imported above): light, no store import.
 
 
 def log_param(key: str, value: Any) -> None:

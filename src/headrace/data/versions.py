@@ -11,8 +11,8 @@ from typing import Any
 from headrace.core.ids import new_id
 from headrace.data.errors import DataError
 from headrace.io.frames import FLAVORS, from_arrow
-from headrace.io.serializers import column_stats_from_metadata, deserialize
-from headrace.objects.blobs import LocalBlobStore
+from headrace.io.serializers import column_stats_from_metadata
+from headrace.runtime.reading import read_version as read_version
 from headrace.runtime.workspace import Workspace
 from headrace.store.branches import move_heads
 from headrace.store.errors import BranchNotFoundError, VersionNotFoundError
@@ -139,17 +139,6 @@ def import_table(
         )
     record = version.record(run_id="", step_key=f"import {source.name}", created_at=now)
     return ImportResult(version=record, created=True, seconds=time.perf_counter() - started)
-
-
-def read_version(ws: Workspace, version: VersionRecord, as_: str | None = None) -> Any:
-    """The value one version holds; tables as ``as_`` (pandas, polars, arrow)."""
-    blobs = ws.blobs
-    source: bytes | str = (
-        blobs.source(version.blob)
-        if isinstance(blobs, LocalBlobStore)
-        else blobs.get_bytes(version.blob)
-    )
-    return deserialize(source, version.format, version.flavor, wanted=as_)
 
 
 def read(

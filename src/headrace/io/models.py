@@ -135,6 +135,17 @@ class SklearnFlavor(Flavor):
         return skops.io.loads(payload, trusted=list(untrusted) or None)
 
 
+def _booster_header(flavor: str, model: Any, classifier: type) -> dict[str, Any]:
+    """What prediction over a bare booster needs: the kind of model and its classes."""
+    classes = getattr(model, "classes_", None)
+    return {
+        "flavor": flavor,
+        "class": _class_name(model),
+        "kind": "classifier" if isinstance(model, classifier) else "regressor",
+        "classes": None if classes is None else [_plain(c) for c in classes],
+    }
+
+
 class LightGBMFlavor(Flavor):
     def handles(self, model: Any) -> bool:
         return _module_of(model) == "lightgbm"
@@ -143,14 +154,7 @@ class LightGBMFlavor(Flavor):
         import lightgbm
 
         booster = model if isinstance(model, lightgbm.Booster) else model.booster_
-        kind = "classifier" if isinstance(model, lightgbm.LGBMClassifier) else "regressor"
-        classes = getattr(model, "classes_", None)
-        header = {
-            "flavor": self.name,
-            "class": _class_name(model),
-            "kind": kind,
-            "classes": None if classes is None else [_plain(c) for c in classes],
-        }
+        header = _booster_header(self.name, model, lightgbm.LGBMClassifier)
         return _pack(header, booster.model_to_string().encode())
 
     def load(
@@ -170,14 +174,7 @@ class XGBoostFlavor(Flavor):
         import xgboost
 
         booster = model if isinstance(model, xgboost.Booster) else model.get_booster()
-        kind = "classifier" if isinstance(model, xgboost.XGBClassifier) else "regressor"
-        classes = getattr(model, "classes_", None)
-        header = {
-            "flavor": self.name,
-            "class": _class_name(model),
-            "kind": kind,
-            "classes": None if classes is None else [_plain(c) for c in classes],
-        }
+        header = _booster_header(self.name, model, xgboost.XGBClassifier)
         return _pack(header, bytes(booster.save_raw(raw_format="ubj")))
 
     def load(

@@ -206,6 +206,7 @@ def resume(
         ).execute()
 
 
-from headrace.data.versions import read, read_version  # noqa: E402  (re-exported)
+from headrace.data.versions import read  # noqa: E402  (re-exported)
+from headrace.runtime.reading import read_version  # noqa: E402  (re-exported)
 
 __all__ = ["materialize", "read", "read_version", "resume"]

@@ -15,10 +15,10 @@ from typing import Any
 
 from headrace.core.checks import Suite
 from headrace.core.selection import select
-from headrace.data.versions import read_version
 from headrace.orchestration.step import InputRef, load_reference
 from headrace.quality.engine import validate
 from headrace.quality.results import ValidationReport
+from headrace.runtime.reading import read_version
 from headrace.runtime.workspace import Workspace
 from headrace.store.errors import VersionNotFoundError
 from headrace.store.records import VersionRecord

@@ -108,16 +108,9 @@ def versions_of(
 
 def read_table(ws: Workspace, record: VersionRecord) -> Any:
     """A table version as a polars DataFrame (memory-mapped from a local blob store)."""
-    from headrace.io.serializers import deserialize
-    from headrace.objects.blobs import LocalBlobStore
+    from headrace.runtime.reading import read_version
 
-    blobs = ws.blobs
-    source: bytes | str = (
-        blobs.source(record.blob)
-        if isinstance(blobs, LocalBlobStore)
-        else blobs.get_bytes(record.blob)
-    )
-    return deserialize(source, _table(record).format, record.flavor, wanted="polars")
+    return read_version(ws, _table(record), "polars")
 
 
 def profile_version(ws: Workspace, record: VersionRecord) -> TableProfile:
