@@ -238,6 +238,19 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="Run id (or a unique pr
     ws = _workspace()
     run = ws.store.runs.get(run_id)
     show_run(console, run, ws.store.runs.steps(run.id))
+    from rich.markup import escape
+
+    tracking = ws.store.tracking
+    for title, values in (
+        ("params", tracking.params(run.id)),
+        ("metrics", {k: f"{v:.6g}" for k, v in tracking.metrics(run.id).items()}),
+        ("tags", tracking.tags(run.id)),
+    ):
+        if values:
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
+            console.print(f"[bold]{title}[/] {escape(shown)}")
+    for version in ws.store.registry.for_run(run.id):
+        console.print(f"[bold]model[/] {escape(version.name)} version {version.version}")
 
 
 @runs_app.command("logs")
