@@ -2,13 +2,15 @@
 
 Usage: python bench/run_all.py [--no-peers]
                                [--peers dagster,prefect,airflow,plain,dvc,great_expectations,
-                                        pandera,polars,duckdb]
-                               [--only orchestration,versioning,quality] [--reps 3]
-                               [--big-n 10000] [--gx-reps 1] [--out bench/results/latest.json]
+                                        pandera,polars,duckdb,mlflow,sqlite3]
+                               [--only orchestration,versioning,quality,tracking] [--reps 3]
+                               [--big-n 10000] [--gx-reps 1] [--mlflow-calls 1000]
+                               [--out bench/results/latest.json]
 
 Each benchmark takes the peers it knows from --peers: orchestration the orchestrators
 (plain, prefect, dagster, airflow), versioning DVC (dvc), quality Great Expectations
-(great_expectations, alias gx), Pandera (pandera) and the hand-written floors (polars, duckdb).
+(great_expectations, alias gx), Pandera (pandera) and the hand-written floors (polars, duckdb),
+tracking MLflow (mlflow) and a hand-written floor (sqlite3).
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import orchestration, quality, versioning
+from bench import orchestration, quality, tracking, versioning
 
-DEFAULT_PEERS = "plain,prefect,dagster,airflow,dvc,great_expectations,pandera,polars,duckdb"
-BENCHMARKS = ("orchestration", "versioning", "quality")
+DEFAULT_PEERS = (
+    "plain,prefect,dagster,airflow,dvc,great_expectations,pandera,polars,duckdb,mlflow,sqlite3"
+)
+BENCHMARKS = ("orchestration", "versioning", "quality", "tracking")
 VERSIONING_PEERS = {"dvc"}
 QUALITY_PEERS = {*quality.PEERS, *quality.ALIASES}
+TRACKING_PEERS = set(tracking.PEERS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--big-n", type=int, default=10_000)
     parser.add_argument("--gx-reps", type=int, default=1, help="Great Expectations runs (slow)")
+    parser.add_argument(
+        "--mlflow-calls",
+        type=int,
+        default=tracking.MLFLOW_CALLS,
+        help="MLflow log_metric calls per run (fewer than 10,000: extrapolated, labelled)",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
     args = parser.parse_args(argv)
     only = [b for b in args.only.split(",") if b]
@@ -46,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     peers = None if args.no_peers else [p for p in args.peers.split(",") if p]
     results: dict[str, Any] = {}
     if "orchestration" in only:
-        others = VERSIONING_PEERS | QUALITY_PEERS
+        others = VERSIONING_PEERS | QUALITY_PEERS | TRACKING_PEERS
         theirs = None if peers is None else [p for p in peers if p not in others]
         results["orchestration"] = orchestration.run(peers=theirs, reps=args.reps, big_n=args.big_n)
         print("== orchestration ==")
@@ -59,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         results["quality"] = quality.run(peers=peers, reps=args.reps, gx_reps=args.gx_reps)
         print("\n== quality ==" if len(results) > 1 else "== quality ==")
         print(quality.report(results["quality"]))
+    if "tracking" in only:
+        results["tracking"] = tracking.run(
+            peers=peers, reps=args.reps, mlflow_calls=args.mlflow_calls
+        )
+        print("\n== tracking ==" if len(results) > 1 else "== tracking ==")
+        print(tracking.report(results["tracking"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"\nresults written to {args.out}")
