@@ -28,7 +28,6 @@ from sqlalchemy import (
     not_,
     or_,
     select,
-    true,
     update,
 )
 
@@ -580,33 +579,52 @@ class TrackingRepository:
             rows = c.execute(query).all()
             more = len(rows) > max_results
             rows = rows[:max_results]
-            ids = [r.id for r in rows]
+            ids = [r[0] for r in rows]
             names = dict(c.execute(select(experiments.c.id, experiments.c.name)).all())
-            loaded = {scope: self._load(c, scope, ids, keys) for scope, keys in wanted.items()}
+            # a long page is matched by the page's own query, not by a list of its ids
+            page = query.with_only_columns(runs.c.id) if len(ids) >= 500 else None
+            loaded = {
+                scope: self._load(c, scope, ids, keys, page) for scope, keys in wanted.items()
+            }
+        params, metrics, tags = loaded["params"], loaded["metrics"], loaded["tags"]
         return SearchPage(
             runs=[
                 TrackedRun(
-                    id=r.id,
-                    name=r.name,
-                    experiment=names.get(r.experiment_id),
-                    status=r.status,
-                    trigger=r.trigger,
-                    branch=r.branch,
-                    parent_run_id=r.parent_run_id,
-                    created_at=r.created_at,
-                    ended_at=r.ended_at,
-                    params=loaded["params"].get(r.id, {}),
-                    metrics=loaded["metrics"].get(r.id, {}),
-                    tags=loaded["tags"].get(r.id, {}),
+                    id=run_id,
+                    name=name,
+                    experiment=names.get(experiment_id),
+                    status=status,
+                    trigger=trigger,
+                    branch=branch,
+                    parent_run_id=parent,
+                    created_at=created,
+                    ended_at=ended,
+                    params=params.get(run_id, {}),
+                    metrics=metrics.get(run_id, {}),
+                    tags=tags.get(run_id, {}),
                 )
-                for r in rows
+                for (
+                    run_id,
+                    name,
+                    experiment_id,
+                    status,
+                    trigger,
+                    branch,
+                    parent,
+                    created,
+                    ended,
+                ) in rows
             ],
             next_page_token=_token(offset + max_results) if more else None,
         )
 
     @staticmethod
     def _load(
-        c: Connection, scope: str, ids: builtins.list[str], keys: set[str] | None
+        c: Connection,
+        scope: str,
+        ids: builtins.list[str],
+        keys: set[str] | None,
+        page: Any = None,
     ) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         if not ids or (keys is not None and not keys):
@@ -615,18 +633,20 @@ class TrackingRepository:
         columns = [table.c.run_id, table.c.key, table.c.value]
         if scope == "metrics":
             columns.append(table.c.is_nan)
-        condition = table.c.run_id.in_(ids) if len(ids) < 900 else true()
+        if page is not None:
+            condition = table.c.run_id.in_(page.subquery().select())
+        else:
+            condition = table.c.run_id.in_(ids)
         query = select(*columns).where(condition)
         if keys is not None:
             query = query.where(table.c.key.in_(sorted(keys)))
-        wanted = set(ids)
-        for row in c.execute(query):
-            if row[0] not in wanted:
-                continue
-            value = row[2]
-            if scope == "metrics" and row[3]:
-                value = math.nan
-            out.setdefault(row[0], {})[row[1]] = value
+        result = c.execute(query)
+        if scope == "metrics":
+            for run_id, key, value, nan in result:
+                out.setdefault(run_id, {})[key] = math.nan if nan else value
+        else:
+            for run_id, key, value in result:
+                out.setdefault(run_id, {})[key] = value
         return out
 
 
