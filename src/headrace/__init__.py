@@ -32,15 +32,15 @@ _EXPORTS: dict[str, str] = {
     "Suite": "headrace.core.checks",
     "validate": "headrace.api",
     "checks": "headrace.checks",
-    "start_run": "headrace.api",
-    "active_run": "headrace.api",
-    "log_param": "headrace.api",
-    "log_params": "headrace.api",
-    "log_metric": "headrace.api",
-    "log_metrics": "headrace.api",
-    "set_tag": "headrace.api",
-    "set_tags": "headrace.api",
-    "log_artifact": "headrace.api",
+    "start_run": "headrace.tracking.runs",
+    "active_run": "headrace.tracking.runs",
+    "log_param": "headrace.tracking.runs",
+    "log_params": "headrace.tracking.runs",
+    "log_metric": "headrace.tracking.runs",
+    "log_metrics": "headrace.tracking.runs",
+    "set_tag": "headrace.tracking.runs",
+    "set_tags": "headrace.tracking.runs",
+    "log_artifact": "headrace.tracking.runs",
     "log_model": "headrace.api",
     "load_model": "headrace.api",
     "search_runs": "headrace.api",
@@ -51,22 +51,13 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 if TYPE_CHECKING:
     from headrace import checks as checks
     from headrace import policies as policies
-    from headrace.api import active_run as active_run
     from headrace.api import backfill as backfill
     from headrace.api import load_model as load_model
-    from headrace.api import log_artifact as log_artifact
-    from headrace.api import log_metric as log_metric
-    from headrace.api import log_metrics as log_metrics
     from headrace.api import log_model as log_model
-    from headrace.api import log_param as log_param
-    from headrace.api import log_params as log_params
     from headrace.api import materialize as materialize
     from headrace.api import read as read
     from headrace.api import resume as resume
     from headrace.api import search_runs as search_runs
-    from headrace.api import set_tag as set_tag
-    from headrace.api import set_tags as set_tags
-    from headrace.api import start_run as start_run
     from headrace.api import validate as validate
     from headrace.core.assets import AssetSpec as AssetSpec
     from headrace.core.assets import RetryPolicy as RetryPolicy
@@ -82,6 +73,15 @@ if TYPE_CHECKING:
     from headrace.orchestration.step import StepContext as StepContext
     from headrace.runtime.workspace import Workspace as Workspace
     from headrace.runtime.workspace import open_workspace as open_workspace
+    from headrace.tracking.runs import active_run as active_run
+    from headrace.tracking.runs import log_artifact as log_artifact
+    from headrace.tracking.runs import log_metric as log_metric
+    from headrace.tracking.runs import log_metrics as log_metrics
+    from headrace.tracking.runs import log_param as log_param
+    from headrace.tracking.runs import log_params as log_params
+    from headrace.tracking.runs import set_tag as set_tag
+    from headrace.tracking.runs import set_tags as set_tags
+    from headrace.tracking.runs import start_run as start_run
 
 
 def __getattr__(name: str) -> Any:

@@ -16,6 +16,13 @@ from headrace.orchestration.reporting import Reporter
 from headrace.orchestration.runner import RunResult
 from headrace.runtime.workspace import Workspace, open_workspace
 from headrace.tracking.runs import active_run as active_run
+from headrace.tracking.runs import log_artifact as log_artifact
+from headrace.tracking.runs import log_metric as log_metric
+from headrace.tracking.runs import log_metrics as log_metrics
+from headrace.tracking.runs import log_param as log_param
+from headrace.tracking.runs import log_params as log_params
+from headrace.tracking.runs import set_tag as set_tag
+from headrace.tracking.runs import set_tags as set_tags
 from headrace.tracking.runs import start_run as start_run
 
 if TYPE_CHECKING:
@@ -182,47 +189,6 @@ def validate(
 
 # -- experiment tracking ----------------------------------------------------------------
 # start_run and active_run are tracking's own (imported above): light, no store import.
-
-
-def log_param(key: str, value: Any) -> None:
-    """Record a param on the current run (the asset's pipeline run, or the active run)."""
-    _tracking().current().log_param(key, value)
-
-
-def log_params(params: Mapping[str, Any]) -> None:
-    _tracking().current().log_params(params)
-
-
-def log_metric(key: str, value: float, step: int | None = None) -> None:
-    """Record one value of a metric (its history is kept by ``step``)."""
-    _tracking().current().log_metric(key, value, step)
-
-
-def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
-    _tracking().current().log_metrics(metrics, step)
-
-
-def set_tag(key: str, value: Any) -> None:
-    _tracking().current().set_tag(key, value)
-
-
-def set_tags(tags: Mapping[str, Any]) -> None:
-    _tracking().current().set_tags(tags)
-
-
-def log_artifact(path: str | Path, artifact_path: str | None = None) -> list[str]:
-    """Store a file, or a folder's files, with the current run."""
-    stored: list[str] = _tracking().current().log_artifact(path, artifact_path)
-    return stored
-
-
-def _tracking() -> Any:
-    from headrace.tracking import runs
-
-    return runs
-
-
-# -- models -----------------------------------------------------------------------------
 
 
 def log_model(

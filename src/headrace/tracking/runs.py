@@ -311,6 +311,40 @@ def current() -> Collector:
     )
 
 
+# -- the module-level API (``hr.log_metric`` and friends) -------------------------------
+
+
+def log_param(key: str, value: Any) -> None:
+    """Record a param on the current run (the asset's pipeline run, or the active run)."""
+    current().log_param(key, value)
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    current().log_params(params)
+
+
+def log_metric(key: str, value: float, step: int | None = None) -> None:
+    """Record one value of a metric (its history is kept by ``step``)."""
+    current().log_metric(key, value, step)
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    current().log_metrics(metrics, step)
+
+
+def set_tag(key: str, value: Any) -> None:
+    current().set_tag(key, value)
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    current().set_tags(tags)
+
+
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> list[str]:
+    """Store a file, or a folder's files, with the current run."""
+    return current().log_artifact(path, artifact_path)
+
+
 @atexit.register
 def _end_all() -> None:
     """At interpreter exit, write what runs still hold and end them."""
