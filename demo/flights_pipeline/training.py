@@ -61,6 +61,13 @@ def flight_delay(
     flown = flight_features.filter(pl.col("delayed").is_not_null())
     train = flown.filter(pl.col("month") <= train_months)
     holdout = flown.filter(pl.col("month") == HOLDOUT_MONTH)
+    for label, part in (("training months", train), ("holdout month", holdout)):
+        if part.is_empty():
+            raise ValueError(
+                f"flight_features has no arrived flights in the {label} (2013-01.."
+                f"2013-{train_months:02d}, holdout 2013-{HOLDOUT_MONTH:02d}); materialize "
+                "those months of flights_clean, then flight_features, first"
+            )
     x_train = train.select(FEATURES).to_pandas()
     y_train = train["delayed"].cast(pl.Int8).to_numpy()
     model = _classifier(c).fit(x_train, y_train)

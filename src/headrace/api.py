@@ -53,12 +53,14 @@ def materialize(
     force: bool = False,
     reporter: Reporter | None = None,
     observers: Sequence[RunObserver] | None = None,
+    exclude: str | None = None,
 ) -> RunResult:
     """Materialize a selection of assets and return what the run did.
 
     Args:
         selection: dbt-like selection (``"+flight_features"``, ``"tag:daily"``); all
             assets when None.
+        exclude: assets to leave out, in the selection's syntax (``"group:ml"``).
         assets: asset definitions to use instead of the workspace's project module.
         workspace: the workspace folder (or an open :class:`Workspace`); found upward
             from the current folder when None.
@@ -79,6 +81,7 @@ def materialize(
     return service.materialize(
         ws,
         selection,
+        exclude=exclude,
         params=params,
         partitions=partitions,
         branch=branch,
