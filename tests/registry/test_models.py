@@ -92,8 +92,11 @@ def test_predict_refuses_input_that_does_not_fit(ws: Workspace) -> None:
         loaded.predict(frame.drop(columns=["temp"]))
     with pytest.raises(SignatureError, match=r"column 'distance' is String, but .* Int64"):
         loaded.predict(frame.assign(distance=frame.distance.astype(str)))
+    # Whole-number floats (1500.0 from a JSON client) cast back: no value changes.
+    floats = pl.from_pandas(frame).with_columns(pl.col("distance").cast(pl.Float64))
+    assert len(loaded.predict(floats)) == len(frame)
     with pytest.raises(SignatureError, match=r"column 'distance' is Float64, but .* Int64"):
-        loaded.predict(pl.from_pandas(frame).with_columns(pl.col("distance").cast(pl.Float64)))
+        loaded.predict(floats.with_columns(pl.col("distance") + 0.5))
     # Whole numbers where floats were trained is a safe cast: accepted.
     whole = pl.from_pandas(frame).with_columns(pl.col("temp").round().cast(pl.Int64))
     assert len(loaded.predict(whole)) == len(frame)

@@ -14,6 +14,7 @@ from headrace.cli import (
     model_commands,
     profile_commands,
     quality_commands,
+    serve_commands,
     tracking_commands,
 )
 
@@ -33,6 +34,7 @@ quality_commands.register(app)
 profile_commands.register(app)
 tracking_commands.register(app, runs_app)
 model_commands.register(app)
+serve_commands.register(app)
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)

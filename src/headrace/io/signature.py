@@ -148,6 +148,22 @@ def _safe(source: Any, target: Any) -> bool:
     return any(source == t for t in text) and any(target == t for t in text)
 
 
+def _whole_numbers(column: Any, target: Any) -> bool:
+    """Floats that are all whole numbers fitting ``target`` (``1500.0`` from a JSON
+    client): casting them changes no value."""
+    import polars as pl
+
+    values = column.drop_nulls()
+    if values.is_empty():
+        return True
+    finite = values.is_finite().all()
+    whole = (values == values.round(0)).all()
+    if not (finite and whole):
+        return False
+    converted = values.cast(target, strict=False)
+    return bool(converted.null_count() == 0 and (converted.cast(pl.Float64) == values).all())
+
+
 def _dtype(name: str) -> Any:
     import polars as pl
 
@@ -193,11 +209,18 @@ def enforce(signature: Signature, data: Any) -> Any:
         want = _dtype(spec.type)
         column = pl.col(spec.name)
         if str(have) != spec.type:
-            if want is None or not _safe(have, want):
+            whole = (
+                want is not None
+                and have.is_float()
+                and want.is_integer()
+                and _whole_numbers(table[spec.name], want)
+            )
+            if want is None or not (_safe(have, want) or whole):
                 raise SignatureError(
                     f"column {spec.name!r} is {have}, but the model was trained on "
                     f"{spec.type}; cast it first (only casts that cannot change a value, "
-                    "such as Int32 to Int64 or Float32 to Float64, are done for you)",
+                    "such as Int32 to Int64, Float32 to Float64 or whole-number floats to "
+                    "integers, are done for you)",
                     column=spec.name,
                 )
             column = column.cast(want)

@@ -145,6 +145,7 @@ class MetadataStore:
 
     def __init__(self, engine: Engine) -> None:
         from headrace.store.branches import BranchRepository
+        from headrace.store.predictions import PredictionRepository
         from headrace.store.profiles import ProfileRepository
         from headrace.store.quality import QualityRepository
         from headrace.store.registry import RegistryRepository
@@ -154,6 +155,7 @@ class MetadataStore:
 
         self.engine = engine
         self.branches = BranchRepository(self)
+        self.predictions = PredictionRepository(self)
         self.profiles = ProfileRepository(self)
         self.quality = QualityRepository(self)
         self.registry = RegistryRepository(self)

@@ -22,7 +22,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: The Alembic revision this code expects; checked without importing Alembic.
-SCHEMA_HEAD = "0006"
+SCHEMA_HEAD = "0007"
 
 runs = Table(
     "runs",
@@ -359,4 +359,27 @@ model_events = Table(
     Column("reason", Text, nullable=True),
     Column("created_at", Float, nullable=False),
     Index("ix_model_events_name", "name", "created_at"),
+)
+
+#: Every scored row: the request, the model version and its role (served, canary or
+#: shadow), the inputs and output, the latency, and the ground truth once it is known.
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # request id + row (+ role for shadows)
+    Column("request_id", String(64), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("row", Integer, nullable=False),
+    Column("key", String(200), nullable=True),
+    Column("inputs", Text, nullable=False),
+    Column("output", Text, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("label", Text, nullable=True),
+    Column("labeled_at", Float, nullable=True),
+    Index("ix_predictions_model", "model", "created_at"),
+    Index("ix_predictions_request", "request_id"),
+    Index("ix_predictions_key", "model", "key"),
 )

@@ -1,0 +1,1 @@
+"""Serving: an HTTP scoring server for registered models, and its prediction log."""

@@ -1,0 +1,376 @@
+"""The scoring server: a Starlette app over one registered model (``name@alias``).
+
+Endpoints: ``POST /invocations`` (the formats of ``mlflow models serve``), ``POST
+/predict`` (records in, predictions and the model version out), ``GET /ping``, ``GET
+/health`` (200 only once the model is loaded), ``GET /version`` and ``GET /metrics``
+(Prometheus). Every request is checked against the model's signature; bad input is a
+4xx naming the field, a model that raises a 500 with an error id that is also logged.
+Every prediction goes to the prediction log, written off the request path. When the
+served alias moves, the new version is loaded in the background and swapped in
+between requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from headrace.io.signature import SignatureError
+from headrace.serving.formats import ScoringInputError, jsonable, parse
+from headrace.serving.predlog import PredictionLog, Scored
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from headrace.registry.service import LoadedModel
+    from headrace.runtime.workspace import Workspace
+
+log = logging.getLogger("headrace.serving")
+MAX_BODY = 10 * 1024 * 1024
+
+
+@dataclass
+class ServeOptions:
+    uri: str
+    max_body: int = MAX_BODY
+    poll_seconds: float = 2.0
+    allow_pickle: bool = False
+    trusted: tuple[str, ...] = ()
+    log_predictions: bool = True
+
+
+@dataclass
+class Served:
+    """The model being served; replaced whole when the alias moves."""
+
+    model: LoadedModel
+    columns: list[str] | None = field(default=None)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "headrace_requests",
+            "Scoring requests",
+            ["endpoint", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "headrace_request_seconds",
+            "Scoring latency",
+            ["endpoint"],
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "headrace_errors",
+            "Requests that failed",
+            ["endpoint", "kind"],
+            registry=self.registry,
+        )
+        self.rows = Counter("headrace_predicted_rows", "Rows scored", registry=self.registry)
+        self.version = Gauge(
+            "headrace_model_version",
+            "The model version being served",
+            ["model"],
+            registry=self.registry,
+        )
+
+
+class Server:
+    def __init__(self, ws: Workspace, options: ServeOptions) -> None:
+        self.ws = ws
+        self.options = options
+        self.metrics = Metrics()
+        self.served: Served | None = None
+        self.predictions = PredictionLog(ws.store.predictions) if options.log_predictions else None
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    # -- the model ------------------------------------------------------------------
+
+    def load(self) -> None:
+        from headrace.registry.service import load_model
+
+        model = load_model(
+            self.ws,
+            self.options.uri,
+            allow_pickle=self.options.allow_pickle,
+            trusted=self.options.trusted,
+        )
+        signature = model.signature
+        self.served = Served(model, signature.columns if signature else None)
+        self.metrics.version.labels(model.name).set(model.version)
+        log.info("serving %s version %d", model.name, model.version)
+
+    def _watch(self) -> None:
+        from headrace.registry.service import resolve
+
+        while not self._stop.wait(self.options.poll_seconds):
+            try:
+                record = resolve(self.ws, self.options.uri)
+                current = self.served
+                if current is None or record.version != current.model.version:
+                    self.load()  # the old model serves until the new one is ready
+            except Exception:
+                log.exception("checking %s for a new version failed", self.options.uri)
+
+    def start(self) -> None:
+        self.load()
+        self._watcher = threading.Thread(target=self._watch, name="headrace-watch", daemon=True)
+        self._watcher.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=10)
+        if self.predictions is not None:
+            self.predictions.close()
+
+    # -- scoring --------------------------------------------------------------------
+
+    def score(
+        self, body: bytes, content_type: str | None, request_id: str
+    ) -> tuple[Served, Any, Any, float]:
+        served = self.served
+        if served is None:
+            raise ScoringInputError("the model is not loaded yet", status=503, field=None)
+        table = parse(body, content_type, served.columns)
+        started = time.perf_counter()
+        try:
+            values = served.model.predict(table)
+        except (SignatureError, ScoringInputError):
+            raise
+        except Exception as exc:
+            raise ModelFailure(exc) from exc
+        latency = (time.perf_counter() - started) * 1000
+        outputs = jsonable(values)
+        if self.predictions is not None:
+            self.predictions.append(
+                Scored(
+                    request_id=request_id,
+                    model=served.model.name,
+                    version=served.model.version,
+                    role="served",
+                    inputs=table,
+                    outputs=outputs,
+                    latency_ms=latency,
+                    at=time.time(),
+                )
+            )
+        self.metrics.rows.inc(len(outputs))
+        return served, table, outputs, latency
+
+
+class ModelFailure(Exception):
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> Response:
+    from starlette.responses import JSONResponse
+
+    return JSONResponse({"error_code": code, "message": message, **extra}, status_code=status)
+
+
+_CODES = {
+    400: "BAD_REQUEST",
+    413: "REQUEST_TOO_LARGE",
+    415: "UNSUPPORTED_CONTENT_TYPE",
+    503: "NOT_READY",
+}
+
+
+def create_app(ws: Workspace, options: ServeOptions) -> Starlette:
+    """The ASGI app; the model loads at start-up and the log is flushed at shutdown."""
+    import contextlib
+
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, PlainTextResponse
+    from starlette.routing import Route
+
+    server = Server(ws, options)
+
+    async def _body(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > options.max_body:
+            raise ScoringInputError(
+                f"the body has {int(declared):,} bytes; at most {options.max_body:,}",
+                status=413,
+                field="body",
+            )
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > options.max_body:
+                raise ScoringInputError(
+                    f"the body is larger than {options.max_body:,} bytes",
+                    status=413,
+                    field="body",
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _handle(request: Request, endpoint: str, shape: Any) -> Response:
+        started = time.perf_counter()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        status = 200
+        try:
+            body = await _body(request)
+            content_type = request.headers.get("content-type") or ""
+            if endpoint == "predict" and not content_type:
+                content_type = "application/json"
+            if endpoint == "predict" and content_type.split(";")[0].strip() == "application/json":
+                body = _predict_body(body)
+            served, _table, outputs, _latency = server.score(body, content_type, request_id)
+            response: Response = JSONResponse(
+                shape(served, outputs, request_id), headers={"x-request-id": request_id}
+            )
+        except (ScoringInputError, SignatureError) as exc:
+            status = getattr(exc, "status", 400)
+            field_name = getattr(exc, "field", None) or getattr(exc, "column", None)
+            server.metrics.errors.labels(endpoint, "input").inc()
+            response = _error(
+                status,
+                _CODES.get(status, "BAD_REQUEST"),
+                str(exc),
+                field=field_name,
+                request_id=request_id,
+            )
+        except ModelFailure as failure:
+            status = 500
+            error_id = uuid.uuid4().hex[:16]
+            log.error(
+                "model failed on request %s (error %s)",
+                request_id,
+                error_id,
+                exc_info=failure.cause,
+            )
+            server.metrics.errors.labels(endpoint, "model").inc()
+            response = _error(
+                500,
+                "INTERNAL_ERROR",
+                f"the model failed ({type(failure.cause).__name__}); error id {error_id}",
+                error_id=error_id,
+                request_id=request_id,
+            )
+        server.metrics.requests.labels(endpoint, str(status)).inc()
+        server.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+        return response
+
+    async def invocations(request: Request) -> Response:
+        return await _handle(request, "invocations", lambda s, out, rid: {"predictions": out})
+
+    async def predict(request: Request) -> Response:
+        return await _handle(
+            request,
+            "predict",
+            lambda s, out, rid: {
+                "predictions": out,
+                "model": s.model.name,
+                "version": s.model.version,
+                "request_id": rid,
+            },
+        )
+
+    async def ping(request: Request) -> Response:
+        return PlainTextResponse("\n", status_code=200 if server.served else 503)
+
+    async def health(request: Request) -> Response:
+        served = server.served
+        if served is None:
+            return JSONResponse({"status": "loading"}, status_code=503)
+        return JSONResponse(
+            {"status": "ok", "model": served.model.name, "version": served.model.version}
+        )
+
+    async def version(request: Request) -> Response:
+        from importlib.metadata import version as installed
+
+        served = server.served
+        return JSONResponse(
+            {
+                "uri": options.uri,
+                "model": served.model.name if served else None,
+                "version": served.model.version if served else None,
+                "flavor": served.model.record.flavor if served else None,
+                "headrace": installed("headrace"),
+            }
+        )
+
+    async def metrics(request: Request) -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from starlette.responses import Response as Plain
+
+        return Plain(generate_latest(server.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        server.start()
+        try:
+            yield
+        finally:
+            server.stop()
+
+    app = Starlette(
+        routes=[
+            Route("/invocations", invocations, methods=["POST"]),
+            Route("/predict", predict, methods=["POST"]),
+            Route("/ping", ping, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/version", version, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.server = server
+    return app
+
+
+def _predict_body(body: bytes) -> bytes:
+    """``/predict`` takes a record, a list of records, or ``{"records": [...]}``."""
+    import json
+
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body  # reported by the parser as malformed JSON
+    if isinstance(data, dict) and "records" in data:
+        data = data["records"]
+    if isinstance(data, dict) and not any(
+        k in data for k in ("dataframe_split", "dataframe_records", "instances", "inputs")
+    ):
+        data = [data]
+    if isinstance(data, list):
+        return json.dumps({"dataframe_records": data}).encode()
+    return body
+
+
+def from_environment() -> Starlette:
+    """The app of ``headrace serve`` (each uvicorn worker builds its own)."""
+    import json
+    import os
+
+    from headrace.runtime.workspace import open_workspace
+
+    config = json.loads(os.environ["HEADRACE_SERVE_CONFIG"])
+    ws = open_workspace(config["root"])
+    return create_app(
+        ws,
+        ServeOptions(
+            uri=config["uri"],
+            max_body=int(config["max_body"]),
+            log_predictions=bool(config["log"]),
+            allow_pickle=bool(config["allow_pickle"]),
+        ),
+    )

@@ -1,0 +1,181 @@
+"""Request bodies in the formats ``mlflow models serve`` accepts, read into a table.
+
+JSON (``application/json``) holds exactly one of:
+
+- ``dataframe_split``: ``{"columns": [...], "data": [[...], ...]}`` (``index`` ignored);
+- ``dataframe_records``: ``[{"col": value, ...}, ...]``;
+- ``instances`` or ``inputs``: a list of records, a mapping of columns to lists, or a
+  list of rows in the signature's column order.
+
+CSV (``text/csv``) has a header row. Anything else is a 415; a body that does not parse
+or does not fit is a 400 naming the field. Bodies larger than the limit are a 413.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from headrace.errors import HeadraceError
+
+KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+
+class ScoringInputError(HeadraceError):
+    """A request that cannot be scored: carries the HTTP status and the field at fault."""
+
+    def __init__(self, message: str, *, status: int = 400, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
+
+
+def _rows_to_frame(columns: Sequence[str], rows: Sequence[Any], field: str) -> Any:
+    import polars as pl
+
+    width = len(columns)
+    for index, row in enumerate(rows):
+        if not isinstance(row, list | tuple) or len(row) != width:
+            raise ScoringInputError(
+                f"{field}[{index}] must be a list of {width} values (one per column)",
+                field=f"{field}[{index}]",
+            )
+    try:
+        return pl.DataFrame(
+            [list(r) for r in rows], schema=list(columns), orient="row", infer_schema_length=None
+        )
+    except Exception as exc:
+        raise ScoringInputError(
+            f"{field}: the values cannot form a table: {exc}", field=field
+        ) from exc
+
+
+def _records(records: Any, field: str) -> Any:
+    import polars as pl
+
+    if not isinstance(records, list) or not records:
+        raise ScoringInputError(f"{field} must be a non-empty list of records", field=field)
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise ScoringInputError(
+                f"{field}[{index}] must be an object of column: value", field=f"{field}[{index}]"
+            )
+    try:
+        return pl.DataFrame(records, infer_schema_length=None)
+    except Exception as exc:
+        raise ScoringInputError(
+            f"{field}: the records cannot form a table: {exc}", field=field
+        ) from exc
+
+
+def _columns(mapping: dict[str, Any], field: str) -> Any:
+    import polars as pl
+
+    lengths = {k: len(v) if isinstance(v, list) else -1 for k, v in mapping.items()}
+    if not mapping or any(n < 0 for n in lengths.values()) or len(set(lengths.values())) != 1:
+        raise ScoringInputError(
+            f"{field} as an object must map each column to a list of values, all of the same "
+            "length",
+            field=field,
+        )
+    try:
+        return pl.DataFrame(mapping)
+    except Exception as exc:
+        raise ScoringInputError(
+            f"{field}: the columns cannot form a table: {exc}", field=field
+        ) from exc
+
+
+def parse_json(body: bytes, columns: Sequence[str] | None) -> Any:
+    """A polars DataFrame from an MLflow-style JSON body (``columns``: the signature's,
+    for bare rows)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ScoringInputError(f"the body is not valid JSON: {exc}", field="body") from exc
+    if not isinstance(data, dict):
+        raise ScoringInputError(
+            f"the JSON body must be an object with exactly one of {', '.join(KEYS)}", field="body"
+        )
+    given = [k for k in KEYS if k in data]
+    if len(given) != 1:
+        unknown = sorted(set(data) - {"params"})
+        found = f"found {', '.join(given) or ', '.join(unknown) or 'nothing'}"
+        raise ScoringInputError(
+            f"the JSON body must hold exactly one of {', '.join(KEYS)}; {found}", field="body"
+        )
+    field = given[0]
+    value = data[field]
+    if field == "dataframe_split":
+        if not isinstance(value, dict) or "data" not in value:
+            raise ScoringInputError(
+                "dataframe_split must be an object with 'columns' and 'data'", field=field
+            )
+        names = value.get("columns") if value.get("columns") is not None else columns
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ScoringInputError(
+                "dataframe_split.columns must be a list of column names",
+                field="dataframe_split.columns",
+            )
+        rows = value["data"]
+        if not isinstance(rows, list) or not rows:
+            raise ScoringInputError(
+                "dataframe_split.data must be a non-empty list of rows",
+                field="dataframe_split.data",
+            )
+        return _rows_to_frame(names, rows, "dataframe_split.data")
+    if field == "dataframe_records":
+        return _records(value, field)
+    if isinstance(value, dict):
+        return _columns(value, field)
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return _records(value, field)
+    if isinstance(value, list) and value and isinstance(value[0], list | tuple):
+        if not columns:
+            raise ScoringInputError(
+                f"{field} as rows needs the model's signature to name the columns; send "
+                "records or dataframe_split instead",
+                field=field,
+            )
+        return _rows_to_frame(columns, value, field)
+    raise ScoringInputError(
+        f"{field} must be a non-empty list of records, a list of rows, or an object of columns",
+        field=field,
+    )
+
+
+def parse_csv(body: bytes) -> Any:
+    import polars as pl
+
+    if not body.strip():
+        raise ScoringInputError("the CSV body is empty", field="body")
+    try:
+        return pl.read_csv(io.BytesIO(body), infer_schema_length=None)
+    except Exception as exc:
+        raise ScoringInputError(f"the CSV body cannot be read: {exc}", field="body") from exc
+
+
+def parse(body: bytes, content_type: str | None, columns: Sequence[str] | None) -> Any:
+    """The request's table, by content type (parameters such as charset ignored)."""
+    kind = (content_type or "").split(";")[0].strip().lower()
+    if kind == "application/json":
+        if not body.strip():
+            raise ScoringInputError("the request body is empty", field="body")
+        return parse_json(body, columns)
+    if kind == "text/csv":
+        return parse_csv(body)
+    raise ScoringInputError(
+        f"content type {content_type or '(none)'!r} is not supported; use application/json "
+        "or text/csv",
+        status=415,
+        field="content-type",
+    )
+
+
+def jsonable(values: Any) -> list[Any]:
+    """Predictions as JSON values (numpy scalars and arrays made plain)."""
+    tolist = getattr(values, "tolist", None)
+    out = tolist() if callable(tolist) else list(values)
+    return list(out)

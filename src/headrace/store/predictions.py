@@ -1,0 +1,114 @@
+"""The prediction log: written in batches by servers, labeled later, read by monitors."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, func, insert, select, update
+
+from headrace.store.schema import predictions
+
+if TYPE_CHECKING:
+    from headrace.store.engine import MetadataStore
+
+_INSERT = insert(predictions)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PredictionRecord:
+    id: str
+    request_id: str
+    model: str
+    version: int
+    role: str
+    row: int
+    key: str | None
+    inputs: dict[str, Any]
+    output: Any
+    latency_ms: float
+    created_at: float
+    label: Any
+    labeled_at: float | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> PredictionRecord:
+        m = dict(row._mapping)
+        m["inputs"] = json.loads(m["inputs"])
+        m["output"] = json.loads(m["output"])
+        m["label"] = None if m["label"] is None else json.loads(m["label"])
+        return cls(**m)
+
+
+class PredictionRepository:
+    def __init__(self, store: MetadataStore) -> None:
+        self._store = store
+
+    def write(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert logged predictions (columns of ``predictions``; JSON already encoded)."""
+        if rows:
+            with self._store.write() as c:
+                c.execute(_INSERT, list(rows))
+
+    def count(self, model: str | None = None, *, role: str | None = None) -> int:
+        query = select(func.count()).select_from(predictions)
+        if model is not None:
+            query = query.where(predictions.c.model == model)
+        if role is not None:
+            query = query.where(predictions.c.role == role)
+        with self._store.read() as c:
+            return int(c.execute(query).scalar() or 0)
+
+    def list(
+        self,
+        model: str,
+        *,
+        request_id: str | None = None,
+        since: float | None = None,
+        limit: int = 1000,
+    ) -> builtins.list[PredictionRecord]:
+        query = select(predictions).where(predictions.c.model == model)
+        if request_id is not None:
+            query = query.where(predictions.c.request_id == request_id)
+        if since is not None:
+            query = query.where(predictions.c.created_at >= since)
+        query = query.order_by(predictions.c.created_at, predictions.c.row).limit(limit)
+        with self._store.read() as c:
+            return [PredictionRecord.from_row(r) for r in c.execute(query)]
+
+    def label(
+        self,
+        model: str,
+        labels: Sequence[tuple[str, Any]],
+        *,
+        by: str = "request_id",
+    ) -> int:
+        """Attach ground truth: (request id or key, label) pairs; returns rows labeled.
+        A request of several rows takes one label per row with ``request_id:row``."""
+        if by not in ("request_id", "key"):
+            raise ValueError(f"label by 'request_id' or 'key', not {by!r}")
+        now = time.time()
+        done = 0
+        with self._store.write() as c:
+            for ident, value in labels:
+                encoded = json.dumps(value)
+                if by == "key":
+                    where = and_(predictions.c.model == model, predictions.c.key == ident)
+                elif ":" in ident:
+                    request, _, row = ident.rpartition(":")
+                    where = and_(
+                        predictions.c.model == model,
+                        predictions.c.request_id == request,
+                        predictions.c.row == int(row),
+                    )
+                else:
+                    where = and_(predictions.c.model == model, predictions.c.request_id == ident)
+                result = c.execute(
+                    update(predictions).where(where).values(label=encoded, labeled_at=now)
+                )
+                done += result.rowcount or 0
+        return done
