@@ -264,3 +264,39 @@ def test_a_moved_alias_is_swapped_in_without_dropping_requests(running: Running)
     assert httpx.get(f"{running.url}/health").json()["version"] == 2
     assert statuses and set(statuses) == {200}
     assert versions == {1, 2}
+
+
+def test_canary_takes_its_share_sticky_by_key_and_shadow_is_logged_only(ws: Workspace) -> None:
+    hr.log_model(fitted(), "delay", frame=frame(), workspace=ws)
+    hr.log_model(fitted(c=0.01), "delay", frame=frame(), workspace=ws)
+    hr.log_model(fitted(c=10), "delay", frame=frame(), workspace=ws)
+    set_alias(ws, "delay", "champion", 1)
+    set_alias(ws, "delay", "challenger", 2)
+    set_alias(ws, "delay", "candidate", 3)
+    options = {"canary": ("challenger", 25.0), "shadow": "candidate"}
+    for running in serve(ws, "delay@champion", **options):
+        row = frame(1).iloc[0].to_dict()
+        with httpx.Client() as client:
+            versions = [
+                client.post(f"{running.url}/predict", json=row).json()["version"]
+                for _ in range(400)
+            ]
+            sticky = {
+                client.post(
+                    f"{running.url}/predict", json=row, headers={"x-request-key": "customer-7"}
+                ).json()["version"]
+                for _ in range(20)
+            }
+        share = versions.count(2) / len(versions)
+        assert 0.15 < share < 0.35 and set(versions) == {1, 2}  # never the shadow
+        assert len(sticky) == 1
+        running.stop()  # type: ignore[operator]
+        store = ws.store.predictions
+        assert store.count("delay", role="shadow") == 420  # every request, off the path
+        assert store.count("delay", role="canary") == versions.count(2) + (
+            20 if sticky == {2} else 0
+        )
+        shadows = [p for p in store.list("delay", limit=5000) if p.role == "shadow"]
+        assert {p.version for p in shadows} == {3}
+        keyed = [p for p in store.list("delay", limit=5000) if p.key == "customer-7"]
+        assert len(keyed) == 40  # 20 served or canary + 20 shadow

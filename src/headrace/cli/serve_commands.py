@@ -28,6 +28,13 @@ def serve(
     allow_pickle: Annotated[
         bool, typer.Option(help="Serve a pickled model (loading it runs its code).")
     ] = False,
+    canary: Annotated[
+        str | None,
+        typer.Option(help="ALIAS:PERCENT of requests to another version, e.g. challenger:10."),
+    ] = None,
+    shadow: Annotated[
+        str | None, typer.Option(help="ALIAS scored on every request, logged, not returned.")
+    ] = None,
 ) -> None:
     """Serve a registered model over HTTP (the MLflow scoring protocol and more)."""
     import uvicorn
@@ -37,6 +44,23 @@ def serve(
 
     ws = open_workspace()
     record = resolve(ws, uri)  # an unknown model or alias fails here, before listening
+    split = None
+    if canary is not None:
+        alias, _, share = canary.partition(":")
+        try:
+            percent = float(share)
+        except ValueError:
+            percent = -1.0
+        if not alias or not 0 < percent < 100:
+            raise typer.BadParameter(
+                f"{canary!r}: expected ALIAS:PERCENT with a percent between 0 and 100, "
+                "e.g. challenger:10",
+                param_hint="--canary",
+            )
+        resolve(ws, f"{record.name}@{alias}")
+        split = [alias, percent]
+    if shadow is not None:
+        resolve(ws, f"{record.name}@{shadow}")
     root = str(ws.settings.root)
     ws.close()
     os.environ["HEADRACE_SERVE_CONFIG"] = json.dumps(
@@ -46,6 +70,8 @@ def serve(
             "max_body": int(max_body_mb * 1024 * 1024),
             "log": not no_log,
             "allow_pickle": allow_pickle,
+            "canary": split,
+            "shadow": shadow,
         }
     )
     _console().print(
@@ -113,6 +139,62 @@ def predictions_label(
     _console().print(f"labeled {done:,} predictions of {escape(model)} ({len(pairs):,} labels)")
 
 
+def predict(
+    uri: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME/VERSION or NAME.")],
+    input: Annotated[str, typer.Option("--input", "-i", help="An asset, or a .parquet/.csv file.")],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="The asset the result becomes a version of.")
+    ],
+    branch: Annotated[
+        str, typer.Option(help="Branch to read the input from and write to.")
+    ] = "main",
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows scored at once.")] = 100_000,
+    keep: Annotated[
+        str | None,
+        typer.Option(help="Input columns kept beside the predictions (comma-separated)."),
+    ] = None,
+    allow_pickle: Annotated[bool, typer.Option(help="Allow a pickled model.")] = False,
+) -> None:
+    """Score a whole table with a registered model; the result is a versioned table."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from headrace.cli.app import _workspace
+    from headrace.serving.batch import score_table
+
+    ws = _workspace()
+    console = _console()
+    with Progress(
+        TextColumn("[bold]scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("rows", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = score_table(
+            ws,
+            uri,
+            input,
+            output,
+            branch=branch,
+            chunk_rows=chunk_rows,
+            keep=[c.strip() for c in keep.split(",")] if keep else None,
+            progress=advance,
+            allow_pickle=allow_pickle,
+        )
+    console.print(
+        f"scored {result.rows:,} rows with {escape(result.model)} version {result.version} "
+        f"in {result.seconds:.2f} s: {escape(output)} version {result.output.id[:16]} on "
+        f"{escape(branch)}"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command()(serve)
+    app.command()(predict)
     app.add_typer(predictions_app, name="predictions")

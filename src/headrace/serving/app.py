@@ -12,7 +12,9 @@ between requests.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import random
 import threading
 import time
 import uuid
@@ -43,6 +45,10 @@ class ServeOptions:
     allow_pickle: bool = False
     trusted: tuple[str, ...] = ()
     log_predictions: bool = True
+    #: (alias, percent of requests) sent to a canary version of the same model.
+    canary: tuple[str, float] | None = None
+    #: an alias scored on every request after the response, logged, never returned.
+    shadow: str | None = None
 
 
 @dataclass
@@ -87,45 +93,63 @@ class Metrics:
 
 
 class Server:
+    """The served model, an optional canary and shadow, each reloaded when its alias
+    moves; scoring and the prediction log."""
+
     def __init__(self, ws: Workspace, options: ServeOptions) -> None:
         self.ws = ws
         self.options = options
         self.metrics = Metrics()
-        self.served: Served | None = None
+        self.models: dict[str, Served | None] = {"served": None}
+        self.uris: dict[str, str] = {"served": options.uri}
+        name = options.uri.split("@")[0].split("/")[0]
+        if options.canary is not None:
+            self.uris["canary"] = f"{name}@{options.canary[0]}"
+            self.models["canary"] = None
+        if options.shadow is not None:
+            self.uris["shadow"] = f"{name}@{options.shadow}"
+            self.models["shadow"] = None
         self.predictions = PredictionLog(ws.store.predictions) if options.log_predictions else None
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
-    # -- the model ------------------------------------------------------------------
+    @property
+    def served(self) -> Served | None:
+        return self.models["served"]
 
-    def load(self) -> None:
+    # -- the models -----------------------------------------------------------------
+
+    def load(self, role: str = "served") -> None:
         from headrace.registry.service import load_model
 
         model = load_model(
             self.ws,
-            self.options.uri,
+            self.uris[role],
             allow_pickle=self.options.allow_pickle,
             trusted=self.options.trusted,
         )
         signature = model.signature
-        self.served = Served(model, signature.columns if signature else None)
-        self.metrics.version.labels(model.name).set(model.version)
-        log.info("serving %s version %d", model.name, model.version)
+        self.models[role] = Served(model, signature.columns if signature else None)
+        if role == "served":
+            self.metrics.version.labels(model.name).set(model.version)
+        log.info("%s: %s version %d", role, model.name, model.version)
 
     def _watch(self) -> None:
         from headrace.registry.service import resolve
 
         while not self._stop.wait(self.options.poll_seconds):
-            try:
-                record = resolve(self.ws, self.options.uri)
-                current = self.served
-                if current is None or record.version != current.model.version:
-                    self.load()  # the old model serves until the new one is ready
-            except Exception:
-                log.exception("checking %s for a new version failed", self.options.uri)
+            for role, uri in self.uris.items():
+                try:
+                    record = resolve(self.ws, uri)
+                    current = self.models[role]
+                    if current is None or record.version != current.model.version:
+                        self.load(role)  # the old model serves until the new one is ready
+                except Exception:
+                    log.exception("checking %s for a new version failed", uri)
 
     def start(self) -> None:
-        self.load()
+        for role in self.uris:
+            self.load(role)
         self._watcher = threading.Thread(target=self._watch, name="headrace-watch", daemon=True)
         self._watcher.start()
 
@@ -138,10 +162,49 @@ class Server:
 
     # -- scoring --------------------------------------------------------------------
 
+    def route(self, key: str | None) -> str:
+        """``served``, or ``canary`` for its share of requests (the same key always
+        goes the same way)."""
+        if self.options.canary is None or self.models.get("canary") is None:
+            return "served"
+        share = self.options.canary[1]
+        if key:
+            digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+            point = int.from_bytes(digest, "big") % 10_000 / 100
+        else:
+            point = random.random() * 100
+        return "canary" if point < share else "served"
+
+    def _log(
+        self,
+        served: Served,
+        role: str,
+        request_id: str,
+        table: Any,
+        outputs: list[Any],
+        latency: float,
+        key: str | None,
+    ) -> None:
+        if self.predictions is not None:
+            self.predictions.append(
+                Scored(
+                    request_id=request_id,
+                    model=served.model.name,
+                    version=served.model.version,
+                    role=role,
+                    inputs=table,
+                    outputs=outputs,
+                    latency_ms=latency,
+                    at=time.time(),
+                    keys=[key] * len(outputs) if key else None,
+                )
+            )
+
     def score(
-        self, body: bytes, content_type: str | None, request_id: str
+        self, body: bytes, content_type: str | None, request_id: str, key: str | None = None
     ) -> tuple[Served, Any, Any, float]:
-        served = self.served
+        role = self.route(key)
+        served = self.models[role]
         if served is None:
             raise ScoringInputError("the model is not loaded yet", status=503, field=None)
         table = parse(body, content_type, served.columns)
@@ -154,21 +217,31 @@ class Server:
             raise ModelFailure(exc) from exc
         latency = (time.perf_counter() - started) * 1000
         outputs = jsonable(values)
-        if self.predictions is not None:
-            self.predictions.append(
-                Scored(
-                    request_id=request_id,
-                    model=served.model.name,
-                    version=served.model.version,
-                    role="served",
-                    inputs=table,
-                    outputs=outputs,
-                    latency_ms=latency,
-                    at=time.time(),
-                )
-            )
+        self._log(served, role, request_id, table, outputs, latency, key)
         self.metrics.rows.inc(len(outputs))
         return served, table, outputs, latency
+
+    def shadow(self, table: Any, request_id: str, key: str | None) -> None:
+        """Score the shadow model and log it (after the response is sent)."""
+        served = self.models.get("shadow")
+        if served is None:
+            return
+        started = time.perf_counter()
+        try:
+            outputs = jsonable(served.model.predict(table))
+        except Exception:
+            self.metrics.errors.labels("shadow", "model").inc()
+            log.exception("the shadow model failed on request %s", request_id)
+            return
+        self._log(
+            served,
+            "shadow",
+            request_id,
+            table,
+            outputs,
+            (time.perf_counter() - started) * 1000,
+            key,
+        )
 
 
 class ModelFailure(Exception):
@@ -196,6 +269,7 @@ def create_app(ws: Workspace, options: ServeOptions) -> Starlette:
     import contextlib
 
     from starlette.applications import Starlette
+    from starlette.background import BackgroundTask
     from starlette.responses import JSONResponse, PlainTextResponse
     from starlette.routing import Route
 
@@ -232,9 +306,17 @@ def create_app(ws: Workspace, options: ServeOptions) -> Starlette:
                 content_type = "application/json"
             if endpoint == "predict" and content_type.split(";")[0].strip() == "application/json":
                 body = _predict_body(body)
-            served, _table, outputs, _latency = server.score(body, content_type, request_id)
+            key = request.headers.get("x-request-key")
+            served, table, outputs, _latency = server.score(body, content_type, request_id, key)
+            background = (
+                BackgroundTask(server.shadow, table, request_id, key)
+                if "shadow" in server.models
+                else None
+            )
             response: Response = JSONResponse(
-                shape(served, outputs, request_id), headers={"x-request-id": request_id}
+                shape(served, outputs, request_id),
+                headers={"x-request-id": request_id},
+                background=background,
             )
         except (ScoringInputError, SignatureError) as exc:
             status = getattr(exc, "status", 400)
@@ -372,5 +454,9 @@ def from_environment() -> Starlette:
             max_body=int(config["max_body"]),
             log_predictions=bool(config["log"]),
             allow_pickle=bool(config["allow_pickle"]),
+            canary=(str(config["canary"][0]), float(config["canary"][1]))
+            if config.get("canary")
+            else None,
+            shadow=config.get("shadow"),
         ),
     )
