@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -67,6 +68,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@contextlib.contextmanager
 def serve(ws: Workspace, uri: str, **options: object) -> Iterator[Running]:
     app = create_app(ws, ServeOptions(uri=uri, poll_seconds=0.2, **options))  # type: ignore[arg-type]
     port = free_port()
@@ -92,7 +94,8 @@ def serve(ws: Workspace, uri: str, **options: object) -> Iterator[Running]:
 def running(ws: Workspace) -> Iterator[Running]:
     hr.log_model(fitted(), "delay", frame=frame(), workspace=ws)
     set_alias(ws, "delay", "champion", 1)
-    yield from serve(ws, "delay@champion")
+    with serve(ws, "delay@champion") as served:
+        yield served
 
 
 def test_the_mlflow_formats_score_alike(running: Running) -> None:
@@ -187,7 +190,7 @@ def test_bad_requests_get_a_4xx_naming_the_field(
 
 def test_a_huge_body_is_refused_before_it_is_read(ws: Workspace) -> None:
     hr.log_model(fitted(), "delay", frame=frame(), workspace=ws)
-    for running in serve(ws, "delay", max_body=1000):
+    with serve(ws, "delay", max_body=1000) as running:
         big = json.dumps({"dataframe_records": frame(100).to_dict("records")})
         response = httpx.post(
             f"{running.url}/invocations", content=big, headers={"content-type": "application/json"}
@@ -200,7 +203,7 @@ def test_a_failing_model_gives_a_500_with_an_error_id(
     ws: Workspace, caplog: pytest.LogCaptureFixture
 ) -> None:
     hr.log_model(Exploding(), "fragile", frame=frame()[["distance"]], workspace=ws)
-    for running in serve(ws, "fragile", allow_pickle=True):
+    with serve(ws, "fragile", allow_pickle=True) as running:
         ok = httpx.post(f"{running.url}/predict", json={"distance": 5})
         assert ok.status_code == 200
         bad = httpx.post(f"{running.url}/predict", json={"distance": -5})
@@ -274,7 +277,7 @@ def test_canary_takes_its_share_sticky_by_key_and_shadow_is_logged_only(ws: Work
     set_alias(ws, "delay", "challenger", 2)
     set_alias(ws, "delay", "candidate", 3)
     options = {"canary": ("challenger", 25.0), "shadow": "candidate"}
-    for running in serve(ws, "delay@champion", **options):
+    with serve(ws, "delay@champion", **options) as running:
         row = frame(1).iloc[0].to_dict()
         with httpx.Client() as client:
             versions = [
@@ -300,3 +303,41 @@ def test_canary_takes_its_share_sticky_by_key_and_shadow_is_logged_only(ws: Work
         assert {p.version for p in shadows} == {3}
         keyed = [p for p in store.list("delay", limit=5000) if p.key == "customer-7"]
         assert len(keyed) == 40  # 20 served or canary + 20 shadow
+
+
+def test_micro_batches_answer_each_request_with_its_own_rows(ws: Workspace) -> None:
+    hr.log_model(fitted(), "delay", frame=frame(), workspace=ws)
+    model = fitted()
+    with serve(ws, "delay", batch_max_rows=64, batch_max_wait_ms=20.0) as running:
+
+        def call(seed: int) -> tuple[list[int], list[int]]:
+            data = frame(1 + seed % 3, seed=seed)
+            r = httpx.post(f"{running.url}/predict", json=data.to_dict("records"))
+            assert r.status_code == 200, r.text
+            return r.json()["predictions"], model.predict(data).tolist()  # type: ignore[attr-defined]
+
+        with ThreadPoolExecutor(16) as pool:
+            pairs = list(pool.map(call, range(200)))
+        assert all(got == expected for got, expected in pairs)
+        batcher = running.app.state.batcher  # type: ignore[attr-defined]
+        assert batcher.largest > 1 and batcher.batches < 200
+        running.stop()  # type: ignore[operator]
+        assert ws.store.predictions.count("delay") == sum(len(g) for g, _ in pairs)
+
+
+def test_a_bad_request_in_a_batch_fails_alone(ws: Workspace) -> None:
+    hr.log_model(Exploding(), "fragile", frame=frame()[["distance"]], workspace=ws)
+    with serve(
+        ws, "fragile", allow_pickle=True, batch_max_rows=64, batch_max_wait_ms=50.0
+    ) as running:
+        distances = [5, 6, -1, 7, 8, 9]
+        with ThreadPoolExecutor(6) as pool:
+            statuses = list(
+                pool.map(
+                    lambda d: (
+                        httpx.post(f"{running.url}/predict", json={"distance": d}).status_code
+                    ),
+                    distances,
+                )
+            )
+        assert statuses == [200, 200, 500, 200, 200, 200]

@@ -35,6 +35,12 @@ def serve(
     shadow: Annotated[
         str | None, typer.Option(help="ALIAS scored on every request, logged, not returned.")
     ] = None,
+    batch_max_size: Annotated[
+        int, typer.Option(min=1, help="Micro-batching: rows scored together (1: off).")
+    ] = 1,
+    batch_max_wait_ms: Annotated[
+        float, typer.Option(min=0, help="Micro-batching: longest wait for a batch to fill.")
+    ] = 2.0,
 ) -> None:
     """Serve a registered model over HTTP (the MLflow scoring protocol and more)."""
     import uvicorn
@@ -72,6 +78,8 @@ def serve(
             "allow_pickle": allow_pickle,
             "canary": split,
             "shadow": shadow,
+            "batch_max_rows": batch_max_size,
+            "batch_max_wait_ms": batch_max_wait_ms,
         }
     )
     _console().print(

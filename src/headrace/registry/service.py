@@ -125,6 +125,19 @@ class LoadedModel:
             return data
         return model_input(self.model, enforce(signature, data))
 
+    def check(self, data: Any) -> Any:
+        """``data`` fitted to the signature (a polars frame of its columns), or as given
+        when the version has none; raises ``SignatureError`` naming the column."""
+        signature = self.signature
+        return data if signature is None else enforce(signature, data)
+
+    def predict_checked(self, table: Any) -> Any:
+        """Predict on what :meth:`check` returned (several checked frames may be
+        concatenated first: the server's micro-batches)."""
+        if self.signature is None:
+            return self.model.predict(table)
+        return self.model.predict(model_input(self.model, table))
+
     def predict(self, data: Any) -> Any:
         return self.model.predict(self._input(data))
 

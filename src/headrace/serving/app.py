@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from headrace.io.signature import SignatureError
+from headrace.serving.batching import MicroBatcher
 from headrace.serving.formats import ScoringInputError, jsonable, parse
 from headrace.serving.predlog import PredictionLog, Scored
 
@@ -49,6 +50,10 @@ class ServeOptions:
     canary: tuple[str, float] | None = None
     #: an alias scored on every request after the response, logged, never returned.
     shadow: str | None = None
+    #: micro-batching: requests scored together up to this many rows (1: off), waiting
+    #: at most this long for others to join.
+    batch_max_rows: int = 1
+    batch_max_wait_ms: float = 2.0
 
 
 @dataclass
@@ -200,25 +205,47 @@ class Server:
                 )
             )
 
-    def score(
-        self, body: bytes, content_type: str | None, request_id: str, key: str | None = None
-    ) -> tuple[Served, Any, Any, float]:
+    def prepare(
+        self, body: bytes, content_type: str | None, key: str | None = None
+    ) -> tuple[str, Served, Any]:
+        """The role that answers, its model, and the request's table fitted to the
+        model's signature; bad input raises a 4xx error naming the field."""
         role = self.route(key)
         served = self.models[role]
         if served is None:
             raise ScoringInputError("the model is not loaded yet", status=503, field=None)
         table = parse(body, content_type, served.columns)
-        started = time.perf_counter()
+        return role, served, served.model.check(table)
+
+    @staticmethod
+    def predict(served: Served, table: Any) -> list[Any]:
         try:
-            values = served.model.predict(table)
-        except (SignatureError, ScoringInputError):
-            raise
+            return jsonable(served.model.predict_checked(table))
         except Exception as exc:
             raise ModelFailure(exc) from exc
-        latency = (time.perf_counter() - started) * 1000
-        outputs = jsonable(values)
+
+    def record(
+        self,
+        role: str,
+        served: Served,
+        request_id: str,
+        table: Any,
+        outputs: list[Any],
+        latency: float,
+        key: str | None,
+    ) -> None:
         self._log(served, role, request_id, table, outputs, latency, key)
         self.metrics.rows.inc(len(outputs))
+
+    def score(
+        self, body: bytes, content_type: str | None, request_id: str, key: str | None = None
+    ) -> tuple[Served, Any, Any, float]:
+        """Prepare, predict and record in one call (no micro-batching)."""
+        role, served, table = self.prepare(body, content_type, key)
+        started = time.perf_counter()
+        outputs = self.predict(served, table)
+        latency = (time.perf_counter() - started) * 1000
+        self.record(role, served, request_id, table, outputs, latency, key)
         return served, table, outputs, latency
 
     def shadow(self, table: Any, request_id: str, key: str | None) -> None:
@@ -228,7 +255,7 @@ class Server:
             return
         started = time.perf_counter()
         try:
-            outputs = jsonable(served.model.predict(table))
+            outputs = jsonable(served.model.predict_checked(table))
         except Exception:
             self.metrics.errors.labels("shadow", "model").inc()
             log.exception("the shadow model failed on request %s", request_id)
@@ -274,6 +301,11 @@ def create_app(ws: Workspace, options: ServeOptions) -> Starlette:
     from starlette.routing import Route
 
     server = Server(ws, options)
+    batcher = (
+        MicroBatcher(options.batch_max_rows, options.batch_max_wait_ms / 1000)
+        if options.batch_max_rows > 1
+        else None
+    )
 
     async def _body(request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -307,7 +339,21 @@ def create_app(ws: Workspace, options: ServeOptions) -> Starlette:
             if endpoint == "predict" and content_type.split(";")[0].strip() == "application/json":
                 body = _predict_body(body)
             key = request.headers.get("x-request-key")
-            served, table, outputs, _latency = server.score(body, content_type, request_id, key)
+            if batcher is None:
+                served, table, outputs, _latency = server.score(body, content_type, request_id, key)
+            else:
+                role, served, table = server.prepare(body, content_type, key)
+                scoring = time.perf_counter()
+                outputs = await batcher.submit(served, table)
+                server.record(
+                    role,
+                    served,
+                    request_id,
+                    table,
+                    outputs,
+                    (time.perf_counter() - scoring) * 1000,
+                    key,
+                )
             background = (
                 BackgroundTask(server.shadow, table, request_id, key)
                 if "shadow" in server.models
@@ -399,9 +445,13 @@ def create_app(ws: Workspace, options: ServeOptions) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> Any:
         server.start()
+        if batcher is not None:
+            batcher.start()
         try:
             yield
         finally:
+            if batcher is not None:
+                await batcher.stop()
             server.stop()
 
     app = Starlette(
@@ -416,6 +466,7 @@ def create_app(ws: Workspace, options: ServeOptions) -> Starlette:
         lifespan=lifespan,
     )
     app.state.server = server
+    app.state.batcher = batcher
     return app
 
 
@@ -458,5 +509,7 @@ def from_environment() -> Starlette:
             if config.get("canary")
             else None,
             shadow=config.get("shadow"),
+            batch_max_rows=int(config.get("batch_max_rows", 1)),
+            batch_max_wait_ms=float(config.get("batch_max_wait_ms", 2.0)),
         ),
     )

@@ -1,0 +1,130 @@
+"""Micro-batching: concurrent requests scored together in one call of the model.
+
+Requests that arrive while the model is busy, or within ``max_wait`` of the first one,
+are concatenated (up to ``max_rows`` rows) and predicted in one call on a worker thread;
+each request gets back its own slice. A batch whose prediction raises is retried one
+request at a time, so one bad request fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class _Item:
+    served: Any
+    table: Any
+    future: asyncio.Future[list[Any]]
+
+
+class MicroBatcher:
+    def __init__(self, max_rows: int, max_wait: float) -> None:
+        self.max_rows = max_rows
+        self.max_wait = max_wait
+        self._queue: asyncio.Queue[_Item] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.largest = 0
+
+    def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def submit(self, served: Any, table: Any) -> list[Any]:
+        assert self._queue is not None, "the batcher is not started"
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Item(served, table, future))
+        return await future
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            first = await self._queue.get()
+            items, rows = [first], first.table.height
+            deadline = loop.time() + self.max_wait
+            while rows < self.max_rows:
+                timeout = deadline - loop.time()
+                try:
+                    item = (
+                        self._queue.get_nowait()
+                        if timeout <= 0
+                        else await asyncio.wait_for(self._queue.get(), timeout)
+                    )
+                except (asyncio.QueueEmpty, TimeoutError):
+                    break
+                items.append(item)
+                rows += item.table.height
+            # one model version per call: a hot swap may split a batch in two
+            groups: dict[int, list[_Item]] = {}
+            for item in items:
+                groups.setdefault(id(item.served), []).append(item)
+            for group in groups.values():
+                await loop.run_in_executor(None, self._score, group)
+
+    def _score(self, group: list[_Item]) -> None:
+        import polars as pl
+
+        from headrace.serving.formats import jsonable
+
+        self.batches += 1
+        self.largest = max(self.largest, len(group))
+        model = group[0].served.model
+        try:
+            table = (
+                group[0].table
+                if len(group) == 1
+                else pl.concat([i.table for i in group], how="vertical_relaxed")
+            )
+            outputs = jsonable(model.predict_checked(table))
+        except Exception:
+            if len(group) > 1:
+                for item in group:
+                    self._score([item])
+                return
+            raise_in(group[0], _failure())
+            return
+        offset = 0
+        for item in group:
+            size = item.table.height
+            done(item, outputs[offset : offset + size])
+            offset += size
+
+
+def _failure() -> BaseException:
+    import sys
+
+    from headrace.serving.app import ModelFailure
+
+    error = sys.exc_info()[1]
+    assert error is not None
+    return ModelFailure(error)
+
+
+def done(item: _Item, value: list[Any]) -> None:
+    loop = item.future.get_loop()
+    loop.call_soon_threadsafe(_set, item.future, value, None)
+
+
+def raise_in(item: _Item, error: BaseException) -> None:
+    loop = item.future.get_loop()
+    loop.call_soon_threadsafe(_set, item.future, None, error)
+
+
+def _set(future: asyncio.Future[list[Any]], value: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
