@@ -12,14 +12,19 @@ runs list``. The script exits non-zero as soon as a step fails.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import polars as pl
@@ -398,9 +403,114 @@ def train_and_promote() -> None:
     headrace("models", "versions", "flight_delay")
 
 
-def story() -> None:
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+SERVE_PORT = _free_port()
+
+
+def _post(path: str, payload: dict[str, object]) -> dict[str, object]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{SERVE_PORT}{path}",
+        data=json.dumps(payload).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer: dict[str, object] = json.loads(response.read())
+    return answer
+
+
+def _get(path: str) -> dict[str, object]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{SERVE_PORT}{path}", timeout=2) as response:
+        answer: dict[str, object] = json.loads(response.read())
+    return answer
+
+
+def serve_champion() -> None:
     header(
         12,
+        "Serve the champion",
+        """
+        headrace serve answers scoring requests over HTTP (the protocol of mlflow models
+        serve, so its clients work unchanged) and logs every prediction. Here July and
+        August flights are scored, 20 to a request, while the champion is rolled back and
+        forward: the server swaps versions between requests without dropping one, and
+        the prediction log keeps every row.
+        """,
+    )
+    print(bold(f"$ headrace serve flight_delay@champion --port {SERVE_PORT} &"), flush=True)
+    server = subprocess.Popen(
+        [str(HEADRACE), "serve", "flight_delay@champion", "--port", str(SERVE_PORT)],
+        cwd=WORKSPACE,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                health = _get("/health")
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise DemoFailed("the scoring server did not start") from None
+                time.sleep(0.2)
+        print(f"GET /health → {health}")
+        ws = hr.open_workspace(WORKSPACE)
+        try:
+            summer = hr.read("flight_features", workspace=ws, as_="polars").filter(
+                pl.col("month").is_in([7, 8])
+            )
+        finally:
+            ws.close()
+        sample = summer.sample(n=2000, seed=7)
+        columns = [c for c in sample.columns]
+        versions: dict[object, int] = {}
+        started = time.perf_counter()
+        for index, offset in enumerate(range(0, sample.height, 20)):
+            if index == 30:
+                headrace("models", "rollback", "flight_delay", "--reason", "demo: live swap")
+            if index == 70:
+                headrace("models", "alias", "flight_delay", "champion", "2", "--reason", "back")
+            rows = sample.slice(offset, 20)
+            answer = _post(
+                "/predict",
+                {"records": json.loads(rows.select(columns).write_json())},
+            )
+            versions[answer["version"]] = versions.get(answer["version"], 0) + 1
+            time.sleep(0.01)
+        took = time.perf_counter() - started
+        print(
+            f"{sample.height:,} flights scored in {sample.height // 20} requests, "
+            f"{took:.1f} s; requests answered by version: {versions}"
+        )
+        bad = urllib.request.Request(
+            f"http://127.0.0.1:{SERVE_PORT}/invocations",
+            data=json.dumps({"dataframe_records": [{"hour": 8}]}).encode(),
+            headers={"content-type": "application/json"},
+        )
+        try:
+            urllib.request.urlopen(bad, timeout=10)
+            raise DemoFailed("a request without the model's columns should be refused")
+        except urllib.error.HTTPError as refused:
+            print(f"a request missing columns → {refused.code}: {refused.read().decode()[:160]}")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=60)
+    print("the server stopped gracefully (SIGTERM): the prediction log is flushed\n")
+    listed = headrace("predictions", "list", "flight_delay", "--limit", "3")
+    if f"{sample.height:,} logged in all" not in listed:
+        raise DemoFailed("every scored flight should be in the prediction log")
+
+
+def story() -> None:
+    header(
+        13,
         "What the data says so far",
         """
         Read back with hr.read("flight_features", workspace=...) and friends: the tables
@@ -478,6 +588,7 @@ def main() -> int:
         rerun_cached()
         develop_on_a_branch()
         train_and_promote()
+        serve_champion()
         story()
     except DemoFailed as exc:
         print(f"\ndemo failed: {exc}", file=sys.stderr)

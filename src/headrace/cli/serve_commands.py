@@ -41,15 +41,19 @@ def serve(
     batch_max_wait_ms: Annotated[
         float, typer.Option(min=0, help="Micro-batching: longest wait for a batch to fill.")
     ] = 2.0,
+    trusted: Annotated[
+        list[str], typer.Option(help="A type the model's skops file may hold (repeatable).")
+    ] = [],  # noqa: B006 - typer reads the default
 ) -> None:
     """Serve a registered model over HTTP (the MLflow scoring protocol and more)."""
     import uvicorn
 
-    from headrace.registry.service import resolve
+    from headrace.registry.service import load_model, resolve
     from headrace.runtime.workspace import open_workspace
 
     ws = open_workspace()
     record = resolve(ws, uri)  # an unknown model or alias fails here, before listening
+    load_model(ws, uri, allow_pickle=allow_pickle, trusted=trusted)  # and one unsafe to load
     split = None
     if canary is not None:
         alias, _, share = canary.partition(":")
@@ -80,6 +84,7 @@ def serve(
             "shadow": shadow,
             "batch_max_rows": batch_max_size,
             "batch_max_wait_ms": batch_max_wait_ms,
+            "trusted": list(trusted),
         }
     )
     _console().print(

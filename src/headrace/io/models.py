@@ -23,6 +23,9 @@ from typing import Any
 from headrace.errors import HeadraceError
 
 MAGIC = b"HRMODEL1\n"
+#: Types skops does not trust by default that hold no code: scikit-learn's own fitted
+#: estimators keep them (SimpleImputer keeps the dtype it was fitted on).
+ALSO_TRUSTED = frozenset({"numpy.dtype"})
 
 
 class ModelFormatError(HeadraceError):
@@ -125,7 +128,7 @@ class SklearnFlavor(Flavor):
         import skops.io
 
         untrusted = skops.io.get_untrusted_types(data=payload)
-        refused = sorted(set(untrusted) - set(trusted))
+        refused = sorted(set(untrusted) - set(trusted) - ALSO_TRUSTED)
         if refused:
             raise UnsafeModelError(
                 f"the {header.get('class')} model holds types skops does not trust by "

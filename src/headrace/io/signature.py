@@ -149,8 +149,8 @@ def _safe(source: Any, target: Any) -> bool:
 
 
 def _whole_numbers(column: Any, target: Any) -> bool:
-    """Floats that are all whole numbers fitting ``target`` (``1500.0`` from a JSON
-    client): casting them changes no value."""
+    """Numbers that all fit ``target`` exactly (``1500.0`` for an integer column, or
+    JSON's 64-bit integers for an Int8 column): casting them changes no value."""
     import polars as pl
 
     values = column.drop_nulls()
@@ -211,7 +211,7 @@ def enforce(signature: Signature, data: Any) -> Any:
         if str(have) != spec.type:
             whole = (
                 want is not None
-                and have.is_float()
+                and (have.is_float() or have.is_integer())
                 and want.is_integer()
                 and _whole_numbers(table[spec.name], want)
             )
@@ -219,8 +219,8 @@ def enforce(signature: Signature, data: Any) -> Any:
                 raise SignatureError(
                     f"column {spec.name!r} is {have}, but the model was trained on "
                     f"{spec.type}; cast it first (only casts that cannot change a value, "
-                    "such as Int32 to Int64, Float32 to Float64 or whole-number floats to "
-                    "integers, are done for you)",
+                    "such as Int32 to Int64, Float32 to Float64, or numbers that fit the "
+                    "narrower integer type exactly, are done for you)",
                     column=spec.name,
                 )
             column = column.cast(want)

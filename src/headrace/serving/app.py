@@ -511,5 +511,6 @@ def from_environment() -> Starlette:
             shadow=config.get("shadow"),
             batch_max_rows=int(config.get("batch_max_rows", 1)),
             batch_max_wait_ms=float(config.get("batch_max_wait_ms", 2.0)),
+            trusted=tuple(config.get("trusted", ())),
         ),
     )
