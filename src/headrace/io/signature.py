@@ -9,6 +9,7 @@ refuses anything else with an error naming the column.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,16 @@ class Signature:
     @property
     def columns(self) -> list[str]:
         return [c.name for c in self.inputs]
+
+    @functools.cached_property
+    def dtypes(self) -> list[Any]:
+        """The polars type of each column (None where the name is not a simple type)."""
+        return [_dtype(c.type) for c in self.inputs]
+
+    @functools.cached_property
+    def required(self) -> list[str]:
+        """Columns trained without nulls."""
+        return [c.name for c in self.inputs if not c.nullable]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -203,12 +214,35 @@ def enforce(signature: Signature, data: Any) -> Any:
             f"reads {', '.join(signature.columns)}",
             column=missing[0],
         )
+    names = signature.columns
+    in_order = table.columns == names
+    schema = None if in_order else table.schema
+    have_types = table.dtypes if in_order else [schema[n] for n in names]  # type: ignore[index]
+    # simple types are compared by class (fast: no equality dispatch per column)
+    if all(type(h) is w for h, w in zip(have_types, signature.dtypes, strict=True)):
+        # the usual case: every column already has the trained type
+        selected = table if in_order else table.select(names)
+        if signature.required:
+            counts = selected.select(signature.required).null_count().row(0)
+            if any(counts):
+                bad = signature.required[next(i for i, n in enumerate(counts) if n)]
+                first = int(selected.get_column(bad).is_null().arg_true()[0])
+                raise SignatureError(
+                    f"column {bad!r} has {selected.get_column(bad).null_count():,} null "
+                    f"value(s) (the first at row {first}); the model was trained without "
+                    "nulls there",
+                    column=bad,
+                )
+        return selected
+    schema = table.schema
     exprs = []
+    casts = False
     for spec in signature.inputs:
-        have = table.schema[spec.name]
+        have = schema[spec.name]
         want = _dtype(spec.type)
         column = pl.col(spec.name)
         if str(have) != spec.type:
+            casts = True
             whole = (
                 want is not None
                 and (have.is_float() or have.is_integer())
@@ -226,7 +260,7 @@ def enforce(signature: Signature, data: Any) -> Any:
             column = column.cast(want)
         exprs.append(column)
         if not spec.nullable:
-            nulls = table[spec.name].null_count()
+            nulls = table.get_column(spec.name).null_count()
             if nulls:
                 first = int(table[spec.name].is_null().arg_true()[0])
                 raise SignatureError(
@@ -234,6 +268,8 @@ def enforce(signature: Signature, data: Any) -> Any:
                     f"{first}); the model was trained without nulls there",
                     column=spec.name,
                 )
+    if not casts:  # the usual case: the columns, in order, as they are
+        return table.select(signature.columns)
     return table.select(exprs)
 
 
@@ -244,16 +280,63 @@ def _head(frame: Any, n: int) -> Any:
     return frame.slice(0, n)
 
 
+def _reads_names(model: Any) -> bool:
+    """Whether the model selects columns by name (a ColumnTransformer somewhere), so it
+    needs a pandas frame rather than an array in the signature's order."""
+    if type(model).__name__ == "ColumnTransformer":
+        return True
+    steps = getattr(model, "steps", None) or []
+    return any(_reads_names(step) for _, step in steps)
+
+
 def model_input(model: Any, table: Any) -> Any:
-    """What a model's predict takes: pandas with column names for models fitted on
-    names (scikit-learn), else an array in the signature's column order."""
+    """What a model's predict takes: an array in the signature's column order (fast,
+    and what a model fitted on those columns expects), or a pandas frame for models
+    that select columns by name or hold text columns."""
     from headrace.io.models import Booster
 
     if isinstance(model, Booster):
         return table.to_numpy()
-    if feature_names(model) is not None or type(model).__module__.startswith("sklearn"):
-        return table.to_pandas()
-    return table.to_numpy()
+    module = type(model).__module__
+    named = feature_names(model) is not None or module.startswith("sklearn")
+    if not named:
+        return table.to_numpy()
+    numeric = all(dtype.is_numeric() for dtype in table.schema.values())
+    if numeric and not _reads_names(model):
+        return _Unnamed(table.to_numpy())
+    return table.to_pandas()
+
+
+def input_maker(model: Any, table: Any) -> Any:
+    """:func:`model_input` decided once for a model and a table's column types: a
+    function from table to model input (the server's fast path)."""
+    sample = model_input(model, table.head(0))
+    if isinstance(sample, _Unnamed):
+        return lambda t: _Unnamed(t.to_numpy())
+    if type(sample).__module__.startswith("pandas"):
+        return lambda t: t.to_pandas()
+    return lambda t: t.to_numpy()
+
+
+class _Unnamed:
+    """An array for a model fitted on named columns, in their order (marker type)."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: Any) -> None:
+        self.array = array
+
+
+def call_predict(method: Any, inputs: Any) -> Any:
+    """Call ``predict`` (or ``predict_proba``) on what :func:`model_input` made."""
+    if isinstance(inputs, _Unnamed):
+        import warnings
+
+        with warnings.catch_warnings():
+            # fitted on names, given the same columns in the same order as an array
+            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+            return method(inputs.array)
+    return method(inputs)
 
 
 def signature_for(model: Any, frame: Any) -> Signature:
@@ -262,7 +345,7 @@ def signature_for(model: Any, frame: Any) -> Signature:
     signature = infer_signature(frame, feature_names(model))
     try:
         sample = enforce(signature, _head(frame, 5))
-        predicted = model.predict(model_input(model, sample))
+        predicted = call_predict(model.predict, model_input(model, sample))
         return Signature(inputs=signature.inputs, output=output_type(predicted))
     except Exception:  # the signature of the inputs stands without an output type
         return signature

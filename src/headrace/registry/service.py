@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from headrace.io.models import dump_model, load_model_bytes
-from headrace.io.signature import Signature, enforce, model_input, signature_for
+from headrace.io.signature import (
+    Signature,
+    call_predict,
+    enforce,
+    input_maker,
+    model_input,
+    signature_for,
+)
 from headrace.runtime.identity import actor
 from headrace.store.registry import ModelVersionRecord, NewModelVersion, RegistryError
 
@@ -116,14 +123,23 @@ class LoadedModel:
 
     @property
     def signature(self) -> Signature | None:
-        data = self.record.signature
-        return None if data is None else Signature.from_dict(data)
+        return self._signature
 
     def _input(self, data: Any) -> Any:
         signature = self.signature
         if signature is None:
             return data
         return model_input(self.model, enforce(signature, data))
+
+    def __post_init__(self) -> None:
+        data = self.record.signature
+        self._signature = None if data is None else Signature.from_dict(data)
+        self._as_input: Any = None  # how tables reach this model, decided on first use
+
+    def _prepared(self, table: Any) -> Any:
+        if self._as_input is None:
+            self._as_input = input_maker(self.model, table)
+        return self._as_input(table)
 
     def check(self, data: Any) -> Any:
         """``data`` fitted to the signature (a polars frame of its columns), or as given
@@ -136,16 +152,20 @@ class LoadedModel:
         concatenated first: the server's micro-batches)."""
         if self.signature is None:
             return self.model.predict(table)
-        return self.model.predict(model_input(self.model, table))
+        return call_predict(self.model.predict, self._prepared(table))
 
     def predict(self, data: Any) -> Any:
-        return self.model.predict(self._input(data))
+        if self.signature is None:
+            return self.model.predict(data)
+        return call_predict(self.model.predict, self._input(data))
 
     def predict_proba(self, data: Any) -> Any:
         method = getattr(self.model, "predict_proba", None)
         if method is None:
             raise RegistryError(f"{self.name} version {self.version} has no predict_proba()")
-        return method(self._input(data))
+        if self.signature is None:
+            return method(data)
+        return call_predict(method, self._input(data))
 
     def __repr__(self) -> str:
         return (

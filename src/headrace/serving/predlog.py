@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -34,10 +35,11 @@ class Scored:
 
 def _rows(item: Scored) -> list[dict[str, Any]]:
     records = item.inputs.to_dicts()
-    suffix = "" if item.role == "served" else f":{item.role}"
+    # the row's own id: a client may send the same X-Request-Id twice
+    unique = uuid.uuid4().hex
     return [
         {
-            "id": f"{item.request_id}:{index}{suffix}",
+            "id": f"{unique}:{index}",
             "request_id": item.request_id,
             "model": item.model,
             "version": item.version,
