@@ -3,14 +3,16 @@
 Usage: python bench/run_all.py [--no-peers]
                                [--peers dagster,prefect,airflow,plain,dvc,great_expectations,
                                         pandera,polars,duckdb,mlflow,sqlite3]
-                               [--only orchestration,versioning,quality,tracking] [--reps 3]
-                               [--big-n 10000] [--gx-reps 1] [--mlflow-calls 1000]
+                               [--only orchestration,versioning,quality,tracking,serving]
+                               [--reps 3] [--big-n 10000] [--gx-reps 1] [--mlflow-calls 1000]
+                               [--serve-seconds 10] [--serve-workers 1,2]
                                [--out bench/results/latest.json]
 
 Each benchmark takes the peers it knows from --peers: orchestration the orchestrators
 (plain, prefect, dagster, airflow), versioning DVC (dvc), quality Great Expectations
 (great_expectations, alias gx), Pandera (pandera) and the hand-written floors (polars, duckdb),
-tracking MLflow (mlflow) and a hand-written floor (sqlite3).
+tracking MLflow (mlflow) and a hand-written floor (sqlite3), serving MLflow's
+`mlflow models serve` (mlflow).
 """
 
 from __future__ import annotations
@@ -23,15 +25,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import orchestration, quality, tracking, versioning
+from bench import orchestration, quality, serving, tracking, versioning
 
 DEFAULT_PEERS = (
     "plain,prefect,dagster,airflow,dvc,great_expectations,pandera,polars,duckdb,mlflow,sqlite3"
 )
-BENCHMARKS = ("orchestration", "versioning", "quality", "tracking")
+BENCHMARKS = ("orchestration", "versioning", "quality", "tracking", "serving")
 VERSIONING_PEERS = {"dvc"}
 QUALITY_PEERS = {*quality.PEERS, *quality.ALIASES}
 TRACKING_PEERS = set(tracking.PEERS)
+SERVING_PEERS = set(serving.PEERS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +51,17 @@ def main(argv: list[str] | None = None) -> int:
         default=tracking.MLFLOW_CALLS,
         help="MLflow log_metric calls per run (fewer than 10,000: extrapolated, labelled)",
     )
+    parser.add_argument(
+        "--serve-seconds",
+        type=int,
+        default=serving.DURATION_S,
+        help="serving: seconds of load per concurrency (after a 2 s warm-up)",
+    )
+    parser.add_argument(
+        "--serve-workers",
+        default=",".join(map(str, serving.WORKERS)),
+        help="serving: the server process counts to measure",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
     args = parser.parse_args(argv)
     only = [b for b in args.only.split(",") if b]
@@ -57,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     peers = None if args.no_peers else [p for p in args.peers.split(",") if p]
     results: dict[str, Any] = {}
     if "orchestration" in only:
-        others = VERSIONING_PEERS | QUALITY_PEERS | TRACKING_PEERS
+        others = VERSIONING_PEERS | QUALITY_PEERS | TRACKING_PEERS | SERVING_PEERS
         theirs = None if peers is None else [p for p in peers if p not in others]
         results["orchestration"] = orchestration.run(peers=theirs, reps=args.reps, big_n=args.big_n)
         print("== orchestration ==")
@@ -76,6 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         print("\n== tracking ==" if len(results) > 1 else "== tracking ==")
         print(tracking.report(results["tracking"]))
+    if "serving" in only:
+        results["serving"] = serving.run(
+            peers=peers,
+            workers=tuple(int(x) for x in args.serve_workers.split(",") if x.strip()),
+            duration=args.serve_seconds,
+        )
+        print("\n== serving ==" if len(results) > 1 else "== serving ==")
+        print(serving.report(results["serving"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"\nresults written to {args.out}")
