@@ -41,7 +41,7 @@ Targets (issue 6): headrace >= 10x MLflow's throughput at concurrency 16, and p9
 
 Usage: ``python bench/run_all.py --only serving`` (or ``python bench/serving.py
 [--no-peers] [--workers 1,2] [--duration 10] [--warmup 2] [--loadgen auto|wrk|python]
-[--headrace-args "--batch-max-size 16"]``).
+[--headrace-args="--batch-max-size 16"]``).
 """
 
 from __future__ import annotations
