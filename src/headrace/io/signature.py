@@ -205,7 +205,8 @@ def enforce(signature: Signature, data: Any) -> Any:
     import polars as pl
 
     table = _polars(data)
-    missing = [c.name for c in signature.inputs if c.name not in table.columns]
+    present = set(table.columns)
+    missing = [c.name for c in signature.inputs if c.name not in present]
     if missing:
         from headrace.core.graph import suggest
 
@@ -223,9 +224,10 @@ def enforce(signature: Signature, data: Any) -> Any:
         # the usual case: every column already has the trained type
         selected = table if in_order else table.select(names)
         if signature.required:
-            counts = selected.select(signature.required).null_count().row(0)
-            if any(counts):
-                bad = signature.required[next(i for i, n in enumerate(counts) if n)]
+            nulls = dict(zip(selected.columns, selected.null_count().row(0), strict=True))
+            flagged = [n for n in signature.required if nulls[n]]
+            if flagged:
+                bad = flagged[0]
                 first = int(selected.get_column(bad).is_null().arg_true()[0])
                 raise SignatureError(
                     f"column {bad!r} has {selected.get_column(bad).null_count():,} null "
