@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,19 @@ if TYPE_CHECKING:
     from headrace.registry.service import LoadedModel
     from headrace.store.registry import ModelVersionRecord
     from headrace.store.tracking import SearchPage
+
+
+@contextlib.contextmanager
+def _borrowed(workspace: Workspace | None) -> Iterator[Workspace]:
+    """The given workspace, or one opened from the current folder and closed after."""
+    if workspace is not None:
+        yield workspace
+        return
+    opened = open_workspace()
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 def _workspace(
@@ -221,10 +235,7 @@ def log_model(
             "its version is registered with the run and the asset's inputs as its data"
         )
     run = runs.active_run()
-    ws = workspace or (run.ws if run is not None else None)
-    own = ws is None
-    ws = ws or open_workspace()
-    try:
+    with _borrowed(workspace or (run.ws if run is not None else None)) as ws:
         return register_model(
             ws,
             model,
@@ -235,9 +246,6 @@ def log_model(
             flavor=flavor,
             description=description,
         )
-    finally:
-        if own:
-            ws.close()
 
 
 def load_model(
@@ -252,13 +260,8 @@ def load_model(
     signature. Pickled models load only with ``allow_pickle=True``."""
     from headrace.registry.service import load_model as load
 
-    own = workspace is None
-    ws = workspace or open_workspace()
-    try:
+    with _borrowed(workspace) as ws:
         return load(ws, uri, allow_pickle=allow_pickle, trusted=trusted)
-    finally:
-        if own:
-            ws.close()
 
 
 def search_runs(
@@ -274,9 +277,7 @@ def search_runs(
     """Tracked runs matching ``filter`` (the language of ``headrace runs search``), a
     page at a time: ``page.runs`` and ``page.next_page_token``. ``columns`` limits the
     params, metrics and tags loaded (``["metrics.auc", "params.*"]``)."""
-    own = workspace is None
-    ws = workspace or open_workspace()
-    try:
+    with _borrowed(workspace) as ws:
         return ws.store.tracking.search(
             experiments_=experiments,
             filter=filter,
@@ -285,6 +286,3 @@ def search_runs(
             page_token=page_token,
             columns=columns,
         )
-    finally:
-        if own:
-            ws.close()

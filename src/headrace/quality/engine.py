@@ -247,6 +247,19 @@ def _failing_mask(check: Check, references: Mapping[str, Any] | None = None) -> 
     raise AssertionError(check.kind)
 
 
+#: One expression per column statistic: what statistic checks bound and anomaly
+#: checks watch.
+_STATISTICS: dict[str, Any] = {
+    "mean": lambda column, check: column.mean(),
+    "stddev": lambda column, check: column.std(),
+    "quantile": lambda column, check: column.quantile(check.quantile or 0.5),
+    "null_fraction": lambda column, check: column.null_count() / column.len(),
+    "distinct_count": lambda column, check: column.n_unique(),
+    "min": lambda column, check: column.min(),
+    "max": lambda column, check: column.max(),
+}
+
+
 def _aggregates(check: Check, index: int, references: Mapping[str, Any]) -> list[Any]:
     import polars as pl
 
@@ -257,26 +270,9 @@ def _aggregates(check: Check, index: int, references: Mapping[str, Any]) -> list
         return [(pl.len() - together.n_unique()).alias(key)]
     if check.row_level:
         return [_failing_mask(check, references).sum().alias(key)]
-    if check.kind == "anomaly":
-        metric = {
-            "null_fraction": lambda: column.null_count() / pl.len(),
-            "mean": column.mean,
-            "stddev": column.std,
-            "distinct_count": column.n_unique,
-            "min": column.min,
-            "max": column.max,
-        }.get(check.metric or "")
-        return [] if metric is None else [metric().alias(key)]
-    if check.kind == "mean":
-        return [column.mean().alias(key)]
-    if check.kind == "stddev":
-        return [column.std().alias(key)]
-    if check.kind == "quantile":
-        return [column.quantile(check.quantile or 0.5).alias(key)]
-    if check.kind == "null_fraction":
-        return [(column.null_count() / pl.len()).alias(key)]
-    if check.kind == "distinct_count":
-        return [column.n_unique().alias(key)]
+    statistic = check.metric if check.kind == "anomaly" else check.kind
+    if statistic in _STATISTICS:
+        return [_STATISTICS[statistic](column, check).alias(key)]
     if check.kind == "freshness":
         return [column.max().alias(key)]
     return []  # row_count uses the shared row count; schema needs no data
@@ -304,15 +300,6 @@ def _within(value: Any, check: Check) -> bool:
     if check.min is not None and (value < check.min if low_ok else value <= check.min):
         return False
     return not (check.max is not None and (value > check.max if high_ok else value >= check.max))
-
-
-def _number(value: Any) -> float | None:
-    """A finite number for a control chart, else None (bools, text, NaN)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
-    return None
 
 
 def _jsonable(value: Any) -> Any:
@@ -549,7 +536,7 @@ def _freshness_fields(check: Check, newest: Any) -> dict[str, Any]:
 def _anomaly_result(
     suite: Suite, check: Check, value: Any, history: Sequence[float]
 ) -> CheckResult:
-    if check.metric == "check" and value is not None and _number(value) is None:
+    if check.metric == "check" and value is not None and spc.finite_number(value) is None:
         raise CheckExecutionError(
             f"suite {suite.name!r}, check {check.name!r}: check {check.of_check!r} observed "
             f"{value!r}, not a number, so it has no control limits",
@@ -558,7 +545,7 @@ def _anomaly_result(
         )
     verdict = spc.judge(
         history,
-        _number(value),
+        spc.finite_number(value),
         window=check.window,
         k=check.k,
         min_history=check.min_history,

@@ -24,7 +24,8 @@ class Judgement:
     learning: bool = False
 
 
-def _number(value: object) -> float | None:
+def finite_number(value: object) -> float | None:
+    """A finite number (for limits and charts), else None: bools, text, NaN, infinity."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
@@ -40,8 +41,8 @@ def judge(
     change: bool = False,
 ) -> Judgement:
     """Judge ``value`` against limits learned from ``history`` (oldest first)."""
-    points = [v for v in (_number(h) for h in history) if v is not None]
-    if value is None or _number(value) is None:
+    points = [v for v in (finite_number(h) for h in history) if v is not None]
+    if value is None or finite_number(value) is None:
         return Judgement(passed=False, lower=None, upper=None, message="no value to judge")
     if change:
         recent = points[-(window + 1) :]
