@@ -320,6 +320,24 @@ def input_maker(model: Any, table: Any) -> Any:
     return lambda t: t.to_numpy()
 
 
+def float_matrix_maker(model: Any, signature: Signature) -> Any:
+    """How a float64 matrix in the signature's column order reaches ``model``, when
+    every column of the signature is ``Float64`` and the model takes an array: a
+    function from matrix to model input; None when the model needs a frame or a column
+    is of another type (the server's numeric fast path)."""
+    import polars as pl
+
+    if not signature.inputs or any(c.type != "Float64" for c in signature.inputs):
+        return None
+    empty = pl.DataFrame(schema={c.name: pl.Float64 for c in signature.inputs})
+    sample = model_input(model, empty)
+    if isinstance(sample, _Unnamed):
+        return _Unnamed
+    if type(sample).__module__.startswith("numpy"):
+        return lambda array: array
+    return None
+
+
 class _Unnamed:
     """An array for a model fitted on named columns, in their order (marker type)."""
 

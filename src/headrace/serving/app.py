@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from headrace.io.signature import SignatureError
 from headrace.serving.batching import MicroBatcher
+from headrace.serving.fastpath import FastPath, Matrix, as_frame
 from headrace.serving.formats import ScoringInputError, jsonable, parse
 from headrace.serving.predlog import PredictionLog, Scored
 
@@ -54,6 +55,9 @@ class ServeOptions:
     #: at most this long for others to join.
     batch_max_rows: int = 1
     batch_max_wait_ms: float = 2.0
+    #: tune the process for latency once the models are loaded (the server process of
+    #: ``headrace serve``, not an app embedded in another program): see ``_tune``.
+    tune_process: bool = False
 
 
 @dataclass
@@ -62,6 +66,8 @@ class Served:
 
     model: LoadedModel
     columns: list[str] | None = field(default=None)
+    #: the numeric fast path, when the model's inputs are all floats (None otherwise)
+    fast: FastPath | None = field(default=None)
 
 
 class Metrics:
@@ -134,7 +140,9 @@ class Server:
             trusted=self.options.trusted,
         )
         signature = model.signature
-        self.models[role] = Served(model, signature.columns if signature else None)
+        self.models[role] = Served(
+            model, signature.columns if signature else None, FastPath.of(model)
+        )
         if role == "served":
             self.metrics.version.labels(model.name).set(model.version)
         log.info("%s: %s version %d", role, model.name, model.version)
@@ -214,13 +222,20 @@ class Server:
         served = self.models[role]
         if served is None:
             raise ScoringInputError("the model is not loaded yet", status=503, field=None)
+        if served.fast is not None and _is_json(content_type):
+            matrix = served.fast.read(body)
+            if matrix is not None:
+                return role, served, matrix
         table = parse(body, content_type, served.columns)
         return role, served, served.model.check(table)
 
     @staticmethod
     def predict(served: Served, table: Any) -> list[Any]:
+        """Predict on what :meth:`prepare` returned (a model that raises: ModelFailure)."""
         try:
-            return jsonable(served.model.predict_checked(table))
+            if isinstance(table, Matrix) and served.fast is not None:
+                return jsonable(served.fast.predict(table))
+            return jsonable(served.model.predict_checked(as_frame(table)))
         except Exception as exc:
             raise ModelFailure(exc) from exc
 
@@ -255,7 +270,11 @@ class Server:
             return
         started = time.perf_counter()
         try:
-            outputs = jsonable(served.model.predict_checked(table))
+            fast = served.fast
+            if isinstance(table, Matrix) and fast is not None and fast.columns == table.columns:
+                outputs = jsonable(fast.predict(table))
+            else:  # its own signature checks what the served model was given
+                outputs = jsonable(served.model.predict(as_frame(table)))
         except Exception:
             self.metrics.errors.labels("shadow", "model").inc()
             log.exception("the shadow model failed on request %s", request_id)
@@ -302,7 +321,7 @@ def create_app(ws: Workspace, options: ServeOptions) -> Starlette:
 
     server = Server(ws, options)
     batcher = (
-        MicroBatcher(options.batch_max_rows, options.batch_max_wait_ms / 1000)
+        MicroBatcher(server.predict, options.batch_max_rows, options.batch_max_wait_ms / 1000)
         if options.batch_max_rows > 1
         else None
     )
@@ -328,6 +347,12 @@ def create_app(ws: Workspace, options: ServeOptions) -> Starlette:
         return b"".join(chunks)
 
     async def _handle(request: Request, endpoint: str, shape: Any) -> Response:
+        if batcher is None:
+            return await _answer(request, endpoint, shape)
+        with batcher.handling():
+            return await _answer(request, endpoint, shape)
+
+    async def _answer(request: Request, endpoint: str, shape: Any) -> Response:
         started = time.perf_counter()
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         status = 200
@@ -445,6 +470,8 @@ def create_app(ws: Workspace, options: ServeOptions) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> Any:
         server.start()
+        if options.tune_process:
+            _tune()
         if batcher is not None:
             batcher.start()
         try:
@@ -468,6 +495,24 @@ def create_app(ws: Workspace, options: ServeOptions) -> Starlette:
     app.state.server = server
     app.state.batcher = batcher
     return app
+
+
+def _tune() -> None:
+    """Latency tuning of a server process, once the models are loaded: everything
+    allocated so far (the libraries, the model) moves out of the garbage collector's
+    generations, so a full collection no longer walks it in the middle of a request;
+    and the interpreter hands the GIL over every 0.5 ms instead of 5 ms, so the
+    prediction log's writer thread cannot hold a request up for long."""
+    import gc
+    import sys
+
+    gc.collect()
+    gc.freeze()
+    sys.setswitchinterval(0.0005)
+
+
+def _is_json(content_type: str | None) -> bool:
+    return (content_type or "").split(";")[0].strip().lower() == "application/json"
 
 
 def _predict_body(body: bytes) -> bytes:
@@ -512,5 +557,6 @@ def from_environment() -> Starlette:
             batch_max_rows=int(config.get("batch_max_rows", 1)),
             batch_max_wait_ms=float(config.get("batch_max_wait_ms", 2.0)),
             trusted=tuple(config.get("trusted", ())),
+            tune_process=True,
         ),
     )

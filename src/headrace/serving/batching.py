@@ -2,14 +2,17 @@
 
 Requests that arrive while the model is busy, or within ``max_wait`` of the first one,
 are concatenated (up to ``max_rows`` rows) and predicted in one call on a worker thread;
-each request gets back its own slice. A batch whose prediction raises is retried one
-request at a time, so one bad request fails alone.
+each request gets back its own slice. The wait is adaptive: the server counts the
+requests it is handling (:meth:`MicroBatcher.handling`), and a batch holding all of them
+goes at once, so a lone request (concurrency 1) never waits. A batch whose prediction
+raises is retried one request at a time, so one bad request fails alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,13 +25,26 @@ class _Item:
 
 
 class MicroBatcher:
-    def __init__(self, max_rows: int, max_wait: float) -> None:
+    """``predict(served, table)`` scores a batch (raising what the request should get)."""
+
+    def __init__(self, predict: Callable[[Any, Any], list[Any]], max_rows: int, max_wait: float):
+        self._predict = predict
         self.max_rows = max_rows
         self.max_wait = max_wait
         self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.largest = 0
+        self.active = 0  # requests the server is handling (read on the event loop)
+
+    @contextlib.contextmanager
+    def handling(self) -> Iterator[None]:
+        """Around the whole handling of a request, so the batcher knows who may join."""
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
 
     def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -54,6 +70,8 @@ class MicroBatcher:
             items, rows = [first], first.table.height
             deadline = loop.time() + self.max_wait
             while rows < self.max_rows:
+                if len(items) >= self.active and self._queue.empty():
+                    break  # every request being handled is in the batch: nobody to wait for
                 timeout = deadline - loop.time()
                 try:
                     item = (
@@ -73,42 +91,24 @@ class MicroBatcher:
                 await loop.run_in_executor(None, self._score, group)
 
     def _score(self, group: list[_Item]) -> None:
-        import polars as pl
-
-        from headrace.serving.formats import jsonable
+        from headrace.serving.fastpath import stack
 
         self.batches += 1
         self.largest = max(self.largest, len(group))
-        model = group[0].served.model
         try:
-            table = (
-                group[0].table
-                if len(group) == 1
-                else pl.concat([i.table for i in group], how="vertical_relaxed")
-            )
-            outputs = jsonable(model.predict_checked(table))
-        except Exception:
+            outputs = self._predict(group[0].served, stack([i.table for i in group]))
+        except Exception as exc:
             if len(group) > 1:
                 for item in group:
                     self._score([item])
                 return
-            raise_in(group[0], _failure())
+            raise_in(group[0], exc)
             return
         offset = 0
         for item in group:
             size = item.table.height
             done(item, outputs[offset : offset + size])
             offset += size
-
-
-def _failure() -> BaseException:
-    import sys
-
-    from headrace.serving.app import ModelFailure
-
-    error = sys.exc_info()[1]
-    assert error is not None
-    return ModelFailure(error)
 
 
 def done(item: _Item, value: list[Any]) -> None:

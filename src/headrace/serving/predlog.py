@@ -26,35 +26,68 @@ class Scored:
     model: str
     version: int
     role: str
-    inputs: Any  # a polars DataFrame
+    inputs: Any  # a polars DataFrame or a fast path's Matrix
     outputs: list[Any]
     latency_ms: float
     at: float
     keys: list[str | None] | None = None
 
 
-def _rows(item: Scored) -> list[dict[str, Any]]:
-    records = item.inputs.to_dicts()
-    # the row's own id: a client may send the same X-Request-Id twice
-    unique = uuid.uuid4().hex
-    return [
-        {
-            "id": f"{unique}:{index}",
-            "request_id": item.request_id,
-            "model": item.model,
-            "version": item.version,
-            "role": item.role,
-            "row": index,
-            "key": item.keys[index] if item.keys else None,
-            "inputs": json.dumps(record, default=str),
-            "output": json.dumps(output, default=str),
-            "latency_ms": item.latency_ms,
-            "created_at": item.at,
-            "label": None,
-            "labeled_at": None,
-        }
-        for index, (record, output) in enumerate(zip(records, item.outputs, strict=True))
-    ]
+def _inputs_json(items: list[Scored]) -> list[list[str]]:
+    """Each item's input rows as JSON objects, encoded by polars in as few calls as the
+    items' columns allow (the fast path's matrices of one model are stacked first)."""
+    from headrace.serving.fastpath import Matrix, as_frame, stack
+
+    encoded: list[list[str] | None] = [None] * len(items)
+    same: dict[tuple[str, ...], list[int]] = {}
+    for index, item in enumerate(items):
+        if isinstance(item.inputs, Matrix):
+            same.setdefault(tuple(item.inputs.columns), []).append(index)
+        else:
+            encoded[index] = _ndjson(as_frame(item.inputs))
+    for indexes in same.values():
+        lines = _ndjson(stack([items[i].inputs for i in indexes]).frame())
+        offset = 0
+        for i in indexes:
+            height = items[i].inputs.height
+            encoded[i] = lines[offset : offset + height]
+            offset += height
+    return [e if e is not None else [] for e in encoded]
+
+
+def _ndjson(frame: Any) -> list[str]:
+    try:
+        text: str = frame.write_ndjson()
+    except Exception:  # a type polars cannot write as JSON: each value as text
+        return [json.dumps(record, default=str) for record in frame.to_dicts()]
+    return text.splitlines()
+
+
+def _rows(items: list[Scored]) -> list[dict[str, Any]]:
+    rows = []
+    for item, inputs in zip(items, _inputs_json(items), strict=True):
+        # the row's own id: a client may send the same X-Request-Id twice
+        unique = uuid.uuid4().hex
+        keys = item.keys
+        for index, (record, output) in enumerate(zip(inputs, item.outputs, strict=True)):
+            rows.append(
+                {
+                    "id": f"{unique}:{index}",
+                    "request_id": item.request_id,
+                    "model": item.model,
+                    "version": item.version,
+                    "role": item.role,
+                    "row": index,
+                    "key": keys[index] if keys else None,
+                    "inputs": record,
+                    "output": json.dumps(output, default=str),
+                    "latency_ms": item.latency_ms,
+                    "created_at": item.at,
+                    "label": None,
+                    "labeled_at": None,
+                }
+            )
+    return rows
 
 
 class PredictionLog:
@@ -93,7 +126,7 @@ class PredictionLog:
                 items.append(self._queue.popleft())
             if not items:
                 return
-            rows = [row for item in items for row in _rows(item)]
+            rows = _rows(items)
             for attempt in range(5):
                 try:
                     self._repository.write(rows)
