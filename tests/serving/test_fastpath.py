@@ -21,7 +21,7 @@ import headrace as hr
 from headrace.registry.service import load_model
 from headrace.runtime.workspace import Workspace
 from headrace.serving.fastpath import FastPath, Matrix, stack
-from headrace.serving.predlog import Scored, _rows
+from headrace.serving.predlog import Scored, _rows, row_ids
 from tests.serving.test_server import serve
 
 FLOATS = ["x1", "x2", "x3"]
@@ -175,7 +175,7 @@ def test_the_log_encodes_matrices_and_frames_of_any_type() -> None:
     a = Matrix(np.array([[1.5, 2.0, -3.25]]), FLOATS)
     b = Matrix(np.array([[4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]), FLOATS)
     frame = pl.DataFrame({"when": [datetime(2026, 1, 2, 3, 4)], "n": [None]})
-    rows = _rows([scored(a, [1]), scored(frame, ["x"]), scored(b, [0, 1])])
+    rows = _rows([scored(a, [1]), scored(frame, ["x"]), scored(b, [0, 1])], row_ids())
     inputs = [json.loads(r["inputs"]) for r in rows]
     assert inputs[0] == {"x1": 1.5, "x2": 2.0, "x3": -3.25}
     assert inputs[1]["when"].startswith("2026-01-02") and inputs[1]["n"] is None

@@ -8,12 +8,14 @@ so a graceful shutdown loses nothing.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,11 +65,15 @@ def _ndjson(frame: Any) -> list[str]:
     return text.splitlines()
 
 
-def _rows(items: list[Scored]) -> list[dict[str, Any]]:
+_ENCODE = json.JSONEncoder(default=str).encode
+
+
+def _rows(items: list[Scored], ids: Iterator[str]) -> list[dict[str, Any]]:
+    """The rows of the log's table for ``items``; ``ids`` gives each request's own id
+    (a client may send the same X-Request-Id twice)."""
     rows = []
     for item, inputs in zip(items, _inputs_json(items), strict=True):
-        # the row's own id: a client may send the same X-Request-Id twice
-        unique = uuid.uuid4().hex
+        unique = next(ids)
         keys = item.keys
         for index, (record, output) in enumerate(zip(inputs, item.outputs, strict=True)):
             rows.append(
@@ -80,7 +86,7 @@ def _rows(items: list[Scored]) -> list[dict[str, Any]]:
                     "row": index,
                     "key": keys[index] if keys else None,
                     "inputs": record,
-                    "output": json.dumps(output, default=str),
+                    "output": _ENCODE(output),
                     "latency_ms": item.latency_ms,
                     "created_at": item.at,
                     "label": None,
@@ -90,8 +96,14 @@ def _rows(items: list[Scored]) -> list[dict[str, Any]]:
     return rows
 
 
+def row_ids() -> Iterator[str]:
+    """Ids unique across processes and restarts: a random prefix, then a count."""
+    prefix = uuid.uuid4().hex
+    return (f"{prefix}-{n}" for n in itertools.count())
+
+
 class PredictionLog:
-    def __init__(self, repository: Any, *, interval: float = 0.2, batch: int = 2000) -> None:
+    def __init__(self, repository: Any, *, interval: float = 0.05, batch: int = 1000) -> None:
         self._repository = repository
         self._queue: deque[Scored] = deque()
         self._interval = interval
@@ -100,6 +112,7 @@ class PredictionLog:
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one writer at a time (the thread, or close)
         self.written = 0
+        self._ids = row_ids()
         self.failures = 0
         self._thread = threading.Thread(target=self._loop, name="headrace-predlog", daemon=True)
         self._thread.start()
@@ -126,7 +139,7 @@ class PredictionLog:
                 items.append(self._queue.popleft())
             if not items:
                 return
-            rows = _rows(items)
+            rows = _rows(items, self._ids)
             for attempt in range(5):
                 try:
                     self._repository.write(rows)

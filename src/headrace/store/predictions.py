@@ -47,12 +47,26 @@ class PredictionRecord:
 class PredictionRepository:
     def __init__(self, store: MetadataStore) -> None:
         self._store = store
+        self._compiled: dict[str, Any] = {}
 
     def write(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert logged predictions (columns of ``predictions``; JSON already encoded)."""
-        if rows:
-            with self._store.write() as c:
-                c.execute(_INSERT, list(rows))
+        """Insert logged predictions (columns of ``predictions``; JSON already encoded).
+
+        The statement is compiled once per database and the rows go to the driver's
+        ``executemany`` as they are: a server logs thousands of rows a second, and
+        SQLAlchemy's per-row parameter processing would cost more than the insert."""
+        if not rows:
+            return
+        with self._store.write() as c:
+            compiled = self._compiled.get(c.dialect.name)
+            if compiled is None:
+                compiled = _INSERT.compile(dialect=c.dialect)
+                self._compiled[c.dialect.name] = compiled
+            order = compiled.positiontup
+            if order is not None:  # a positional paramstyle (SQLite's ?)
+                c.exec_driver_sql(str(compiled), [tuple(row[k] for k in order) for row in rows])
+            else:  # a named one (psycopg's %(name)s)
+                c.exec_driver_sql(str(compiled), list(rows))
 
     def count(self, model: str | None = None, *, role: str | None = None) -> int:
         query = select(func.count()).select_from(predictions)
