@@ -88,7 +88,10 @@ class MicroBatcher:
             for item in items:
                 groups.setdefault(id(item.served), []).append(item)
             for group in groups.values():
-                await loop.run_in_executor(None, self._score, group)
+                if len(items) == 1 and self.active <= 1:
+                    self._score(group)  # a lone request: no one to keep the loop free for
+                else:
+                    await loop.run_in_executor(None, self._score, group)
 
     def _score(self, group: list[_Item]) -> None:
         from headrace.serving.fastpath import stack
