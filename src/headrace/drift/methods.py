@@ -24,11 +24,11 @@ one; PSI clips empty bins to 0.0001.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from headrace.core.drift import METHODS, Method
 from headrace.drift.stats import (
     CategoricalCurrent,
     CategoricalReference,
@@ -40,41 +40,7 @@ from headrace.drift.stats import (
 EPSILON = 1e-4
 EXACT_KS_SIZE = 10_000
 
-
-@dataclass(frozen=True)
-class Method:
-    name: str
-    kinds: frozenset[str]
-    p_value: bool  # a p-value test (drifted below the threshold) or a distance
-    threshold: float
-    description: str
-
-
-METHODS: dict[str, Method] = {
-    m.name: m
-    for m in (
-        Method("ks", frozenset({"numeric"}), True, 0.05, "Kolmogorov-Smirnov test"),
-        Method("chi2", frozenset({"categorical"}), True, 0.05, "chi-squared test"),
-        Method("z", frozenset({"categorical"}), True, 0.05, "z-test of two proportions"),
-        Method(
-            "wasserstein",
-            frozenset({"numeric"}),
-            False,
-            0.1,
-            "Wasserstein distance (normed by the reference's std)",
-        ),
-        Method(
-            "jensen_shannon",
-            frozenset({"numeric", "categorical"}),
-            False,
-            0.1,
-            "Jensen-Shannon distance",
-        ),
-        Method(
-            "psi", frozenset({"numeric", "categorical"}), False, 0.1, "population stability index"
-        ),
-    )
-}
+__all__ = ["METHODS", "Method", "run"]
 
 
 def run(method: str, reference: Any, current: Any) -> tuple[float, float | None]:

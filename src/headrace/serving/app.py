@@ -69,6 +69,9 @@ class Served:
     #: the numeric fast path, when the model's inputs are all floats (None otherwise)
     fast: FastPath | None = field(default=None)
 
+    def __post_init__(self) -> None:
+        self.scorer = _scorer(self)
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -210,6 +213,7 @@ class Server:
                     latency_ms=latency,
                     at=time.time(),
                     keys=[key] * len(outputs) if key else None,
+                    scorer=served.scorer,
                 )
             )
 
@@ -288,6 +292,27 @@ class Server:
             (time.perf_counter() - started) * 1000,
             key,
         )
+
+
+def _scorer(served: Served) -> Any:
+    """For a binary classifier, a function giving each row's probability of the positive
+    class (the prediction log's writer calls it, off the request path); else None."""
+    model = served.model
+    classes = getattr(model.model, "classes_", None)
+    if getattr(model.model, "predict_proba", None) is None or classes is None:
+        return None
+    if len(classes) != 2:
+        return None
+    fast = served.fast
+
+    def score(table: Any) -> Any:
+        if isinstance(table, Matrix) and fast is not None:
+            from headrace.io.signature import call_predict
+
+            return call_predict(model.model.predict_proba, fast.model_input(table))[:, 1]
+        return model.predict_proba(as_frame(table))[:, 1]
+
+    return score
 
 
 class ModelFailure(Exception):

@@ -141,6 +141,10 @@ class FastPath:
             rows.append([record[c] for c in columns])
         return rows
 
+    def model_input(self, matrix: Matrix) -> Any:
+        """What the model's methods take for ``matrix`` (see ``call_predict``)."""
+        return self._to_input(matrix.array)
+
     def predict(self, matrix: Matrix) -> Any:
         from headrace.io.signature import call_predict
 

@@ -33,6 +33,8 @@ class Scored:
     latency_ms: float
     at: float
     keys: list[str | None] | None = None
+    #: a binary classifier's positive-class probabilities for ``inputs`` (or None)
+    scorer: Any = None
 
 
 def _inputs_json(items: list[Scored]) -> list[list[str]]:
@@ -57,6 +59,31 @@ def _inputs_json(items: list[Scored]) -> list[list[str]]:
     return [e if e is not None else [] for e in encoded]
 
 
+def _scores(items: list[Scored]) -> list[list[float] | None]:
+    """Each item's positive-class probabilities, one call of each model's scorer for all
+    its items of the flush; a scorer that fails leaves its rows without a score."""
+    from headrace.serving.fastpath import stack
+
+    out: list[list[float] | None] = [None] * len(items)
+    by_scorer: dict[int, list[int]] = {}
+    for index, item in enumerate(items):
+        if item.scorer is not None:
+            by_scorer.setdefault(id(item.scorer), []).append(index)
+    for indexes in by_scorer.values():
+        scorer = items[indexes[0]].scorer
+        try:
+            values = [float(v) for v in scorer(stack([items[i].inputs for i in indexes]))]
+        except Exception:
+            log.exception("scoring %d logged rows for the monitors failed", len(indexes))
+            continue
+        offset = 0
+        for i in indexes:
+            height = len(items[i].outputs)
+            out[i] = values[offset : offset + height]
+            offset += height
+    return out
+
+
 def _ndjson(frame: Any) -> list[str]:
     try:
         text: str = frame.write_ndjson()
@@ -72,7 +99,8 @@ def _rows(items: list[Scored], ids: Iterator[str]) -> list[dict[str, Any]]:
     """The rows of the log's table for ``items``; ``ids`` gives each request's own id
     (a client may send the same X-Request-Id twice)."""
     rows = []
-    for item, inputs in zip(items, _inputs_json(items), strict=True):
+    scores = _scores(items)
+    for item, inputs, item_scores in zip(items, _inputs_json(items), scores, strict=True):
         unique = next(ids)
         keys = item.keys
         for index, (record, output) in enumerate(zip(inputs, item.outputs, strict=True)):
@@ -91,6 +119,7 @@ def _rows(items: list[Scored], ids: Iterator[str]) -> list[dict[str, Any]]:
                     "created_at": item.at,
                     "label": None,
                     "labeled_at": None,
+                    "score": item_scores[index] if item_scores is not None else None,
                 }
             )
     return rows

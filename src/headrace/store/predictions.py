@@ -34,6 +34,7 @@ class PredictionRecord:
     created_at: float
     label: Any
     labeled_at: float | None
+    score: float | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> PredictionRecord:

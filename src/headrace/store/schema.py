@@ -22,7 +22,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: The Alembic revision this code expects; checked without importing Alembic.
-SCHEMA_HEAD = "0007"
+SCHEMA_HEAD = "0008"
 
 runs = Table(
     "runs",
@@ -379,7 +379,69 @@ predictions = Table(
     Column("created_at", Float, nullable=False),
     Column("label", Text, nullable=True),
     Column("labeled_at", Float, nullable=True),
+    # a classifier's probability of its positive class (binary models), for monitors
+    Column("score", Float, nullable=True),
     Index("ix_predictions_model", "model", "created_at"),
     Index("ix_predictions_request", "request_id"),
     Index("ix_predictions_key", "model", "key"),
+)
+
+
+monitor_windows = Table(
+    "monitor_windows",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("monitor", String(200), nullable=False),
+    Column("model", String(200), nullable=True),
+    Column("version", Integer, nullable=True),
+    Column("asset_version", String(64), nullable=True),
+    Column("start", Float, nullable=False),
+    Column("end", Float, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("labeled", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # ok | drift | breach | too_small
+    Column("drift_share", Float, nullable=True),
+    Column("evaluated_at", Float, nullable=False),
+    Column("reference", Text, nullable=True),
+    Index("ix_monitor_windows", "monitor", "end"),
+)
+
+monitor_results = Table(
+    "monitor_results",
+    metadata,
+    Column("window_id", String(64), primary_key=True),
+    # column_drift | dataset_drift | prediction_drift | target_drift | performance
+    Column("kind", String(32), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("method", String(32), nullable=True),
+    Column("value", Float, nullable=True),
+    Column("p_value", Float, nullable=True),
+    Column("threshold", Float, nullable=True),
+    Column("baseline", Float, nullable=True),
+    Column("breached", Boolean, nullable=False),
+    Column("estimated", Boolean, nullable=False),
+)
+
+monitor_alerts = Table(
+    "monitor_alerts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("monitor", String(200), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("window_id", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("suppressed", Boolean, nullable=False),
+    Column("outcomes", Text, nullable=False),
+    Index("ix_monitor_alerts", "monitor", "key", "created_at"),
+)
+
+monitor_references = Table(
+    "monitor_references",
+    metadata,
+    Column("monitor", String(200), primary_key=True),
+    Column("reference", String(300), primary_key=True),
+    Column("profile", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
 )
