@@ -212,6 +212,8 @@ def _test(where: str, column: str, test: Any) -> tuple[str, float | None]:
     with ``method`` and ``threshold`` (``headrace.drift.ColumnTest``)."""
     from headrace.core.drift import METHODS
 
+    method: Any
+    threshold: Any
     if isinstance(test, str):
         method, threshold = test, None
     elif isinstance(test, Mapping):
