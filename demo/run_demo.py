@@ -12,8 +12,11 @@ runs list``. The script exits non-zero as soon as a step fails.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
+import threading
 import re
 import shlex
 import shutil
@@ -25,6 +28,7 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -35,6 +39,7 @@ from flights_pipeline.sources import corrupt_landed_file, land_flights
 DEMO_DIR = Path(__file__).resolve().parent
 REPO = DEMO_DIR.parent
 WORKSPACE = REPO / "demo-workspace"
+REPORTS = WORKSPACE / "reports"
 LANDING = WORKSPACE / "landing"
 #: The CLI installed next to this interpreter (``.venv/bin/headrace``).
 HEADRACE = Path(sys.executable).parent / "headrace"
@@ -378,7 +383,7 @@ def train_and_promote() -> None:
         The same model trained on January to June becomes version 2 and the challenger.
         It replaces the champion only if the policy passes: its holdout AUC must beat the
         champion's by 0.005. The runs compare side by side; every alias move is recorded,
-        and a rollback is one command.
+        and a rollback is one command: here it puts the winter model back in charge.
         """,
     )
     second = run_id_of(headrace("materialize", "flight_delay", "--param", "train_months=6"))
@@ -398,8 +403,8 @@ def train_and_promote() -> None:
         "reports/flight_delay-runs.png",
     )
     if "promoted: champion → version 2" in outcome:
+        # one command back: the winter model serves, and step 13 shows why it should not
         headrace("models", "rollback", "flight_delay", "--reason", "demo: one command back")
-        headrace("models", "alias", "flight_delay", "champion", "2", "--reason", "forward again")
     headrace("models", "versions", "flight_delay")
 
 
@@ -429,18 +434,9 @@ def _get(path: str) -> dict[str, object]:
     return answer
 
 
-def serve_champion() -> None:
-    header(
-        12,
-        "Serve the champion",
-        """
-        headrace serve answers scoring requests over HTTP (the protocol of mlflow models
-        serve, so its clients work unchanged) and logs every prediction. Here July and
-        August flights are scored, 20 to a request, while the champion is rolled back and
-        forward: the server swaps versions between requests without dropping one, and
-        the prediction log keeps every row.
-        """,
-    )
+@contextlib.contextmanager
+def scoring_server() -> Iterator[subprocess.Popen[str]]:
+    """``headrace serve flight_delay@champion`` for steps 12 and 13, stopped gracefully."""
     print(bold(f"$ headrace serve flight_delay@champion --port {SERVE_PORT} &"), flush=True)
     server = subprocess.Popen(
         [str(HEADRACE), "serve", "flight_delay@champion", "--port", str(SERVE_PORT)],
@@ -461,56 +457,166 @@ def serve_champion() -> None:
                     raise DemoFailed("the scoring server did not start") from None
                 time.sleep(0.2)
         print(f"GET /health → {health}")
-        ws = hr.open_workspace(WORKSPACE)
-        try:
-            summer = hr.read("flight_features", workspace=ws, as_="polars").filter(
-                pl.col("month").is_in([7, 8])
-            )
-        finally:
-            ws.close()
-        sample = summer.sample(n=2000, seed=7)
-        columns = [c for c in sample.columns]
-        versions: dict[object, int] = {}
-        started = time.perf_counter()
-        for index, offset in enumerate(range(0, sample.height, 20)):
-            if index == 30:
-                headrace("models", "rollback", "flight_delay", "--reason", "demo: live swap")
-            if index == 70:
-                headrace("models", "alias", "flight_delay", "champion", "2", "--reason", "back")
-            rows = sample.slice(offset, 20)
-            answer = _post(
-                "/predict",
-                {"records": json.loads(rows.select(columns).write_json())},
-            )
-            versions[answer["version"]] = versions.get(answer["version"], 0) + 1
-            time.sleep(0.01)
-        took = time.perf_counter() - started
-        print(
-            f"{sample.height:,} flights scored in {sample.height // 20} requests, "
-            f"{took:.1f} s; requests answered by version: {versions}"
-        )
-        bad = urllib.request.Request(
-            f"http://127.0.0.1:{SERVE_PORT}/invocations",
-            data=json.dumps({"dataframe_records": [{"hour": 8}]}).encode(),
-            headers={"content-type": "application/json"},
-        )
-        try:
-            urllib.request.urlopen(bad, timeout=10)
-            raise DemoFailed("a request without the model's columns should be refused")
-        except urllib.error.HTTPError as refused:
-            print(f"a request missing columns → {refused.code}: {refused.read().decode()[:160]}")
+        yield server
     finally:
         server.send_signal(signal.SIGTERM)
         server.communicate(timeout=60)
     print("the server stopped gracefully (SIGTERM): the prediction log is flushed\n")
-    listed = headrace("predictions", "list", "flight_delay", "--limit", "3")
-    if f"{sample.height:,} logged in all" not in listed:
-        raise DemoFailed("every scored flight should be in the prediction log")
+
+
+#: (request id, row in the request, the flight's true "delayed"), for the labels
+Scored = list[tuple[str, int, object]]
+
+
+def _score(flights: pl.DataFrame, scored: Scored, swaps: dict[int, tuple[str, ...]]) -> dict:
+    """Score ``flights`` 20 to a request through /predict; run a CLI command before the
+    requests numbered in ``swaps``; remember each row's request id and true label."""
+    versions: dict[object, int] = {}
+    features = [c for c in flights.columns if c != "delayed"]
+    for index, offset in enumerate(range(0, flights.height, 20)):
+        if index in swaps:
+            headrace(*swaps[index])
+        rows = flights.slice(offset, 20)
+        answer = _post("/predict", {"records": json.loads(rows.select(features).write_json())})
+        versions[answer["version"]] = versions.get(answer["version"], 0) + 1
+        for row, truth in enumerate(rows["delayed"].to_list()):
+            scored.append((str(answer["request_id"]), row, truth))
+        time.sleep(0.01)
+    return versions
+
+
+def serve_champion(scored: Scored) -> None:
+    header(
+        12,
+        "Serve the champion",
+        """
+        headrace serve answers scoring requests over HTTP (the protocol of mlflow models
+        serve, so its clients work unchanged) and logs every prediction. Here July and
+        August flights are scored, 20 to a request, while the champion moves forward to
+        the challenger and back: the server swaps versions between requests without
+        dropping one, and the prediction log keeps every row.
+        """,
+    )
+    ws = hr.open_workspace(WORKSPACE)
+    try:
+        summer = hr.read("flight_features", workspace=ws, as_="polars").filter(
+            pl.col("month").is_in([7, 8])
+        )
+    finally:
+        ws.close()
+    sample = summer.sample(n=2000, seed=7)
+    started = time.perf_counter()
+    versions = _score(
+        sample,
+        scored,
+        {
+            30: ("models", "alias", "flight_delay", "champion", "2", "--reason", "demo: live swap"),
+            70: ("models", "rollback", "flight_delay", "--reason", "demo: back to winter"),
+        },
+    )
+    took = time.perf_counter() - started
+    print(
+        f"{sample.height:,} flights scored in {sample.height // 20} requests, "
+        f"{took:.1f} s; requests answered by version: {versions}"
+    )
+    bad = urllib.request.Request(
+        f"http://127.0.0.1:{SERVE_PORT}/invocations",
+        data=json.dumps({"dataframe_records": [{"hour": 8}]}).encode(),
+        headers={"content-type": "application/json"},
+    )
+    try:
+        urllib.request.urlopen(bad, timeout=10)
+        raise DemoFailed("a request without the model's columns should be refused")
+    except urllib.error.HTTPError as refused:
+        print(f"a request missing columns → {refused.code}: {refused.read().decode()[:160]}")
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    """The team's alert receiver: checks the signature of each monitor alert."""
+
+    received: list[tuple[dict[str, object], bool]] = []
+
+    def do_POST(self) -> None:
+        from headrace.monitoring.alerts import verify_signature
+
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        valid = verify_signature(
+            WEBHOOK_SECRET,
+            self.headers.get("x-headrace-timestamp") or "",
+            body,
+            self.headers.get("x-headrace-signature") or "",
+        )
+        _Hook.received.append((json.loads(body), valid))
+        self.send_response(200 if valid else 401)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+WEBHOOK_SECRET = "demo-" + os.urandom(8).hex()
+
+
+def close_the_loop(scored: Scored) -> None:
+    header(
+        13,
+        "Watch the model, close the loop",
+        """
+        The monitor flight_delay_watch (flights_pipeline/monitoring.py) compares each
+        window of 400 logged predictions with the served version's own training data,
+        found through lineage: the winter months. Summer moves the weather, so the
+        inputs drift, and once the day's outcomes are attached as labels the AUC is
+        measured against the version's holdout AUC. A breach is logged, posted to the
+        team's webhook (signed), and retrains the model on January to August; the new
+        version is the challenger, the promotion policy decides, and the running server
+        swaps to the winner by itself.
+        """,
+    )
+    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    os.environ["DEMO_WEBHOOK_URL"] = f"http://127.0.0.1:{hook.server_address[1]}/alerts"
+    os.environ["DEMO_WEBHOOK_SECRET"] = WEBHOOK_SECRET
+    REPORTS.mkdir(exist_ok=True)
+    labels = REPORTS / "flight_delay-labels.csv"
+    known = [(f"{rid}:{row}", int(bool(truth))) for rid, row, truth in scored if truth is not None]
+    labels.write_text("id,label\n" + "".join(f"{i},{v}\n" for i, v in known))
+    headrace("predictions", "label", "flight_delay", str(labels))
+    before = _get("/health")["version"]
+    ran = headrace("monitor", "run", "flight_delay_watch", "--partial")
+    for alert, valid in _Hook.received:
+        state = "signature valid" if valid else "SIGNATURE INVALID"
+        print(f"webhook received: {alert['title']} ({state})")
+    if not _Hook.received or not all(valid for _, valid in _Hook.received):
+        raise DemoFailed("the monitor's alert should reach the webhook with a valid signature")
+    if "retrain" not in ran:
+        raise DemoFailed("the drifted windows should have triggered a retrain")
+    champion = before
+    deadline = time.time() + 30
+    while "promoted" in ran and time.time() < deadline:
+        champion = _get("/health")["version"]
+        if champion != before:
+            break
+        time.sleep(0.5)
+    print(f"the server now answers with version {champion} (was {before}): swapped in place\n")
+    ws = hr.open_workspace(WORKSPACE)
+    try:
+        august = hr.read("flight_features", workspace=ws, as_="polars").filter(
+            pl.col("month") == 8
+        )
+    finally:
+        ws.close()
+    later: Scored = []
+    versions = _score(august.sample(n=800, seed=8), later, {})
+    print(f"800 more August flights, answered by version: {versions}")
+    headrace("monitor", "run", "flight_delay_watch")
+    headrace("monitor", "show", "flight_delay_watch")
+    headrace("monitor", "report", "flight_delay_watch", "-o", "reports/flight_delay_watch.html")
+    headrace("models", "versions", "flight_delay")
 
 
 def story() -> None:
     header(
-        13,
+        14,
         "What the data says so far",
         """
         Read back with hr.read("flight_features", workspace=...) and friends: the tables
@@ -588,7 +694,13 @@ def main() -> int:
         rerun_cached()
         develop_on_a_branch()
         train_and_promote()
-        serve_champion()
+        scored: Scored = []
+        with scoring_server():
+            serve_champion(scored)
+            close_the_loop(scored)
+        listed = headrace("predictions", "list", "flight_delay", "--limit", "3")
+        if "2,800 logged in all" not in listed:
+            raise DemoFailed("every scored flight should be in the prediction log")
         story()
     except DemoFailed as exc:
         print(f"\ndemo failed: {exc}", file=sys.stderr)

@@ -42,6 +42,8 @@ def test_public_names_are_pinned() -> None:
             "load_model",
             "model",
             "policies",
+            "monitors",
+            "drift",
             "search_runs",
         ]
     )

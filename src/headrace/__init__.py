@@ -14,6 +14,8 @@ _EXPORTS: dict[str, str] = {
     "asset": "headrace.core.assets",
     "model": "headrace.core.assets",
     "policies": "headrace.policies",
+    "monitors": "headrace.monitors",
+    "drift": "headrace.drift",
     "upstream": "headrace.core.assets",
     "AssetSpec": "headrace.core.assets",
     "RetryPolicy": "headrace.core.assets",
@@ -50,6 +52,8 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:
     from headrace import checks as checks
+    from headrace import drift as drift
+    from headrace import monitors as monitors
     from headrace import policies as policies
     from headrace.api import backfill as backfill
     from headrace.api import load_model as load_model

@@ -12,6 +12,7 @@ from rich.console import Console
 from headrace.cli import (
     data_commands,
     model_commands,
+    monitor_commands,
     profile_commands,
     quality_commands,
     serve_commands,
@@ -35,6 +36,7 @@ profile_commands.register(app)
 tracking_commands.register(app, runs_app)
 model_commands.register(app)
 serve_commands.register(app)
+monitor_commands.register(app)
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)

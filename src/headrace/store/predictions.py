@@ -95,6 +95,29 @@ class PredictionRepository:
         with self._store.read() as c:
             return [PredictionRecord.from_row(r) for r in c.execute(query)]
 
+    def since(
+        self,
+        model: str,
+        *,
+        after: float | None = None,
+        until: float | None = None,
+        roles: Sequence[str] = ("served", "canary"),
+    ) -> builtins.list[tuple[Any, ...]]:
+        """Logged rows of ``model`` created after ``after`` (and at or before ``until``),
+        oldest first: ``(created_at, version, inputs, output, score, label)`` with the
+        JSON columns still encoded (monitors decode them in bulk)."""
+        c_ = predictions.c
+        query = select(c_.created_at, c_.version, c_.inputs, c_.output, c_.score, c_.label).where(
+            c_.model == model, c_.role.in_(list(roles))
+        )
+        if after is not None:
+            query = query.where(c_.created_at > after)
+        if until is not None:
+            query = query.where(c_.created_at <= until)
+        query = query.order_by(c_.created_at, c_.id)
+        with self._store.read() as c:
+            return [tuple(r) for r in c.execute(query)]
+
     def label(
         self,
         model: str,

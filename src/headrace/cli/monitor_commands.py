@@ -1,0 +1,180 @@
+"""``headrace monitor``: list, run, show and report monitors. Thin: each delegates to
+``headrace.monitoring``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+monitor_app = typer.Typer(help="Drift and performance monitors.", no_args_is_help=True)
+
+
+def _console() -> Any:
+    from headrace.cli.app import console
+
+    return console
+
+
+def _workspace() -> Any:
+    from headrace.cli.app import _workspace as open_it
+
+    return open_it()
+
+
+def _when(epoch: float | None) -> str:
+    import time
+
+    return "-" if epoch is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
+
+
+def _window_label(monitor: Any, window: Any) -> str:
+    if monitor is not None and monitor.window_rows is not None:
+        return f"{_when(window.start)} .. {_when(window.end)}"
+    return f"{_when(window.start)} .. {_when(window.end)}"
+
+
+@monitor_app.command("list")
+def list_monitors() -> None:
+    """The project's monitors: what each watches, its window and when it last ran."""
+    from headrace.monitoring.runner import declared
+
+    ws = _workspace()
+    known = declared(ws)
+    stored = ws.store.monitoring.monitors()
+    if not known and not stored:
+        _console().print(
+            "no monitors: declare one with headrace.monitors.monitor() or monitors.yaml"
+        )
+        return
+    table = Table(box=None, header_style="bold")
+    for name in ("monitor", "watches", "window", "limits", "actions", "windows", "last window"):
+        table.add_column(name)
+    for name in sorted(set(known) | set(stored)):
+        m = known.get(name)
+        count, last = stored.get(name, (0, None))
+        window = "-"
+        if m is not None:
+            window = f"{m.window_rows:,} predictions" if m.window_rows else f"{m.window:g} s"
+        table.add_row(
+            escape(name),
+            escape(m.watches) if m else "[dim](no longer declared)[/]",
+            window,
+            ", ".join(escape(limit.metric) for limit in m.limits) if m else "-",
+            ", ".join(a.kind for a in m.actions) if m else "-",
+            f"{count:,}",
+            _when(last),
+        )
+    _console().print(table)
+
+
+@monitor_app.command("run")
+def run(
+    names: Annotated[list[str] | None, typer.Argument(help="Monitors (all when none).")] = None,
+    partial: Annotated[
+        bool, typer.Option(help="Also judge the window still open (e.g. in a demo).")
+    ] = False,
+    no_actions: Annotated[
+        bool, typer.Option("--no-actions", help="Judge and store, send nothing.")
+    ] = False,
+) -> None:
+    """Evaluate monitors once: every window not yet judged, then alerts and actions."""
+    from headrace.monitoring.runner import run_monitors
+
+    ws = _workspace()
+    console = _console()
+    runs = run_monitors(ws, names or None, partial=partial, act=not no_actions)
+    breached = False
+    for result in runs:
+        console.print(f"[bold]{escape(result.monitor)}[/]: {len(result.windows)} window(s)")
+        if result.note:
+            console.print(f"  {escape(result.note)}")
+        for outcome in result.windows:
+            w = outcome.window
+            style = {"ok": "green", "drift": "yellow", "breach": "red"}.get(w.status, "dim")
+            share = f", drift share {w.drift_share:.0%}" if w.drift_share is not None else ""
+            console.print(
+                f"  [{style}]{w.status}[/] version {w.version} {_window_label(None, w)}: "
+                f"{w.rows:,} predictions, {w.labeled:,} labeled{share}"
+            )
+            drifted = (
+                [c.column for c in outcome.drift.columns if c.drifted] if outcome.drift else []
+            )
+            if drifted:
+                console.print(f"    drifted: {escape(', '.join(drifted))}")
+            for label, perf in (
+                ("measured", outcome.performance),
+                ("estimated", outcome.estimated),
+            ):
+                if perf is not None and perf.metrics:
+                    shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(perf.metrics.items()))
+                    console.print(f"    {label} on {perf.rows:,} rows: {shown}")
+            breached = breached or bool(outcome.breaches)
+        for alert in result.alerts:
+            state = "suppressed (cooldown)" if alert.suppressed else "sent"
+            console.print(f"  [yellow]alert[/] {escape(alert.key)} {state}")
+            for delivery in alert.outcomes:
+                mark = "[green]ok[/]" if delivery.get("ok") else "[red]failed[/]"
+                console.print(
+                    f"    {delivery.get('action')}: {mark} {escape(str(delivery.get('detail')))}"
+                )
+        if result.retrain is not None:
+            console.print(f"  [cyan]retrain[/]: {escape(str(result.retrain.get('status')))}")
+
+
+@monitor_app.command("show")
+def show(
+    name: Annotated[str, typer.Argument(help="A monitor.")],
+    limit: Annotated[int, typer.Option(min=1, help="How many windows.")] = 20,
+) -> None:
+    """A monitor's recent windows and alerts."""
+    ws = _workspace()
+    windows = ws.store.monitoring.windows(name, limit=limit)
+    if not windows:
+        _console().print(f"monitor {escape(name)} has no windows yet: run headrace monitor run")
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("window", "version", "rows", "labeled", "status", "drift share"):
+        table.add_column(column)
+    for w in windows:
+        table.add_row(
+            f"{_when(w.start)} .. {_when(w.end)}",
+            str(w.version),
+            f"{w.rows:,}",
+            f"{w.labeled:,}",
+            w.status,
+            "-" if w.drift_share is None else f"{w.drift_share:.0%}",
+        )
+    _console().print(table)
+    for alert in ws.store.monitoring.alerts(name, limit=10):
+        state = " (suppressed)" if alert.suppressed else ""
+        _console().print(
+            f"{_when(alert.created_at)} {escape(alert.key)}{state}: "
+            f"{escape(alert.message.splitlines()[0])}"
+        )
+
+
+@monitor_app.command("report")
+def report(
+    name: Annotated[str, typer.Argument(help="A monitor.")],
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="The HTML file (default reports/NAME-monitor.html)."),
+    ] = None,
+) -> None:
+    """Write a self-contained HTML report: drift per column with both distributions,
+    drift share and performance over time."""
+    from pathlib import Path
+
+    from headrace.monitoring.report import write_report
+
+    ws = _workspace()
+    path = Path(output) if output else ws.settings.root / "reports" / f"{name}-monitor.html"
+    written = write_report(ws, name, path)
+    _console().print(f"wrote {escape(str(written))}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(monitor_app, name="monitor")
