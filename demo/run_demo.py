@@ -600,9 +600,7 @@ def close_the_loop(scored: Scored) -> None:
     print(f"the server now answers with version {champion} (was {before}): swapped in place\n")
     ws = hr.open_workspace(WORKSPACE)
     try:
-        august = hr.read("flight_features", workspace=ws, as_="polars").filter(
-            pl.col("month") == 8
-        )
+        august = hr.read("flight_features", workspace=ws, as_="polars").filter(pl.col("month") == 8)
     finally:
         ws.close()
     later: Scored = []

@@ -228,3 +228,54 @@ def test_measured_metrics_match_scikit_learn() -> None:
     reg = measured_regression(y, yhat).metrics
     assert reg["mae"] == pytest.approx(metrics.mean_absolute_error(y, yhat))
     assert reg["rmse"] == pytest.approx(metrics.mean_squared_error(y, yhat) ** 0.5)
+
+
+ASSETS = """
+import numpy as np
+import pandas as pd
+from headrace import monitors as m
+
+
+@hr.asset
+def baseline() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"x": rng.normal(0, 1, 2000), "k": rng.choice(["a", "b"], 2000)})
+
+
+@hr.asset
+def readings(*, shift: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(int(shift * 10) + 1)
+    return pd.DataFrame({"x": rng.normal(shift, 1, 2000), "k": rng.choice(["a", "b"], 2000)})
+
+
+m.monitor("readings_vs_last", asset="readings", reference="previous", min_rows=100,
+          actions=[m.log()])
+m.monitor("readings_vs_baseline", asset="readings", reference="baseline", columns=["x"],
+          min_rows=100, drift_share=1.0)
+"""
+
+
+def test_an_asset_monitor_judges_each_new_version(tmp_path: Path) -> None:
+    ws = open_project(tmp_path, ASSETS)
+    assert hr.materialize(workspace=ws).success
+    assert hr.materialize("readings", workspace=ws, params={"shift": 0.05}).success
+    assert hr.materialize("readings", workspace=ws, params={"shift": 1.0}).success
+    previous = run_monitor(ws, MONITORS["readings_vs_last"])
+    # the first version has nothing before it; the small shift passes, the large drifts
+    assert [w.window.status for w in previous.windows] == ["ok", "drift"]
+    assert previous.windows[1].drift is not None
+    assert previous.windows[1].drift.drifted_columns == ["x"]
+    assert [a.key for a in previous.alerts] == ["dataset_drift"]
+    assert "2,000 rows" in previous.alerts[0].message
+    again = run_monitor(ws, MONITORS["readings_vs_last"])
+    assert again.windows == [] and again.note == "no new version of readings"
+    fixed = run_monitor(ws, MONITORS["readings_vs_baseline"])
+    assert [w.window.status for w in fixed.windows] == ["ok", "ok", "drift"]
+    assert [r.name for r in fixed.windows[0].results if r.kind == "column_drift"] == ["x"]
+
+
+def test_an_asset_monitor_without_its_reference_is_a_clear_error(tmp_path: Path) -> None:
+    ws = open_project(tmp_path, ASSETS)
+    assert hr.materialize("readings", workspace=ws).success
+    with pytest.raises(MonitorError, match="the reference asset 'baseline' has no version"):
+        run_monitor(ws, MONITORS["readings_vs_baseline"])

@@ -27,7 +27,7 @@ def _workspace() -> Any:
 def _when(epoch: float | None) -> str:
     import time
 
-    return "-" if epoch is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
+    return "-" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
 def _window_label(monitor: Any, window: Any) -> str:

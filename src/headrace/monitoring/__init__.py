@@ -1,2 +1,2 @@
-"""Monitors: drift and performance over windows of a deployment's prediction log,
-alerts and retraining."""
+"""Monitors: drift and performance over windows of a deployment's prediction log or an
+asset's versions, alerts and retraining."""

@@ -553,10 +553,15 @@ def _alerts(
         suppressed = last is not None and now - last < monitor.cooldown
         window = outcome.window
         title = f"{monitor.name}: " + "; ".join(_describe(r) for r in results)
+        of = (
+            f"version {window.version}"
+            if window.version is not None
+            else f"version {window.asset_version}"
+        )
         lines = [
-            f"Monitor {monitor.name} ({monitor.watches}), version {window.version}",
-            f"window {_when(window.start)} .. {_when(window.end)}: {window.rows:,} predictions, "
-            f"{window.labeled:,} labeled",
+            f"Monitor {monitor.name} ({monitor.watches}), {of}",
+            f"window {_when(window.start)} .. {_when(window.end)}: {window.rows:,} "
+            + (f"predictions, {window.labeled:,} labeled" if monitor.model else "rows"),
             *(f"- {_describe(r)}" for r in results),
         ]
         if key == "dataset_drift" and drifted:
@@ -608,7 +613,7 @@ def _retrain(ws: Workspace, monitor: Monitor, now: float) -> dict[str, Any] | No
     from headrace.registry.service import set_alias
 
     action = next((a for a in monitor.actions if a.kind == "retrain"), None)
-    if action is None or monitor.model is None:
+    if action is None:
         return None
     repository = ws.store.monitoring
     last = repository.last_alert(monitor.name, "retrain")
@@ -621,7 +626,9 @@ def _retrain(ws: Workspace, monitor: Monitor, now: float) -> dict[str, Any] | No
         "run_id": result.run_id,
         "branch": options["branch"],
     }
-    if result.success:
+    if result.success and monitor.model is None:
+        outcome["status"] = "ran"  # an asset monitor: the run is the action
+    elif result.success and monitor.model is not None:
         versions = [
             v for v in ws.store.registry.versions(monitor.model) if v.run_id == result.run_id
         ]
@@ -693,7 +700,7 @@ def run_monitor(
     and store only)."""
     now = time.time() if now is None else now
     if monitor.model is None:
-        raise MonitorError(f"monitor {monitor.name!r}: asset monitors are not supported yet")
+        return _run_asset_monitor(ws, monitor, now=now, act=act, progress=progress)
     repository = ws.store.monitoring
     rows = ws.store.predictions.since(monitor.model, after=repository.last_end(monitor.name))
     run = MonitorRun(monitor.name)
@@ -717,6 +724,120 @@ def run_monitor(
             run.alerts += _alerts(ws, monitor, outcome, now)
         if progress is not None:
             progress(index + 1, len(windows))
+    if act and any(not a.suppressed for a in run.alerts):
+        run.retrain = _retrain(ws, monitor, now)
+    return run
+
+
+#: versions an asset monitor judges in one run when it has never run before
+BACKLOG = 20
+
+
+def _table(ws: Workspace, records: Sequence[Any]) -> Any:
+    import polars as pl
+
+    from headrace.runtime.reading import read_version
+
+    frames = [read_version(ws, r, as_="polars") for r in records]
+    return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+
+
+def _run_asset_monitor(
+    ws: Workspace,
+    monitor: Monitor,
+    *,
+    now: float,
+    act: bool,
+    progress: Callable[[int, int], None] | None,
+) -> MonitorRun:
+    """Each version of the asset not judged yet, against the reference asset's current
+    version on main (or, with ``reference="previous"``, the version made before it)."""
+    assert monitor.asset is not None
+    repository = ws.store.monitoring
+    done = repository.evaluated_versions(monitor.name)
+    last = repository.last_end(monitor.name)
+    fresh = [
+        v
+        for v in ws.store.versions.list(monitor.asset, limit=1000)
+        if v.id not in done and v.kind == "table" and (last is None or v.created_at >= last)
+    ][:BACKLOG][::-1]
+    run = MonitorRun(monitor.name)
+    if not fresh:
+        run.note = f"no new version of {monitor.asset}"
+        return run
+    fixed = None
+    if monitor.reference != "previous":
+        heads = ws.store.versions.heads("main", [monitor.reference])
+        if not heads:
+            raise MonitorError(
+                f"monitor {monitor.name!r}: the reference asset {monitor.reference!r} has no "
+                "version on main"
+            )
+        fixed = (",".join(sorted(h.id for h in heads.values())), _table(ws, list(heads.values())))
+    for index, version in enumerate(fresh):
+        if fixed is not None:
+            key, reference = fixed
+        else:
+            before = ws.store.versions.previous(version)
+            if before is None:
+                continue  # the first version has nothing to compare with
+            key, reference = before.id, _table(ws, [before])
+        current = _table(ws, [version])
+        columns = (
+            list(monitor.columns)
+            if monitor.columns
+            else [c for c in current.columns if c in reference.columns]
+        )
+        for name in columns:
+            if name not in current.columns or name not in reference.columns:
+                raise MonitorError(
+                    f"monitor {monitor.name!r}: column {name!r} is not in both "
+                    f"{monitor.asset} and its reference"
+                )
+        window_id = uuid.uuid4().hex
+        status = "too_small" if current.height < monitor.min_rows else "ok"
+        drift = None
+        results: list[ResultRecord] = []
+        if status == "ok":
+            drift = (
+                _detector(monitor, columns)
+                .fit(reference.select(columns))
+                .score(current.select(columns))
+            )
+            results = _drift_results(window_id, "column_drift", drift)
+            results.append(
+                _result(
+                    "dataset_drift",
+                    "share",
+                    window_id=window_id,
+                    value=drift.share,
+                    threshold=drift.threshold,
+                    breached=drift.drifted,
+                )
+            )
+        breaches = [r for r in results if r.breached and r.kind != "column_drift"]
+        window = WindowRecord(
+            id=window_id,
+            monitor=monitor.name,
+            model=None,
+            version=None,
+            asset_version=version.id,
+            start=version.created_at,
+            end=version.created_at,
+            rows=current.height,
+            labeled=0,
+            status="drift" if breaches else status,
+            drift_share=drift.share if drift is not None else None,
+            evaluated_at=time.time(),
+            reference=key,
+        )
+        repository.save_window(window, results)
+        outcome = WindowOutcome(window, results, drift, None, None, breaches)
+        run.windows.append(outcome)
+        if act and breaches:
+            run.alerts += _alerts(ws, monitor, outcome, now)
+        if progress is not None:
+            progress(index + 1, len(fresh))
     if act and any(not a.suppressed for a in run.alerts):
         run.retrain = _retrain(ws, monitor, now)
     return run
