@@ -16,7 +16,6 @@ import contextlib
 import http.server
 import json
 import os
-import threading
 import re
 import shlex
 import shutil
@@ -25,6 +24,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -550,7 +550,7 @@ class _Hook(http.server.BaseHTTPRequestHandler):
         self.send_response(200 if valid else 401)
         self.end_headers()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
