@@ -567,8 +567,8 @@ def close_the_loop(scored: Scored) -> None:
         found through lineage: the winter months. Summer moves the weather, so the
         inputs drift, and once the day's outcomes are attached as labels the AUC is
         measured against the version's holdout AUC. A breach is logged, posted to the
-        team's webhook (signed), and retrains the model on January to August; the new
-        version is the challenger, the promotion policy decides, and the running server
+        team's webhook (signed), and retrains the model on January to August on a branch;
+        the new version is the challenger, the promotion policy decides, and the running server
         swaps to the winner by itself.
         """,
     )

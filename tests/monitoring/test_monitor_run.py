@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.projects import open_project
 
 import headrace as hr
 from headrace.core.monitors import MONITORS
@@ -19,6 +18,7 @@ from headrace.monitoring.runner import MonitorError, run_monitor
 from headrace.registry.service import resolve, set_alias
 from headrace.runtime.workspace import Workspace
 from headrace.serving.app import ServeOptions, Server
+from tests.projects import open_project
 
 PROJECT = """
 import numpy as np

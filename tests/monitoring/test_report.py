@@ -15,8 +15,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from tests.monitoring.test_monitor_run import PROJECT, _label, _score
-from tests.projects import close_opened, open_project
 
 import headrace as hr
 from headrace.core.monitors import MONITORS
@@ -26,6 +24,8 @@ from headrace.monitoring.runner import MonitorError, run_monitor
 from headrace.registry.service import set_alias
 from headrace.runtime.workspace import Workspace
 from headrace.store.monitoring import AlertRecord, ResultRecord, WindowRecord
+from tests.monitoring.test_monitor_run import PROJECT, _label, _score
+from tests.projects import close_opened, open_project
 
 _SECTION = re.compile(
     r'<section class="column( drifted)?" id="column-\d+"><h3>.*?</span> (.*?)</h3>(.*?)</section>',
