@@ -2,8 +2,8 @@
 
 Usage: python bench/run_all.py [--no-peers]
                                [--peers dagster,prefect,airflow,plain,dvc,great_expectations,
-                                        pandera,polars,duckdb,mlflow,sqlite3]
-                               [--only orchestration,versioning,quality,tracking,serving]
+                                        pandera,polars,duckdb,mlflow,sqlite3,evidently]
+                               [--only orchestration,versioning,quality,tracking,serving,drift]
                                [--reps 3] [--big-n 10000] [--gx-reps 1] [--mlflow-calls 1000]
                                [--serve-seconds 10] [--serve-workers 1,2]
                                [--out bench/results/latest.json]
@@ -12,7 +12,7 @@ Each benchmark takes the peers it knows from --peers: orchestration the orchestr
 (plain, prefect, dagster, airflow), versioning DVC (dvc), quality Great Expectations
 (great_expectations, alias gx), Pandera (pandera) and the hand-written floors (polars, duckdb),
 tracking MLflow (mlflow) and a hand-written floor (sqlite3), serving MLflow's
-`mlflow models serve` (mlflow).
+`mlflow models serve` (mlflow), drift Evidently's DataDriftPreset (evidently).
 """
 
 from __future__ import annotations
@@ -25,16 +25,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import orchestration, quality, serving, tracking, versioning
+from bench import drift, orchestration, quality, serving, tracking, versioning
 
 DEFAULT_PEERS = (
-    "plain,prefect,dagster,airflow,dvc,great_expectations,pandera,polars,duckdb,mlflow,sqlite3"
+    "plain,prefect,dagster,airflow,dvc,great_expectations,pandera,polars,duckdb,mlflow,sqlite3,"
+    "evidently"
 )
-BENCHMARKS = ("orchestration", "versioning", "quality", "tracking", "serving")
+BENCHMARKS = ("orchestration", "versioning", "quality", "tracking", "serving", "drift")
 VERSIONING_PEERS = {"dvc"}
 QUALITY_PEERS = {*quality.PEERS, *quality.ALIASES}
 TRACKING_PEERS = set(tracking.PEERS)
 SERVING_PEERS = set(serving.PEERS)
+DRIFT_PEERS = set(drift.PEERS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(map(str, serving.WORKERS)),
         help="serving: the server process counts to measure",
     )
+    parser.add_argument(
+        "--drift-rows", type=int, default=drift.ROWS, help="drift: rows of each frame"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
     args = parser.parse_args(argv)
     only = [b for b in args.only.split(",") if b]
@@ -71,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     peers = None if args.no_peers else [p for p in args.peers.split(",") if p]
     results: dict[str, Any] = {}
     if "orchestration" in only:
-        others = VERSIONING_PEERS | QUALITY_PEERS | TRACKING_PEERS | SERVING_PEERS
+        others = VERSIONING_PEERS | QUALITY_PEERS | TRACKING_PEERS | SERVING_PEERS | DRIFT_PEERS
         theirs = None if peers is None else [p for p in peers if p not in others]
         results["orchestration"] = orchestration.run(peers=theirs, reps=args.reps, big_n=args.big_n)
         print("== orchestration ==")
@@ -98,6 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         print("\n== serving ==" if len(results) > 1 else "== serving ==")
         print(serving.report(results["serving"]))
+    if "drift" in only:
+        results["drift"] = drift.run(
+            peers=None if peers is None else [p for p in peers if p in DRIFT_PEERS],
+            rows=args.drift_rows,
+        )
+        print("\n== drift ==" if len(results) > 1 else "== drift ==")
+        print(drift.report(results["drift"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"\nresults written to {args.out}")

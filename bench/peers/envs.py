@@ -1,7 +1,8 @@
 """One virtual environment per peer tool, created on demand under the bench cache.
 
 Each peer (Dagster, Prefect, Airflow; DVC for the versioning bench; Great Expectations and
-Pandera for the quality bench; MLflow for the tracking bench) gets its own venv at
+Pandera for the quality bench; MLflow for the tracking bench; Evidently for the drift
+bench) gets its own venv at
 ``<cache>/venvs/<peer>``, made with ``python -m venv`` and filled from PyPI with pip. A stamp
 file written after a successful install makes creation idempotent; a changed requirement list
 rebuilds the env. A failed install is recorded in ``<cache>/venvs/<peer>.failed`` (with the
@@ -11,7 +12,7 @@ peer never stops the bench.
 The cache is ``$HEADRACE_BENCH_CACHE`` or ``<repo>/.bench-cache``. Progress goes to stderr.
 
 Usage: ``python bench/peers/envs.py
-[--peers dagster,prefect,airflow,dvc,great_expectations,pandera,mlflow] [--retry-failed]``
+[--peers dagster,prefect,airflow,dvc,great_expectations,pandera,mlflow,evidently] [--retry-failed]``
 """
 
 from __future__ import annotations
@@ -91,6 +92,12 @@ PEERS: dict[str, PeerSpec] = {
         name="mlflow",
         requirements=("mlflow>=2,<4",),
         probe_module="mlflow.store.tracking.sqlalchemy_store",
+    ),
+    # The drift peer of bench/drift.py: Evidently 0.7's DataDriftPreset; it needs pandas < 3.
+    "evidently": PeerSpec(
+        name="evidently",
+        requirements=("evidently>=0.7,<0.8", "pandas<3"),
+        probe_module="evidently.presets",
     ),
 }
 
