@@ -120,7 +120,7 @@ def report(results: dict[str, Any]) -> str:
         )
     for name, why in results["failed"].items():
         lines.append(f"{name:<12} FAILED: {why.splitlines()[0]}")
-    lines += ["", f"{'column':<8}{'shifted':>8}  {'headrace':<34}{'evidently':<40}agree"]
+    lines += ["", f"{'column':<8}{'shifted':>8}  {'headrace':<34}{'evidently':<46}agree"]
     disagreements = []
     for column, mine in ours["columns"].items():
         shifted = column in ("n0", "n1", "n2", "c0", "c1")
@@ -137,7 +137,7 @@ def report(results: dict[str, Any]) -> str:
             agree = "yes" if same else "NO"
             if not same:
                 disagreements.append(column)
-        lines.append(f"{column:<8}{'yes' if shifted else '':>8}  {left:<34}{right:<40}{agree}")
+        lines.append(f"{column:<8}{'yes' if shifted else '':>8}  {left:<34}{right:<46}{agree}")
     lines.append("")
     extra = ours["peak_rss_mib"] - ours["rss_after_data_mib"]
     lines.append(
