@@ -30,12 +30,6 @@ def _when(epoch: float | None) -> str:
     return "-" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
-def _window_label(monitor: Any, window: Any) -> str:
-    if monitor is not None and monitor.window_rows is not None:
-        return f"{_when(window.start)} .. {_when(window.end)}"
-    return f"{_when(window.start)} .. {_when(window.end)}"
-
-
 @monitor_app.command("list")
 def list_monitors() -> None:
     """The project's monitors: what each watches, its window and when it last ran."""
@@ -96,7 +90,7 @@ def run(
             style = {"ok": "green", "drift": "yellow", "breach": "red"}.get(w.status, "dim")
             share = f", drift share {w.drift_share:.0%}" if w.drift_share is not None else ""
             console.print(
-                f"  [{style}]{w.status}[/] version {w.version} {_window_label(None, w)}: "
+                f"  [{style}]{w.status}[/] version {w.version} {_when(w.start)} .. {_when(w.end)}: "
                 f"{w.rows:,} predictions, {w.labeled:,} labeled{share}"
             )
             drifted = (
