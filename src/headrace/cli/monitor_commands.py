@@ -75,11 +75,27 @@ def run(
     ] = False,
 ) -> None:
     """Evaluate monitors once: every window not yet judged, then alerts and actions."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     from headrace.monitoring.runner import run_monitors
 
     ws = _workspace()
     console = _console()
-    runs = run_monitors(ws, names or None, partial=partial, act=not no_actions)
+    with Progress(
+        TextColumn("judging windows"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("windows", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        runs = run_monitors(
+            ws, names or None, partial=partial, act=not no_actions, progress=advance
+        )
     breached = False
     for result in runs:
         console.print(f"[bold]{escape(result.monitor)}[/]: {len(result.windows)} window(s)")
