@@ -528,7 +528,8 @@ def _describe(result: ResultRecord) -> str:
         )
     if result.kind == "performance":
         base = f", baseline {result.baseline:.4f}" if result.baseline is not None else ""
-        return f"{result.name} = {result.value:.4f}, limit {result.threshold}{base}"
+        limit = f"{result.threshold:.4f}" if result.threshold is not None else "-"
+        return f"{result.name} = {result.value:.4f}, limit {limit}{base}"
     p = f", p = {result.p_value:.3g}" if result.p_value is not None else ""
     return (
         f"{result.kind.replace('_', ' ')} of {result.name}: {result.method} {result.value:.4f}{p}"
