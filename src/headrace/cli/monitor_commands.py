@@ -114,6 +114,13 @@ def run(
             )
             if drifted:
                 console.print(f"    drifted: {escape(', '.join(drifted))}")
+            for r in outcome.results:
+                if r.kind in ("prediction_drift", "target_drift"):
+                    flag = " [yellow]drifted[/]" if r.breached else ""
+                    console.print(
+                        f"    {r.kind.replace('_', ' ')} ({escape(r.name)}): "
+                        f"{r.method} {r.value:.4f}{flag}"
+                    )
             for label, perf in (
                 ("measured", outcome.performance),
                 ("estimated", outcome.estimated),
