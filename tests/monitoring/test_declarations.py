@@ -33,6 +33,8 @@ def test_a_monitor_in_code_with_every_part() -> None:
     assert [a.kind for a in declared.actions] == ["webhook", "email", "log", "retrain"]
     assert declared.cooldown == 1800 and declared.watches == "model delay@champion"
     assert m.monitor("decl_rows", model="delay", window=5000).window_rows == 5000
+    assert m.monitor("decl_cron", model="delay", schedule="0 6 * * 1-5").schedule == "0 6 * * 1-5"
+    assert m.monitor("decl_every", model="delay", schedule="15m").schedule == "15m"
 
 
 @pytest.mark.parametrize(
@@ -46,6 +48,7 @@ def test_a_monitor_in_code_with_every_part() -> None:
         (lambda: m.monitor("a", model="x", window=0), "window must be >= 1"),
         (lambda: m.monitor("a", model="x", cooldown="-1h"), "expected a duration"),
         (lambda: m.monitor("a", model="x", drift_share=2), "drift_share must be in"),
+        (lambda: m.monitor("a", model="x", schedule="hourly"), "schedule is a duration such as"),
         (lambda: m.monitor("a", model="x", tests={"c": "t-test"}), "unknown drift method"),
         (
             lambda: m.monitor("a", model="x", tests={"c": {"method": "psi", "threshold": -1}}),

@@ -207,6 +207,28 @@ class Monitor:
 MONITORS: dict[str, Monitor] = {}
 
 
+_CRON_FIELD = re.compile(r"[0-9*/,\-A-Za-z?LW#]+")
+
+
+def _schedule(where: str, value: Any) -> str | None:
+    """A duration ("1h") or a cron expression ("0 6 * * *"), checked for its shape here;
+    the scheduler reads it."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(seconds(value, f"{where}: schedule"))
+    text = str(value)
+    if _DURATION.match(text):
+        return text
+    fields = text.split()
+    if len(fields) in (5, 6) and all(_CRON_FIELD.fullmatch(f) for f in fields):
+        return text
+    raise MonitorDefinitionError(
+        f"{where}: schedule is a duration such as '1h' or a cron expression such as "
+        f"'0 6 * * *', got {value!r}"
+    )
+
+
 def _test(where: str, column: str, test: Any) -> tuple[str, float | None]:
     """A column's test as given: a method name, ``{method, threshold}``, or an object
     with ``method`` and ``threshold`` (``headrace.drift.ColumnTest``)."""
@@ -301,7 +323,7 @@ def monitor(
         columns=tuple(columns) if columns is not None else None,
         window=window_seconds if window_rows is None else window_rows,
         window_rows=window_rows,
-        schedule=schedule,
+        schedule=_schedule(where, schedule),
         min_rows=min_rows,
         drift_share=drift_share,
         tests=checked,
