@@ -209,7 +209,11 @@ def test_estimates_track_measured_performance_on_calibrated_scores() -> None:
 def test_measured_metrics_match_scikit_learn() -> None:
     from sklearn import metrics
 
-    from headrace.monitoring.performance import measured_binary, measured_regression
+    from headrace.monitoring.performance import (
+        measured_binary,
+        measured_classes,
+        measured_regression,
+    )
 
     rng = np.random.default_rng(9)
     scores = rng.random(5000)
@@ -224,6 +228,17 @@ def test_measured_metrics_match_scikit_learn() -> None:
     assert got["accuracy"] == pytest.approx(metrics.accuracy_score(labels, predicted))
     one_class = measured_binary(np.ones(10), np.ones(10), np.full(10, 0.9)).metrics
     assert "roc_auc" not in one_class  # undefined, not made up
+    three = rng.choice(["a", "b", "c"], 3000)
+    guess = np.where(rng.random(3000) < 0.7, three, rng.choice(["a", "b", "d"], 3000))
+    many = measured_classes(three, guess).metrics
+    assert many["accuracy"] == pytest.approx(metrics.accuracy_score(three, guess))
+    for name, score in (
+        ("precision", metrics.precision_score),
+        ("recall", metrics.recall_score),
+        ("f1", metrics.f1_score),
+    ):
+        expected = score(three, guess, average="macro", zero_division=0)
+        assert many[name] == pytest.approx(expected), name
     y, yhat = rng.normal(size=100), rng.normal(size=100)
     reg = measured_regression(y, yhat).metrics
     assert reg["mae"] == pytest.approx(metrics.mean_absolute_error(y, yhat))

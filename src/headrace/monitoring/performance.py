@@ -3,7 +3,8 @@ arrive.
 
 Measured (labels attached to the prediction log): ROC AUC (from the logged positive-class
 probabilities, by ranks), accuracy, precision, recall, F1 and log loss for a binary
-classifier; accuracy for any classifier; MAE and RMSE for a regressor.
+classifier; accuracy and macro-averaged precision, recall and F1 for a classifier of
+more classes; MAE and RMSE for a regressor.
 
 Estimated (confidence-based performance estimation, for a binary classifier whose
 probabilities are calibrated): each prediction counts as a fraction of a true or false
@@ -88,10 +89,27 @@ def measured_binary(
 
 
 def measured_classes(labels: np.ndarray, predicted: np.ndarray) -> Performance:
-    """Accuracy of any classifier (labels and predictions compared as values)."""
-    return Performance(
-        {"accuracy": float(np.mean(labels == predicted))}, int(labels.size), estimated=False
-    )
+    """Any classifier (labels and predictions compared as values): accuracy, and
+    precision, recall and F1 averaged over the classes seen (macro; a class never
+    predicted counts 0 precision, as scikit-learn's ``zero_division=0``)."""
+    labels = np.asarray(labels)
+    predicted = np.asarray(predicted)
+    metrics: dict[str, float] = {"accuracy": float(np.mean(labels == predicted))}
+    classes = np.unique(np.concatenate([labels, predicted]))
+    precisions, recalls, f1s = [], [], []
+    for value in classes:
+        truth, guess = labels == value, predicted == value
+        tp = float(np.sum(truth & guess))
+        precision = tp / guess.sum() if guess.sum() else 0.0
+        recall = tp / truth.sum() if truth.sum() else 0.0
+        precisions.append(precision)
+        recalls.append(recall)
+        f1s.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    if classes.size:
+        metrics["precision"] = float(np.mean(precisions))
+        metrics["recall"] = float(np.mean(recalls))
+        metrics["f1"] = float(np.mean(f1s))
+    return Performance(metrics, int(labels.size), estimated=False)
 
 
 def measured_regression(labels: np.ndarray, predicted: np.ndarray) -> Performance:
