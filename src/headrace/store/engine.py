@@ -145,6 +145,7 @@ class MetadataStore:
 
     def __init__(self, engine: Engine) -> None:
         from headrace.store.branches import BranchRepository
+        from headrace.store.governance import GovernanceRepository
         from headrace.store.monitoring import MonitorRepository
         from headrace.store.predictions import PredictionRepository
         from headrace.store.profiles import ProfileRepository
@@ -156,6 +157,7 @@ class MetadataStore:
 
         self.engine = engine
         self.branches = BranchRepository(self)
+        self.governance = GovernanceRepository(self)
         self.monitoring = MonitorRepository(self)
         self.predictions = PredictionRepository(self)
         self.profiles = ProfileRepository(self)

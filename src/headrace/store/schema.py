@@ -22,7 +22,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: The Alembic revision this code expects; checked without importing Alembic.
-SCHEMA_HEAD = "0008"
+SCHEMA_HEAD = "0009"
 
 runs = Table(
     "runs",
@@ -444,4 +444,61 @@ monitor_references = Table(
     Column("reference", String(300), primary_key=True),
     Column("profile", Text, nullable=False),
     Column("created_at", Float, nullable=False),
+)
+
+
+principals = Table(
+    "principals",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("kind", String(16), nullable=False),  # person | service
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(200), nullable=True),
+    Column("disabled", Boolean, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("principal", String(200), nullable=False),
+    Column("secret_hash", String(64), nullable=False),  # SHA-256 of the secret part
+    Column("description", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=True),
+    Column("revoked_at", Float, nullable=True),
+    Column("last_used_at", Float, nullable=True),
+    Index("ix_api_tokens_principal", "principal"),
+)
+
+role_grants = Table(
+    "role_grants",
+    metadata,
+    Column("principal", String(200), primary_key=True),
+    Column("namespace", String(200), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("granted_at", Float, nullable=False),
+    Column("granted_by", String(200), nullable=True),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", Float, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("target", Text, nullable=True),
+    Column("outcome", String(32), nullable=False),
+    Column("details", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
 )
