@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,7 +23,7 @@ from headrace.store.schema import api_tokens, audit_head, audit_log
 
 
 def test_roles_are_cumulative_and_refusals_name_the_permission() -> None:
-    for weaker, stronger in zip(ROLES, ROLES[1:], strict=False):
+    for weaker, stronger in itertools.pairwise(ROLES):
         assert PERMISSIONS[weaker] < PERMISSIONS[stronger]
     assert allows("developer", "run") and not allows("developer", "merge_protected")
     assert allows("maintainer", "promote_model") and not allows("viewer", "log_run")
@@ -110,7 +111,7 @@ def test_the_audit_log_chains_and_detects_edits_and_removals(store: MetadataStor
     entries = governance.audit()
     assert [e.seq for e in entries] == list(range(1, 7))
     assert entries[0].action == "principal.create" and entries[-1].details == {"n": 4}
-    assert all(b.prev_hash == a.hash for a, b in zip(entries, entries[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
     assert governance.verify() == (6, None)
 
     with store.write() as c:  # an edit
