@@ -11,6 +11,7 @@ from rich.console import Console
 
 from headrace.cli import (
     data_commands,
+    governance_commands,
     model_commands,
     monitor_commands,
     profile_commands,
@@ -37,6 +38,7 @@ tracking_commands.register(app, runs_app)
 model_commands.register(app)
 serve_commands.register(app)
 monitor_commands.register(app)
+governance_commands.register(app)
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)

@@ -1,0 +1,223 @@
+"""``headrace admin``, ``principals``, ``tokens`` and ``audit``: who may do what, and the
+tamper-evident record of what was done. Run against the local store, these commands act
+as the operating-system user (whoever can open the store can already change it); the
+team server checks each caller's token and role."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+admin_app = typer.Typer(help="Create the first admin.", no_args_is_help=True)
+principals_app = typer.Typer(
+    help="People and service accounts, and their roles.", no_args_is_help=True
+)
+tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+
+
+def _console() -> Any:
+    from headrace.cli.app import console
+
+    return console
+
+
+def _governance() -> Any:
+    from headrace.cli.app import _workspace
+
+    return _workspace().store.governance
+
+
+def _actor() -> str:
+    from headrace.runtime.identity import actor
+
+    return actor()
+
+
+def _when(epoch: float | None) -> str:
+    return "-" if epoch is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
+
+
+def _days(value: float | None) -> float | None:
+    return None if value is None else value * 86400
+
+
+def _print_token(name: str, token: str) -> None:
+    console = _console()
+    console.print(f"token for {escape(name)} (shown once; keep it secret):")
+    console.print(token, markup=False, highlight=False, soft_wrap=True)
+
+
+@admin_app.command("create")
+def admin_create(
+    name: Annotated[str, typer.Argument(help="The first admin's name.")],
+    expires_days: Annotated[
+        float | None, typer.Option(min=0.001, help="The token expires after this many days.")
+    ] = None,
+) -> None:
+    """Create the first admin and its token (refused once an admin exists)."""
+    governance = _governance()
+    governance.create_first_admin(name)
+    _print_token(name, governance.issue_token(name, expires_in=_days(expires_days), actor=name))
+
+
+@principals_app.command("create")
+def principals_create(
+    name: Annotated[str, typer.Argument(help="A person or a service account.")],
+    role: Annotated[str, typer.Option(help="viewer, developer, maintainer or admin.")] = "viewer",
+    namespace: Annotated[str, typer.Option(help="Where the role applies (* everywhere).")] = "*",
+    service: Annotated[bool, typer.Option(help="A service account, not a person.")] = False,
+    token: Annotated[bool, typer.Option(help="Issue a token now.")] = True,
+) -> None:
+    """Create a principal with a role (and a token)."""
+    governance = _governance()
+    kind = "service" if service else "person"
+    governance.create_principal(name, kind=kind, role=role, namespace=namespace, actor=_actor())
+    _console().print(f"created {kind} {escape(name)} as {role} in {escape(namespace)}")
+    if token:
+        _print_token(name, governance.issue_token(name, actor=_actor()))
+
+
+@principals_app.command("list")
+def principals_list() -> None:
+    """Every principal and its roles."""
+    table = Table(box=None, header_style="bold")
+    for column in ("name", "kind", "roles", "created", "by", "state"):
+        table.add_column(column)
+    for p in _governance().principals():
+        roles = ", ".join(f"{r} in {ns}" for ns, r in sorted(p.grants.items())) or "-"
+        state = "[red]disabled[/]" if p.disabled else "active"
+        table.add_row(
+            escape(p.name),
+            p.kind,
+            escape(roles),
+            _when(p.created_at),
+            escape(p.created_by or "-"),
+            state,
+        )
+    _console().print(table)
+
+
+@principals_app.command("grant")
+def principals_grant(
+    name: Annotated[str, typer.Argument(help="A principal.")],
+    role: Annotated[str, typer.Argument(help="viewer, developer, maintainer or admin.")],
+    namespace: Annotated[str, typer.Option(help="Where the role applies (* everywhere).")] = "*",
+) -> None:
+    """Give a principal a role in a namespace (replacing its role there)."""
+    _governance().grant(name, role, namespace=namespace, actor=_actor())
+    _console().print(f"{escape(name)} is {role} in {escape(namespace)}")
+
+
+@principals_app.command("revoke")
+def principals_revoke(
+    name: Annotated[str, typer.Argument(help="A principal.")],
+    namespace: Annotated[str, typer.Option(help="The namespace whose role goes.")] = "*",
+) -> None:
+    """Take a principal's role in a namespace away."""
+    _governance().revoke_grant(name, namespace=namespace, actor=_actor())
+    _console().print(f"{escape(name)} has no role in {escape(namespace)} now")
+
+
+@principals_app.command("disable")
+def principals_disable(
+    name: Annotated[str, typer.Argument(help="A principal.")],
+    enable: Annotated[bool, typer.Option("--enable", help="Enable it again.")] = False,
+) -> None:
+    """Disable a principal: its tokens stop working."""
+    _governance().set_disabled(name, not enable, actor=_actor())
+    _console().print(f"{escape(name)} {'enabled' if enable else 'disabled'}")
+
+
+@tokens_app.command("issue")
+def tokens_issue(
+    name: Annotated[str, typer.Argument(help="A principal.")],
+    expires_days: Annotated[
+        float | None, typer.Option(min=0.001, help="The token expires after this many days.")
+    ] = None,
+    description: Annotated[str | None, typer.Option(help="What the token is for.")] = None,
+) -> None:
+    """Issue a new API token for a principal (shown once)."""
+    token = _governance().issue_token(
+        name, expires_in=_days(expires_days), description=description, actor=_actor()
+    )
+    _print_token(name, token)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: Annotated[str, typer.Argument(help="The token's id.")]) -> None:
+    """Revoke a token by its id (the part after hr_)."""
+    _governance().revoke_token(token_id, actor=_actor())
+    _console().print(f"token {escape(token_id)} revoked")
+
+
+@tokens_app.command("list")
+def tokens_list(
+    name: Annotated[str | None, typer.Argument(help="A principal (all when none).")] = None,
+) -> None:
+    """Tokens (ids, never secrets), their expiry and last use."""
+    table = Table(box=None, header_style="bold")
+    for column in ("id", "principal", "description", "created", "expires", "last used", "state"):
+        table.add_column(column)
+    now = time.time()
+    for t in _governance().tokens(name):
+        if t.revoked_at is not None:
+            state = "[red]revoked[/]"
+        elif t.expires_at is not None and t.expires_at <= now:
+            state = "[yellow]expired[/]"
+        else:
+            state = "live"
+        table.add_row(
+            t.id,
+            escape(t.principal),
+            escape(t.description or "-"),
+            _when(t.created_at),
+            _when(t.expires_at),
+            _when(t.last_used_at),
+            state,
+        )
+    _console().print(table)
+
+
+@audit_app.command("list")
+def audit_list(
+    limit: Annotated[int, typer.Option(min=1, help="How many entries.")] = 50,
+    after: Annotated[int, typer.Option(min=0, help="Entries after this sequence number.")] = 0,
+) -> None:
+    """The audit log, oldest first."""
+    table = Table(box=None, header_style="bold")
+    for column in ("#", "when", "actor", "action", "target", "outcome"):
+        table.add_column(column)
+    for e in _governance().audit(limit=limit, after=after):
+        table.add_row(
+            str(e.seq),
+            _when(e.at),
+            escape(e.actor),
+            escape(e.action),
+            escape(e.target or "-"),
+            e.outcome,
+        )
+    _console().print(table)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit log's hash chain: any edited or removed entry shows (exit 1)."""
+    checked, problem = _governance().verify()
+    if problem is not None:
+        _console().print(
+            f"[red]audit log broken[/] after {checked:,} good entries: {escape(problem)}"
+        )
+        raise typer.Exit(1)
+    _console().print(f"audit log intact: {checked:,} entries, each chained to the one before")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(admin_app, name="admin")
+    app.add_typer(principals_app, name="principals")
+    app.add_typer(tokens_app, name="tokens")
+    app.add_typer(audit_app, name="audit")
