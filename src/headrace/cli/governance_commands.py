@@ -217,7 +217,26 @@ def audit_verify() -> None:
 
 
 def register(app: typer.Typer) -> None:
+    app.command()(server)
     app.add_typer(admin_app, name="admin")
     app.add_typer(principals_app, name="principals")
     app.add_typer(tokens_app, name="tokens")
     app.add_typer(audit_app, name="audit")
+
+
+def server(
+    host: Annotated[str, typer.Option(help="The interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="The port.")] = 8650,
+) -> None:
+    """Serve the team HTTP API (tokens and roles; more areas arrive with issue 8)."""
+    import uvicorn
+
+    from headrace.cli.app import _workspace
+    from headrace.server.app import create_server_app
+
+    ws = _workspace()
+    _console().print(f"headrace server on http://{host}:{port}/api/v1")
+    config = uvicorn.Config(
+        create_server_app(ws), host=host, port=port, log_level="warning", access_log=False
+    )
+    uvicorn.Server(config).run()

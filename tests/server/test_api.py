@@ -1,0 +1,142 @@
+"""The team server over loopback: tokens, roles, the audit of mutating calls, paging,
+limits, health and metrics."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from headrace.runtime.workspace import Workspace
+from headrace.server.app import MAX_BODY, create_server_app
+from tests.projects import open_project
+from tests.serving.test_server import free_port
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[tuple[str, Workspace, str]]:
+    ws = open_project(tmp_path, "")
+    ws.store.governance.create_first_admin("root")
+    token = ws.store.governance.issue_token("root")
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_server_app(ws), host="127.0.0.1", port=port, log_level="error")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not server.started and time.time() < deadline:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}/api/v1", ws, token
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+def test_tokens_roles_and_the_audit(api: tuple[str, Workspace, str]) -> None:
+    url, ws, root = api
+    assert httpx.get(f"{url}/health").json() == {"status": "ok"}
+    assert httpx.get(f"{url}/ready").json() == {"status": "ready"}
+    anonymous = httpx.get(f"{url}/whoami")
+    assert anonymous.status_code == 401 and "Bearer" in anonymous.json()["message"]
+    forged = httpx.get(f"{url}/whoami", headers={"authorization": "Bearer hr_00_x"})
+    assert forged.status_code == 401 and forged.json()["message"] == "unknown token"
+    admin = {"authorization": f"Bearer {root}"}
+    assert httpx.get(f"{url}/whoami", headers=admin).json()["roles"] == {"*": "admin"}
+
+    made = httpx.post(f"{url}/principals", headers=admin, json={"name": "ana", "role": "viewer"})
+    assert made.status_code == 201, made.text
+    viewer = {"authorization": f"Bearer {made.json()['token']}"}
+    assert httpx.get(f"{url}/whoami", headers=viewer).json()["name"] == "ana"
+    refused = httpx.post(f"{url}/principals", headers=viewer, json={"name": "eve"})
+    assert refused.status_code == 403
+    body = refused.json()
+    assert body["permission"] == "manage_principals" and body["role"] == "admin"
+    assert "ana may not manage principals" in body["message"]
+    assert "eve" not in [p.name for p in ws.store.governance.principals()]  # nothing touched
+
+    twice = httpx.post(f"{url}/principals", headers=admin, json={"name": "ana"})
+    assert twice.status_code == 409
+    bad = httpx.post(f"{url}/principals", headers=admin, json={"name": "../x"})
+    assert bad.status_code == 400 and "not a principal name" in bad.json()["message"]
+    malformed = httpx.post(
+        f"{url}/principals", headers={**admin, "content-type": "application/json"}, content=b"{"
+    )
+    assert malformed.status_code == 400 and "not valid JSON" in malformed.json()["message"]
+    huge = httpx.post(f"{url}/principals", headers=admin, content=b"x" * (MAX_BODY + 1))
+    assert huge.status_code == 413
+
+    outcomes = [
+        (e["actor"], e["action"], e["outcome"])
+        for e in httpx.get(f"{url}/audit?limit=1000", headers=admin).json()["entries"]
+        if e["action"] == "principal.create" and e["target"] == "/api/v1/principals"
+    ]
+    assert outcomes == [
+        ("root", "principal.create", "ok"),
+        ("ana", "principal.create", "denied"),
+        ("root", "principal.create", "failed"),
+        ("root", "principal.create", "failed"),
+        ("root", "principal.create", "failed"),
+        ("root", "principal.create", "failed"),
+    ]
+    assert httpx.get(f"{url}/audit/verify", headers=admin).json()["intact"] is True
+    metrics = httpx.get(f"{url.rsplit('/api', 1)[0]}/metrics").text
+    assert 'headrace_api_requests_total{route="principals",status="403"} 1.0' in metrics
+
+
+def test_lists_are_paged(api: tuple[str, Workspace, str]) -> None:
+    url, ws, root = api
+    admin = {"authorization": f"Bearer {root}"}
+    for index in range(5):
+        ws.store.governance.create_principal(f"p{index}", actor="root")
+    first = httpx.get(f"{url}/principals?limit=4", headers=admin).json()
+    assert len(first["principals"]) == 4 and first["next_page_token"] == "4"
+    rest = httpx.get(f"{url}/principals?limit=4&page_token=4", headers=admin).json()
+    assert len(rest["principals"]) == 2 and rest["next_page_token"] is None
+    assert httpx.get(f"{url}/principals?limit=0", headers=admin).status_code == 400
+    assert httpx.get(f"{url}/principals?limit=5000", headers=admin).status_code == 400
+    assert httpx.get(f"{url}/principals?page_token=x", headers=admin).status_code == 400
+
+
+def test_headrace_server_runs_as_a_process(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+
+    from tests.integration.conftest import HEADRACE
+    from tests.projects import write_project
+
+    write_project(tmp_path, "")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
+    process = subprocess.Popen(
+        [*HEADRACE, "server", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/api/v1/ready", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.time() < deadline and process.poll() is None, "no server"
+                time.sleep(0.1)
+        assert answer.json() == {"status": "ready"}
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/whoami").status_code == 401
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    # uvicorn handles SIGTERM (a graceful shutdown), then re-raises it on the way out
+    assert process.returncode in (0, -signal.SIGTERM), output
+    assert "Traceback" not in output
