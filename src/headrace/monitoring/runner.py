@@ -340,6 +340,19 @@ def _drift_results(window_id: str, kind: str, drift: DatasetDrift) -> list[Resul
     ]
 
 
+def _feature_drift_results(window_id: str, drift: DatasetDrift) -> list[ResultRecord]:
+    """Each column's drift, then the dataset's drift share."""
+    share = _result(
+        "dataset_drift",
+        "share",
+        window_id=window_id,
+        value=drift.share,
+        threshold=drift.threshold,
+        breached=drift.drifted,
+    )
+    return [*_drift_results(window_id, "column_drift", drift), share]
+
+
 def _limit_breached(limit: PerformanceLimit, value: float, baseline: float | None) -> bool:
     lower_better = limit.metric in LOWER_IS_BETTER
     if limit.min is not None and value < limit.min:
@@ -422,17 +435,7 @@ def _judge_window(
                 f"monitor {monitor.name!r}: the logged inputs have no column {missing[0]!r}"
             )
         drift = reference.detector.score(frame.select(columns))
-        results += _drift_results(window_id, "column_drift", drift)
-        results.append(
-            _result(
-                "dataset_drift",
-                "share",
-                window_id=window_id,
-                value=drift.share,
-                threshold=drift.threshold,
-                breached=drift.drifted,
-            )
-        )
+        results += _feature_drift_results(window_id, drift)
         if monitor.prediction_drift and reference.prediction is not None:
             current = (
                 frame.select(pl.col("__score").alias("prediction"))
@@ -805,17 +808,7 @@ def _run_asset_monitor(
                 .fit(reference.select(columns))
                 .score(current.select(columns))
             )
-            results = _drift_results(window_id, "column_drift", drift)
-            results.append(
-                _result(
-                    "dataset_drift",
-                    "share",
-                    window_id=window_id,
-                    value=drift.share,
-                    threshold=drift.threshold,
-                    breached=drift.drifted,
-                )
-            )
+            results = _feature_drift_results(window_id, drift)
         breaches = [r for r in results if r.breached and r.kind != "column_drift"]
         window = WindowRecord(
             id=window_id,
