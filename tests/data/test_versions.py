@@ -148,6 +148,28 @@ def test_gc_keeps_what_branches_and_history_need(tmp_path: Path) -> None:
     assert not old.exists()
 
 
+def test_gc_never_deletes_run_artifacts_or_model_versions(tmp_path: Path) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    from headrace.registry.service import load_model, register_model
+    from headrace.tracking.runs import start_run
+
+    ws = open_project(tmp_path, PIPELINE)
+    note = tmp_path / "note.txt"
+    note.write_text("kept")
+    with start_run(workspace=ws) as run:
+        run.log_artifact(note)
+    model = LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])
+    register_model(ws, model, "kept")
+    hr.materialize("raw", workspace=ws, params={"n": "1"})
+    hr.materialize("raw", workspace=ws, params={"n": "2"})
+    report = collect(ws, keep_last=1, grace_seconds=0)
+    assert len(report.deleted_blobs) == 2  # the first version's two partitions only
+    (path, blob, _), = ws.store.tracking.artifacts(run.id)
+    assert ws.blobs.get_bytes(blob) == b"kept"
+    assert load_model(ws, "kept/1").predict([[2.0]])[0] == pytest.approx(2.0)
+
+
 @pytest.mark.integration
 def test_versioning_cli(tmp_path: Path) -> None:
     open_project(tmp_path, PIPELINE.replace("@hr.asset\ndef unrelated", "@hr.asset\ndef unrel"))

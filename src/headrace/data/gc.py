@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from headrace.runtime.workspace import Workspace
-from headrace.store.schema import asset_versions, branch_events, branch_heads, runs
+from headrace.store.schema import (
+    asset_versions,
+    branch_events,
+    branch_heads,
+    model_versions,
+    run_artifacts,
+    runs,
+)
 
 #: Areas register functions returning version ids that must keep their data.
 GC_PINS: list[Callable[[Workspace], set[str]]] = []
@@ -87,7 +94,13 @@ def collect(
     keep = retained_versions(ws, keep_last=keep_last, keep_days=keep_days)
     with ws.store.read() as c:
         rows = c.execute(select(asset_versions.c.id, asset_versions.c.blob)).all()
-    needed = {blob for version, blob in rows if version in keep}
+        # tracked runs' artifacts and registered model versions are kept for as long as
+        # their rows are: gc collects data versions only
+        others = [
+            *c.execute(select(run_artifacts.c.blob)).scalars(),
+            *c.execute(select(model_versions.c.blob)).scalars(),
+        ]
+    needed = {blob for version, blob in rows if version in keep} | set(others)
     blobs = ws.blobs
     deleted: list[str] = []
     freed = 0
