@@ -80,14 +80,13 @@ def test_tokens_roles_and_the_audit(api: tuple[str, Workspace, str]) -> None:
     assert outcomes == [
         ("root", "principal.create", "ok"),
         ("ana", "principal.create", "denied"),
-        ("root", "principal.create", "failed"),
-        ("root", "principal.create", "failed"),
-        ("root", "principal.create", "failed"),
-        ("root", "principal.create", "failed"),
-    ]
+        ("root", "principal.create", "failed"),  # exists
+        ("root", "principal.create", "failed"),  # a bad name
+        ("root", "principal.create", "failed"),  # malformed JSON
+    ]  # the oversized body is refused at the door, before anyone is authenticated
     assert httpx.get(f"{url}/audit/verify", headers=admin).json()["intact"] is True
     metrics = httpx.get(f"{url.rsplit('/api', 1)[0]}/metrics").text
-    assert 'headrace_api_requests_total{route="principals",status="403"} 1.0' in metrics
+    assert 'headrace_api_requests_total{route="/api/v1/principals",status="403"} 1.0' in metrics
 
 
 def test_lists_are_paged(api: tuple[str, Workspace, str]) -> None:

@@ -214,6 +214,78 @@ class PythonFlavor(Flavor):
         return pickle.loads(payload)
 
 
+class MlflowFlavor(Flavor):
+    """A model logged by the MLflow client: its whole MLflow model directory, zipped.
+
+    Never chosen for a Python object (the server registers it from the files the client
+    uploaded); loading needs ``mlflow`` installed and ``allow_pickle=True``, since
+    MLflow's flavors pickle their models.
+    """
+
+    def handles(self, model: Any) -> bool:
+        return False
+
+    def save(self, model: Any) -> bytes:
+        raise ModelFormatError("MLflow models are registered through the MLflow API")
+
+    def load(
+        self, header: dict[str, Any], payload: bytes, *, allow_pickle: bool, trusted: Sequence[str]
+    ) -> Any:
+        import atexit
+        import io
+        import shutil
+        import tempfile
+        import zipfile
+
+        if not allow_pickle:
+            raise UnsafeModelError(
+                f"the MLflow model ({header.get('class')}) was pickled by MLflow, and "
+                "loading it runs code; load it with allow_pickle=True only if you trust "
+                "where it came from"
+            )
+        try:
+            import mlflow.pyfunc
+        except ImportError as exc:
+            raise ModelFormatError(
+                "this model was logged by the MLflow client; loading it needs the mlflow "
+                "package (pip install mlflow-skinny)"
+            ) from exc
+        folder = tempfile.mkdtemp(prefix="hr-mlflow-model-")
+        atexit.register(shutil.rmtree, folder, True)
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            for member in archive.infolist():
+                if member.filename.startswith("/") or ".." in member.filename.split("/"):
+                    raise ModelFormatError(f"model file {member.filename!r} leaves its folder")
+            archive.extractall(folder)
+        if "sklearn" in header.get("flavors", []):
+            import mlflow.sklearn
+
+            return mlflow.sklearn.load_model(folder)
+        return mlflow.pyfunc.load_model(folder)
+
+
+def pack_mlflow_model(files: dict[str, bytes]) -> tuple[str, bytes]:
+    """(class name, stored bytes) of an MLflow model directory given as path → bytes."""
+    import io
+    import zipfile
+
+    import yaml
+
+    try:
+        spec = yaml.safe_load(files["MLmodel"]) or {}
+    except (KeyError, yaml.YAMLError) as exc:
+        raise ModelFormatError(f"not an MLflow model: its MLmodel file is unreadable ({exc})")
+    flavors = sorted((spec.get("flavors") or {}).keys()) if isinstance(spec, dict) else []
+    native = [f for f in flavors if f != "python_function"]
+    model_class = f"mlflow.{native[0]}" if native else "mlflow.pyfunc"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(files):
+            archive.writestr(path, files[path])
+    header = {"flavor": "mlflow", "class": model_class, "flavors": flavors}
+    return model_class, _pack(header, buffer.getvalue())
+
+
 def _plain(value: Any) -> Any:
     item = getattr(value, "item", None)
     return item() if callable(item) else value
@@ -227,6 +299,7 @@ FLAVORS: dict[str, Flavor] = {
         XGBoostFlavor("xgboost"),
         SklearnFlavor("sklearn"),
         PythonFlavor("python"),
+        MlflowFlavor("mlflow"),
     )
 }
 

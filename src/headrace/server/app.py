@@ -1,55 +1,115 @@
-"""The team server's HTTP API (``headrace server``): a first slice of issue 8.
+"""The team server (``headrace server``): one process serving
 
-Every ``/api/v1`` route but ``health`` and ``ready`` takes ``Authorization: Bearer
-<token>``: no token or a bad one is a 401; a principal whose role lacks the route's
-permission gets a 403 naming the permission and the least role that carries it. A
-mutating call is authorised before it touches anything and written to the audit log
-with its outcome (``ok``, ``denied``, ``failed``). Lists are paged (``limit`` up to
-1,000 and a ``page_token``); bodies are limited to 1 MiB. ``/metrics`` is Prometheus.
+- ``/api/v1``: headrace's own JSON API (FastAPI; its OpenAPI document at
+  ``/api/v1/openapi.json``, the docs page at ``/api/v1/docs``);
+- ``/api/2.0/mlflow`` and ``/api/2.0/mlflow-artifacts``: the MLflow REST surface, so the
+  unmodified ``mlflow`` client logs and registers into headrace
+  (:mod:`headrace.server.mlflow_api`);
+- ``/metrics``: Prometheus.
 
-Routes so far: ``GET /api/v1/health``, ``GET /api/v1/ready``, ``GET /api/v1/whoami``,
-``GET|POST /api/v1/principals``, ``GET /api/v1/audit``, ``GET /api/v1/audit/verify``.
+Every route but health, readiness and metrics takes ``Authorization: Bearer <token>``:
+no token or a bad one is a 401; a role without the route's permission gets a 403 naming
+the permission and the least role that carries it. A mutating call is authorised before
+it touches anything and written to the audit log with its outcome (``ok``, ``denied``,
+``failed``). Lists are paged (``limit`` up to 1,000 and a ``page_token``); JSON bodies
+are limited to 1 MiB and artifact uploads to 512 MiB.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from headrace.core.governance import EVERYWHERE, AccessDenied, allows
+from starlette.requests import Request
+from starlette.responses import Response
+
+from headrace.server.context import (
+    MAX_BODY,
+    MAX_LIMIT,
+    ApiError,
+    Gate,
+    json_response,
+    page_of,
+    paging,
+)
+from headrace.server.models import PrincipalIn
+from headrace.store.governance import Principal
 
 if TYPE_CHECKING:
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import Response
+    from fastapi import FastAPI
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
     from headrace.runtime.workspace import Workspace
-    from headrace.store.governance import Principal
 
-MAX_BODY = 1024 * 1024
-MAX_LIMIT = 1000
+__all__ = ["MAX_BODY", "MAX_LIMIT", "ApiError", "create_server_app"]
 
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.extra = status, code, message, extra
+#: Routes whose bodies may be larger than MAX_BODY (artifact uploads stream to disk).
+_LARGE_BODIES = ("/api/2.0/mlflow-artifacts/artifacts/",)
 
 
-def _json(payload: Any, status: int = 200) -> Response:
-    from starlette.responses import JSONResponse
+class _Limits:
+    """ASGI middleware: bodies over the limit are refused with 413 (declared or counted),
+    and each request's route and status are counted for ``/metrics``."""
 
-    return JSONResponse(payload, status_code=status)
+    def __init__(self, app: ASGIApp, observe: Any) -> None:
+        self.app, self.observe = app, observe
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        path: str = scope["path"]
+        limit = None if path.startswith(_LARGE_BODIES) else MAX_BODY
+        status = {"code": 500}
+        if limit is not None:
+            for name, value in scope.get("headers", []):
+                if name == b"content-length" and value.isdigit() and int(value) > limit:
+                    answer = json_response(
+                        {"error_code": "REQUEST_TOO_LARGE", "message": f"the body is over "
+                         f"{limit:,} bytes"},
+                        413,
+                    )
+                    await answer(scope, receive, send)
+                    self.observe("too_large", 413, started)
+                    return
+            seen = 0
+
+            async def counted() -> Any:
+                nonlocal seen
+                message = await receive()
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise ApiError(413, "REQUEST_TOO_LARGE", f"the body is over {limit:,} bytes")
+                return message
+
+            receiving = counted
+        else:
+            receiving = receive
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receiving, sending)
+        finally:
+            route = scope.get("route")
+            name = getattr(route, "path", None) or "unmatched"
+            self.observe(name, status["code"], started)
 
 
-def create_server_app(ws: Workspace) -> Starlette:
+def create_server_app(ws: Workspace) -> FastAPI:
+    from fastapi import Depends, FastAPI
+    from fastapi.exceptions import RequestValidationError
     from prometheus_client import CollectorRegistry, Counter, Histogram
-    from starlette.applications import Starlette
-    from starlette.routing import Route
 
-    from headrace.store.governance import GovernanceError, InvalidToken
+    from headrace.errors import HeadraceError
+    from headrace.server.mlflow_api import mlflow_routes
+    from headrace.store.governance import GovernanceError
 
+    gate = Gate(ws)
     governance = ws.store.governance
     registry = CollectorRegistry()
     requests = Counter(
@@ -57,181 +117,156 @@ def create_server_app(ws: Workspace) -> Starlette:
     )
     latency = Histogram("headrace_api_seconds", "API latency", ["route"], registry=registry)
 
-    def principal_of(request: Request) -> Principal:
-        header = request.headers.get("authorization") or ""
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "UNAUTHENTICATED", "send Authorization: Bearer <token>")
-        try:
-            return governance.authenticate(token.strip())
-        except InvalidToken as exc:
-            raise ApiError(401, "UNAUTHENTICATED", str(exc)) from exc
+    def observe(route: str, status: int, started: float) -> None:
+        requests.labels(route, str(status)).inc()
+        latency.labels(route).observe(time.perf_counter() - started)
 
-    def require(principal: Principal, permission: str, namespace: str = EVERYWHERE) -> None:
-        if not allows(principal.role(namespace), permission):
-            denied = AccessDenied(principal.name, permission, namespace)
-            raise ApiError(
-                403, "PERMISSION_DENIED", str(denied), permission=permission, role=denied.role
-            )
+    app = FastAPI(
+        title="headrace",
+        version="1",
+        description="The headrace team server: pipelines, data versions, quality, "
+        "tracking, registry, serving and monitoring over one metadata store.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    app.state.gate = gate
 
-    async def body_of(request: Request) -> dict[str, Any]:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BODY:
-            raise ApiError(413, "REQUEST_TOO_LARGE", f"the body is over {MAX_BODY:,} bytes")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY:
-                raise ApiError(413, "REQUEST_TOO_LARGE", f"the body is over {MAX_BODY:,} bytes")
-            chunks.append(chunk)
-        try:
-            data = json.loads(b"".join(chunks) or b"{}")
-        except ValueError as exc:
-            raise ApiError(400, "BAD_REQUEST", f"the body is not valid JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ApiError(400, "BAD_REQUEST", "the body must be a JSON object")
-        return data
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError) -> Response:
+        return json_response(error.payload(), error.status)
 
-    def paging(request: Request) -> tuple[int, int]:
-        raw_limit = request.query_params.get("limit", "100")
-        raw_token = request.query_params.get("page_token", "0")
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
-            raise ApiError(400, "BAD_REQUEST", f"limit must be 1 to {MAX_LIMIT}", field="limit")
-        if not raw_token.isdigit():
-            raise ApiError(400, "BAD_REQUEST", "page_token is not valid", field="page_token")
-        return int(raw_limit), int(raw_token)
+    @app.exception_handler(GovernanceError)
+    async def governance_error(request: Request, exc: GovernanceError) -> Response:
+        status = 409 if "exists" in str(exc) else 400
+        code = "CONFLICT" if status == 409 else "BAD_REQUEST"
+        return json_response({"error_code": code, "message": str(exc)}, status)
 
-    def route(name: str, handler: Any, *, mutating: str | None = None) -> Any:
-        """Wrap a handler: errors as JSON, metrics, and for a mutating route the audit."""
+    @app.exception_handler(HeadraceError)
+    async def headrace_error(request: Request, exc: HeadraceError) -> Response:
+        status = 404 if "NotFound" in type(exc).__name__ else 400
+        code = "NOT_FOUND" if status == 404 else "BAD_REQUEST"
+        return json_response({"error_code": code, "message": str(exc)}, status)
 
-        async def endpoint(request: Request) -> Response:
-            started = time.perf_counter()
-            actor = "anonymous"
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        problems = []
+        for e in exc.errors():
+            if e.get("type") == "json_invalid":
+                problems.append(f"the body is not valid JSON: {e.get('ctx', {}).get('error')}")
+            else:
+                where = ".".join(str(p) for p in e.get("loc", ()))
+                problems.append(f"{where}: {e.get('msg')}")
+        message = "; ".join(problems) or "invalid request"
+        route = request.scope.get("route")
+        action = (getattr(route, "openapi_extra", None) or {}).get("x-audit-action")
+        if action is not None:
             try:
-                principal = None if name in ("health", "ready") else principal_of(request)
-                actor = principal.name if principal else actor
-                response: Response = await handler(request, principal)
-                if mutating:
-                    governance.record(actor, mutating, request.url.path, "ok")
+                who = gate.principal(request)
             except ApiError as error:
-                if mutating and error.status in (403, 400, 409, 413):
-                    outcome = "denied" if error.status == 403 else "failed"
-                    governance.record(
-                        actor, mutating, request.url.path, outcome, {"error": error.message}
-                    )
-                response = _json(
-                    {"error_code": error.code, "message": error.message, **error.extra},
-                    error.status,
-                )
-            except GovernanceError as exc:
-                status = 409 if "exists" in str(exc) else 400
-                if mutating:
-                    governance.record(
-                        actor, mutating, request.url.path, "failed", {"error": str(exc)}
-                    )
-                response = _json(
-                    {
-                        "error_code": "CONFLICT" if status == 409 else "BAD_REQUEST",
-                        "message": str(exc),
-                    },
-                    status,
-                )
-            requests.labels(name, str(response.status_code)).inc()
-            latency.labels(name).observe(time.perf_counter() - started)
-            return response
+                return json_response(error.payload(), error.status)
+            gate.record(who, action, request.url.path, "failed", {"error": message[:2000]})
+        return json_response({"error_code": "BAD_REQUEST", "message": message}, 400)
 
-        return endpoint
+    def caller(request: Request) -> Principal:
+        return gate.principal(request)
 
-    async def health(request: Request, principal: Any) -> Response:
-        return _json({"status": "ok"})
+    prefix = "/api/v1"
+    errors: dict[int | str, dict[str, Any]] = {
+        401: {"description": "No token, or a token that is not valid"},
+        403: {"description": "The role lacks the permission (named in the answer)"},
+    }
 
-    async def ready(request: Request, principal: Any) -> Response:
+    @app.get(f"{prefix}/health", tags=["service"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(f"{prefix}/ready", tags=["service"])
+    def ready() -> Response:
         from sqlalchemy import text
 
         try:
             with ws.store.read() as c:
                 c.execute(text("SELECT 1"))
         except Exception as exc:
-            return _json({"status": "not ready", "reason": str(exc)}, 503)
-        return _json({"status": "ready"})
+            return json_response({"status": "not ready", "reason": str(exc)}, 503)
+        return json_response({"status": "ready"})
 
-    async def whoami(request: Request, principal: Principal) -> Response:
-        return _json({"name": principal.name, "kind": principal.kind, "roles": principal.grants})
+    @app.get(f"{prefix}/whoami", tags=["governance"], responses=errors)
+    def whoami(who: Principal = Depends(caller)) -> dict[str, Any]:
+        return {"name": who.name, "kind": who.kind, "roles": who.grants}
 
-    async def list_principals(request: Request, principal: Principal) -> Response:
-        require(principal, "manage_principals")
+    @app.get(f"{prefix}/principals", tags=["governance"], responses=errors)
+    def list_principals(request: Request, who: Principal = Depends(caller)) -> Response:
+        gate.require(who, "manage_principals")
         limit, offset = paging(request)
-        everyone = governance.principals()
-        page = everyone[offset : offset + limit]
-        following = offset + limit if offset + limit < len(everyone) else None
-        return _json(
+        page, following = page_of(governance.principals(), limit, offset)
+        return json_response(
             {
                 "principals": [
                     {"name": p.name, "kind": p.kind, "roles": p.grants, "disabled": p.disabled}
                     for p in page
                 ],
-                "next_page_token": None if following is None else str(following),
+                "next_page_token": following,
             }
         )
 
-    async def create_principal(request: Request, principal: Principal) -> Response:
-        require(principal, "manage_principals")
-        data = await body_of(request)
-        name, kind = data.get("name"), data.get("kind", "person")
-        role, namespace = data.get("role", "viewer"), data.get("namespace", EVERYWHERE)
-        if not isinstance(name, str):
-            raise ApiError(400, "BAD_REQUEST", "name is required (a string)", field="name")
-        from headrace.core.errors import DefinitionError
-
-        try:
+    @app.post(
+        f"{prefix}/principals",
+        tags=["governance"],
+        status_code=201,
+        responses=errors,
+        openapi_extra={"x-audit-action": "principal.create"},
+    )
+    def create_principal(
+        body: PrincipalIn, request: Request, who: Principal = Depends(caller)
+    ) -> Response:
+        with gate.audited(who, "principal.create", request.url.path, "manage_principals"):
             governance.create_principal(
-                name, kind=kind, role=role, namespace=namespace, actor=principal.name
+                body.name,
+                kind=body.kind,
+                role=body.role,
+                namespace=body.namespace,
+                actor=who.name,
             )
-        except DefinitionError as exc:
-            raise ApiError(400, "BAD_REQUEST", str(exc)) from exc
-        token = governance.issue_token(name, actor=principal.name)
-        return _json(
-            {"name": name, "kind": kind, "role": role, "namespace": namespace, "token": token}, 201
+            token = governance.issue_token(body.name, actor=who.name)
+        return json_response(
+            {
+                "name": body.name,
+                "kind": body.kind,
+                "role": body.role,
+                "namespace": body.namespace,
+                "token": token,
+            },
+            201,
         )
 
-    async def audit(request: Request, principal: Principal) -> Response:
-        require(principal, "manage_principals")
+    @app.get(f"{prefix}/audit", tags=["governance"], responses=errors)
+    def audit(request: Request, who: Principal = Depends(caller)) -> Response:
+        gate.require(who, "manage_principals")
         limit, after = paging(request)
         entries = governance.audit(limit=limit, after=after)
-        return _json(
+        return json_response(
             {
                 "entries": [e.__dict__ for e in entries],
                 "next_page_token": str(entries[-1].seq) if len(entries) == limit else None,
             }
         )
 
-    async def verify(request: Request, principal: Principal) -> Response:
-        require(principal, "manage_principals")
+    @app.get(f"{prefix}/audit/verify", tags=["governance"], responses=errors)
+    def verify(who: Principal = Depends(caller)) -> Response:
+        gate.require(who, "manage_principals")
         checked, problem = governance.verify()
-        return _json({"checked": checked, "intact": problem is None, "problem": problem})
+        return json_response({"checked": checked, "intact": problem is None, "problem": problem})
 
-    async def metrics(request: Request) -> Response:
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
         from starlette.responses import Response as Plain
 
         return Plain(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    create = route("principals", create_principal, mutating="principal.create")
-    listing = route("principals", list_principals)
-
-    async def principals_route(request: Request) -> Response:
-        chosen = create if request.method == "POST" else listing
-        answer: Response = await chosen(request)
-        return answer
-
-    return Starlette(
-        routes=[
-            Route("/api/v1/health", route("health", health), methods=["GET"]),
-            Route("/api/v1/ready", route("ready", ready), methods=["GET"]),
-            Route("/api/v1/whoami", route("whoami", whoami), methods=["GET"]),
-            Route("/api/v1/principals", principals_route, methods=["GET", "POST"]),
-            Route("/api/v1/audit", route("audit", audit), methods=["GET"]),
-            Route("/api/v1/audit/verify", route("verify", verify), methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
-        ]
-    )
+    for route in mlflow_routes(ws, gate):
+        app.router.routes.append(route)
+    app.add_middleware(_Limits, observe=observe)
+    return app

@@ -321,6 +321,19 @@ class GovernanceRepository:
         with self._store.write() as c:
             return self._append(c, actor, action, target, outcome, details or {})
 
+    def append(
+        self,
+        c: Connection,
+        actor: str,
+        action: str,
+        target: str | None,
+        outcome: str,
+        details: dict[str, Any],
+    ) -> AuditEntry:
+        """Append one entry inside the caller's transaction, so an action and its audit
+        entry are written together or not at all."""
+        return self._append(c, actor, action, target, outcome, details)
+
     def _append(
         self,
         c: Connection,

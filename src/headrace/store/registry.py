@@ -215,6 +215,20 @@ class RegistryRepository:
         with self._store.write() as c:
             return self._move(c, name, alias, version, actor=actor, reason=reason)
 
+    def remove_alias(self, name: str, alias: str, *, actor: str | None) -> int:
+        """Remove ``alias``; returns the version it pointed at."""
+        with self._store.write() as c:
+            self._require(c, name)
+            where = and_(model_aliases.c.name == name, model_aliases.c.alias == alias)
+            before = c.execute(select(model_aliases.c.version).where(where)).scalar()
+            if before is None:
+                raise ModelNotFoundError(f"model {name!r} has no alias {alias!r}")
+            c.execute(delete(model_aliases).where(where))
+            _event(
+                c, name, "alias", actor, alias=alias, from_value=str(before), to_value=None
+            )
+        return int(before)
+
     def _move(
         self,
         c: Connection,

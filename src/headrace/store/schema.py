@@ -22,7 +22,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: The Alembic revision this code expects; checked without importing Alembic.
-SCHEMA_HEAD = "0009"
+SCHEMA_HEAD = "0010"
 
 runs = Table(
     "runs",
@@ -300,6 +300,24 @@ run_artifacts = Table(
     Column("blob", String(64), nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("created_at", Float, nullable=False),
+)
+
+#: Models an MLflow client logged (``log_model``); their files are ``run_artifacts``
+#: rows under the model's id.
+logged_models = Table(
+    "logged_models",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("experiment_id", String(32), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("model_type", String(200), nullable=True),
+    Column("status", String(32), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_logged_models_experiment", "experiment_id"),
 )
 
 #: Registered models.

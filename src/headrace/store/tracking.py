@@ -14,7 +14,7 @@ import json
 import math
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -78,6 +78,10 @@ class TrackedRun:
     params: dict[str, str]
     metrics: dict[str, float]
     tags: dict[str, str]
+    experiment_id: str | None = None
+    #: Each latest metric's step and time (loaded on request: ``with_metric_steps``).
+    metric_steps: dict[str, int] = field(default_factory=dict)
+    metric_times: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -522,6 +526,9 @@ class TrackingRepository:
         max_results: int = 100,
         page_token: str | None = None,
         columns: Sequence[str] | None = None,
+        experiment_ids: Sequence[str] | None = None,
+        run_ids: Sequence[str] | None = None,
+        with_metric_steps: bool = False,
     ) -> SearchPage:
         """Runs matching ``filter`` (see :mod:`headrace.core.search`), a page at a time.
 
@@ -549,6 +556,10 @@ class TrackingRepository:
         if experiments_ is not None:
             ids = [self.experiment(name, create=False).id for name in experiments_]
             query = query.where(runs.c.experiment_id.in_(ids))
+        if experiment_ids is not None:
+            query = query.where(runs.c.experiment_id.in_(builtins.list(experiment_ids)))
+        if run_ids is not None:
+            query = query.where(runs.c.id.in_(builtins.list(run_ids)))
         if tree is not None:
             query = query.where(_condition(tree))
         ordering: list[Any] = []
@@ -586,6 +597,22 @@ class TrackingRepository:
             loaded = {
                 scope: self._load(c, scope, ids, keys, page) for scope, keys in wanted.items()
             }
+            steps: dict[str, dict[str, tuple[int, float]]] = {}
+            if with_metric_steps and ids:
+                condition = (
+                    latest_metrics.c.run_id.in_(page.subquery().select())
+                    if page is not None
+                    else latest_metrics.c.run_id.in_(ids)
+                )
+                for run_id, key, step, at in c.execute(
+                    select(
+                        latest_metrics.c.run_id,
+                        latest_metrics.c.key,
+                        latest_metrics.c.step,
+                        latest_metrics.c.timestamp,
+                    ).where(condition)
+                ):
+                    steps.setdefault(run_id, {})[key] = (step, at)
         params, metrics, tags = loaded["params"], loaded["metrics"], loaded["tags"]
         return SearchPage(
             runs=[
@@ -602,6 +629,9 @@ class TrackingRepository:
                     params=params.get(run_id, {}),
                     metrics=metrics.get(run_id, {}),
                     tags=tags.get(run_id, {}),
+                    experiment_id=experiment_id,
+                    metric_steps={k: v[0] for k, v in steps.get(run_id, {}).items()},
+                    metric_times={k: v[1] for k, v in steps.get(run_id, {}).items()},
                 )
                 for (
                     run_id,
@@ -617,6 +647,14 @@ class TrackingRepository:
             ],
             next_page_token=_token(offset + max_results) if more else None,
         )
+
+    def latest_runs(self, run_ids: Sequence[str]) -> builtins.list[TrackedRun]:
+        """The runs named, as search returns them (with metric steps and times)."""
+        ids = builtins.list(run_ids)
+        if not ids:
+            return []
+        page = self.search(run_ids=ids, max_results=len(ids), with_metric_steps=True)
+        return page.runs
 
     @staticmethod
     def _load(

@@ -1,0 +1,227 @@
+"""What every route of the team server shares: who is calling (bearer tokens, cached
+briefly), what they may do (roles per namespace), the audit of mutating calls, errors as
+JSON, bounded bodies and paging.
+
+A token is checked against the store at most once per :data:`TOKEN_TTL` seconds per
+process: a token revoked (or a principal disabled) through this process stops working at
+once, through another process within that time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from headrace.core.governance import EVERYWHERE, AccessDenied, allows
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from headrace.runtime.workspace import Workspace
+    from headrace.store.governance import Principal
+
+MAX_BODY = 1024 * 1024
+MAX_LIMIT = 1000
+TOKEN_TTL = 10.0
+
+
+class ApiError(Exception):
+    """An answer other than success: the status, a stable code, a message naming the
+    field or object at fault, and any extra fields for the JSON body."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+    def payload(self) -> dict[str, Any]:
+        return {"error_code": self.code, "message": self.message, **self.extra}
+
+
+def bad_request(message: str, **extra: Any) -> ApiError:
+    return ApiError(400, "BAD_REQUEST", message, **extra)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    """JSON, with non-finite floats written as protobuf JSON does ("NaN", "Infinity")."""
+    from starlette.responses import Response as Plain
+
+    try:
+        body = json.dumps(payload, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        body = json.dumps(_finite(payload), allow_nan=False, separators=(",", ":"))
+    return Plain(body, status_code=status, media_type="application/json")
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The raw body, refused (413) past ``limit`` bytes, declared or streamed."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "REQUEST_TOO_LARGE", f"the body is over {limit:,} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "REQUEST_TOO_LARGE", f"the body is over {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    raw = await read_body(request)
+    try:
+        data = json.loads(raw or b"{}")
+    except ValueError as exc:
+        raise bad_request(f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise bad_request("the body must be a JSON object")
+    return data
+
+
+def paging(request: Request, default: int = 100) -> tuple[int, int]:
+    """(limit, offset) from ``limit`` (1 to 1,000) and ``page_token``."""
+    raw_limit = request.query_params.get("limit", str(default))
+    raw_token = request.query_params.get("page_token") or "0"
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        raise bad_request(f"limit must be 1 to {MAX_LIMIT}", field="limit")
+    if not raw_token.isdigit():
+        raise bad_request("page_token is not valid", field="page_token")
+    return int(raw_limit), int(raw_token)
+
+
+def page_of(items: list[Any], limit: int, offset: int) -> tuple[list[Any], str | None]:
+    """One page of an in-memory list and the token of the next (None at the end)."""
+    following = offset + limit
+    return items[offset:following], (str(following) if following < len(items) else None)
+
+
+class Gate:
+    """Authentication, authorisation and audit for one server process."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.governance = ws.store.governance
+        self._tokens: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def principal(self, request: Request) -> Principal:
+        """The caller, from ``Authorization: Bearer <token>`` (401 without a valid one)."""
+        from headrace.store.governance import InvalidToken
+
+        header = request.headers.get("authorization") or ""
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, "UNAUTHENTICATED", "send Authorization: Bearer <token>")
+        now = time.monotonic()
+        with self._lock:
+            cached = self._tokens.get(token)
+        if cached is not None and now - cached[1] < TOKEN_TTL:
+            return cached[0]
+        try:
+            principal = self.governance.authenticate(token)
+        except InvalidToken as exc:
+            with self._lock:
+                self._tokens.pop(token, None)
+            raise ApiError(401, "UNAUTHENTICATED", str(exc)) from exc
+        with self._lock:
+            if len(self._tokens) > 10_000:
+                self._tokens.clear()
+            self._tokens[token] = (principal, now)
+        return principal
+
+    def forget(self) -> None:
+        """Drop every cached token (after a revocation, a disable or a grant)."""
+        with self._lock:
+            self._tokens.clear()
+
+    @staticmethod
+    def require(principal: Principal, permission: str, namespace: str = EVERYWHERE) -> None:
+        if not allows(principal.role(namespace), permission):
+            denied = AccessDenied(principal.name, permission, namespace)
+            raise ApiError(
+                403,
+                "PERMISSION_DENIED",
+                str(denied),
+                permission=permission,
+                role=denied.role,
+                namespace=namespace,
+            )
+
+    def record(
+        self,
+        principal: Principal | None,
+        action: str,
+        target: str | None,
+        outcome: str,
+        details: dict[str, Any] | None = None,
+        connection: Connection | None = None,
+    ) -> None:
+        actor = principal.name if principal is not None else "anonymous"
+        if connection is not None:
+            self.governance.append(connection, actor, action, target, outcome, details or {})
+        else:
+            self.governance.record(actor, action, target, outcome, details)
+
+    @contextmanager
+    def audited(
+        self,
+        principal: Principal,
+        action: str,
+        target: str | None,
+        permission: str,
+        namespace: str = EVERYWHERE,
+    ) -> Iterator[AuditTicket]:
+        """Authorise, run the body, and record the outcome (ok, denied or failed).
+
+        A body that writes in one transaction calls ``ticket.write(connection)`` so the
+        action and its ``ok`` entry commit together; otherwise ``ok`` is recorded after
+        the body returns. Refusals and failures are recorded here.
+        """
+        try:
+            self.require(principal, permission, namespace)
+        except ApiError as denied:
+            self.record(principal, action, target, "denied", {"error": denied.message})
+            raise
+        ticket = AuditTicket(self, principal, action, target)
+        try:
+            yield ticket
+        except Exception as exc:
+            message = exc.message if isinstance(exc, ApiError) else str(exc)
+            self.record(principal, action, target, "failed", {"error": message[:2000]})
+            raise
+        if not ticket.written:
+            self.record(principal, action, target, "ok", ticket.details)
+
+
+class AuditTicket:
+    """The pending ``ok`` entry of one audited call."""
+
+    def __init__(
+        self, gate: Gate, principal: Principal, action: str, target: str | None
+    ) -> None:
+        self.gate, self.principal, self.action, self.target = gate, principal, action, target
+        self.details: dict[str, Any] = {}
+        self.written = False
+
+    def write(self, connection: Connection) -> None:
+        self.gate.record(
+            self.principal, self.action, self.target, "ok", self.details, connection
+        )
+        self.written = True
