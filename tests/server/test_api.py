@@ -3,40 +3,21 @@ limits, health and metrics."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from headrace.runtime.workspace import Workspace
-from headrace.server.app import MAX_BODY, create_server_app
-from tests.projects import open_project
+from headrace.server.app import MAX_BODY
+from tests.server.conftest import TeamServer
 from tests.serving.test_server import free_port
 
 
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[tuple[str, Workspace, str]]:
-    ws = open_project(tmp_path, "")
-    ws.store.governance.create_first_admin("root")
-    token = ws.store.governance.issue_token("root")
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_server_app(ws), host="127.0.0.1", port=port, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started and time.time() < deadline:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}/api/v1", ws, token
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+def api(team_server: TeamServer) -> tuple[str, Workspace, str]:
+    return team_server.api, team_server.ws, team_server.token
 
 
 def test_tokens_roles_and_the_audit(api: tuple[str, Workspace, str]) -> None:

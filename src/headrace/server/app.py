@@ -66,8 +66,10 @@ class _Limits:
             for name, value in scope.get("headers", []):
                 if name == b"content-length" and value.isdigit() and int(value) > limit:
                     answer = json_response(
-                        {"error_code": "REQUEST_TOO_LARGE", "message": f"the body is over "
-                         f"{limit:,} bytes"},
+                        {
+                            "error_code": "REQUEST_TOO_LARGE",
+                            "message": f"the body is over {limit:,} bytes",
+                        },
                         413,
                     )
                     await answer(scope, receive, send)

@@ -213,15 +213,11 @@ class Gate:
 class AuditTicket:
     """The pending ``ok`` entry of one audited call."""
 
-    def __init__(
-        self, gate: Gate, principal: Principal, action: str, target: str | None
-    ) -> None:
+    def __init__(self, gate: Gate, principal: Principal, action: str, target: str | None) -> None:
         self.gate, self.principal, self.action, self.target = gate, principal, action, target
         self.details: dict[str, Any] = {}
         self.written = False
 
     def write(self, connection: Connection) -> None:
-        self.gate.record(
-            self.principal, self.action, self.target, "ok", self.details, connection
-        )
+        self.gate.record(self.principal, self.action, self.target, "ok", self.details, connection)
         self.written = True

@@ -32,7 +32,7 @@ import zipfile
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from headrace.server.context import ApiError, Gate, json_body, json_response, read_body
+from headrace.server.context import ApiError, Gate, json_body, json_response
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -57,6 +57,8 @@ STATUS_IN = {
 }
 STATUS_OUT = {v: k for k, v in STATUS_IN.items()} | {"skipped": "FINISHED"}
 REGISTRY_STATUS = "READY"
+#: A run's logged-model outputs are kept as tags ``mlflow.loggedModel.<model id>`` = step.
+_OUTPUT_TAG = "mlflow.loggedModel."
 
 
 def not_found(message: str) -> ApiError:
@@ -249,9 +251,7 @@ class MlflowApi:
         """A run from a search page (params, latest metrics and tags loaded)."""
         tags = dict(run.tags)
         info = self._run_info(
-            _RunRow(
-                run.id, run.name, run.status, run.experiment_id, run.created_at, run.ended_at
-            ),
+            _RunRow(run.id, run.name, run.status, run.experiment_id, run.created_at, run.ended_at),
             default_id,
             tags,
         )
@@ -271,7 +271,13 @@ class MlflowApi:
                 "tags": _kv(tags),
             },
             "inputs": {},
-            "outputs": {},
+            "outputs": {
+                "model_outputs": [
+                    {"model_id": k.removeprefix(_OUTPUT_TAG), "step": int(v or 0)}
+                    for k, v in tags.items()
+                    if k.startswith(_OUTPUT_TAG) and v.lstrip("-").isdigit()
+                ]
+            },
         }
 
     def _full_run(self, run_id: str) -> dict[str, Any]:
@@ -440,9 +446,7 @@ class MlflowApi:
                 if values:
                     c.execute(update(runs).where(runs.c.id == run_id).values(**values))
                 if name:
-                    write_tracked(
-                        c, c.dialect.name, run_id, Tracked(tags={"mlflow.runName": name})
-                    )
+                    write_tracked(c, c.dialect.name, run_id, Tracked(tags={"mlflow.runName": name}))
                 ticket.write(c)
         info = self._run_info(self._run_row(run_id), self._default_id(), self._tags(run_id))
         return json_response({"run_info": info})
@@ -461,12 +465,7 @@ class MlflowApi:
         from headrace.core.tracking import TrackingError
         from headrace.store.tracking import write_tracked
 
-        row = self._live_run(run_id)
-        if row.status not in ("running", "queued"):
-            raise invalid(
-                f"run {run_id} is {STATUS_OUT.get(row.status, row.status)}; "
-                "only an active run can be logged to"
-            )
+        self._live_run(run_id)  # as in MLflow, a finished run can still be logged to
         with self.gate.audited(who, action, run_id, "log_run") as ticket:
             try:
                 with self.store.write() as c:
@@ -580,9 +579,42 @@ class MlflowApi:
             seen[key] = value
         for key, _ in tags:
             _check_key(key, "tag")
-        data = Tracked(params=seen, tags=dict(tags), metrics=points)
+        data = Tracked(params=seen, tags=dict(tags), metrics=self._new_points(run_id, points))
         self._log(who, run_id, "run.log_batch", data)
         return json_response({})
+
+    def _new_points(
+        self, run_id: str, points: list[tuple[str, float, int, float]]
+    ) -> list[tuple[str, float, int, float]]:
+        """The points not already stored: as in MLflow, a batch that re-sends a point
+        (a retry, or MLflow 3 linking a run's metrics to its logged model) is idempotent."""
+        from sqlalchemy import and_, select
+
+        from headrace.store.schema import metric_values
+
+        if not points:
+            return points
+        keys = sorted({p[0] for p in points})
+        with self.store.read() as c:
+            stored = {
+                (k, None if nan else v, s, round(t * 1000))
+                for k, v, nan, s, t in c.execute(
+                    select(
+                        metric_values.c.key,
+                        metric_values.c.value,
+                        metric_values.c.is_nan,
+                        metric_values.c.step,
+                        metric_values.c.timestamp,
+                    ).where(and_(metric_values.c.run_id == run_id, metric_values.c.key.in_(keys)))
+                )
+            }
+        fresh, seen = [], set()
+        for key, value, step, at in points:
+            ident = (key, None if math.isnan(value) else value, step, round(at * 1000))
+            if ident not in stored and ident not in seen:
+                seen.add(ident)
+                fresh.append((key, value, step, at))
+        return fresh
 
     async def log_inputs(self, request: Request, who: Principal) -> Response:
         args = await json_body(request)
@@ -610,7 +642,7 @@ class MlflowApi:
             if not isinstance(model_id, str):
                 raise invalid(f"models[{i}].model_id is required")
             self._logged_model_row(model_id)
-            tags[f"mlflow.loggedModel.{model_id}"] = str(item.get("step", 0))
+            tags[f"{_OUTPUT_TAG}{model_id}"] = str(_integer(item.get("step"), "step", 0))
         self._live_run(run_id)
         with self.gate.audited(who, "run.log_outputs", run_id, "log_run") as ticket:
             with self.store.write() as c:
@@ -675,9 +707,7 @@ class MlflowApi:
                     for _, p in page
                 ],
                 **(
-                    {"next_page_token": str(offset + limit)}
-                    if offset + limit < len(points)
-                    else {}
+                    {"next_page_token": str(offset + limit)} if offset + limit < len(points) else {}
                 ),
             }
         )
@@ -723,7 +753,9 @@ class MlflowApi:
                         size += len(chunk)
                         if size > MAX_ARTIFACT:
                             raise ApiError(
-                                413, "REQUEST_TOO_LARGE", f"an artifact is at most {MAX_ARTIFACT:,} B"
+                                413,
+                                "REQUEST_TOO_LARGE",
+                                f"an artifact is at most {MAX_ARTIFACT:,} B",
                             )
                         out.write(chunk)
                 from pathlib import Path
@@ -748,7 +780,8 @@ class MlflowApi:
         return json_response({})
 
     async def download_artifact(self, request: Request, who: Principal, path: str) -> Response:
-        from starlette.responses import FileResponse, Response as Plain
+        from starlette.responses import FileResponse
+        from starlette.responses import Response as Plain
 
         path = artifact_path(path)
         if path.startswith("registry/"):
@@ -771,8 +804,8 @@ class MlflowApi:
         if path.startswith("registry/"):
             return json_response({"files": self._registry_listing(path)})
         parts = path.split("/")
-        if len(parts) in (2, 3) and parts[1] != "models" or len(parts) == 3 and parts[1] == "models":
-            return json_response({"files": []})
+        if len(parts) < 3 or (parts[1] == "models" and len(parts) < 4):
+            return json_response({"files": []})  # above a run's or a model's artifacts
         owner, inner = self._owner(path)
         return json_response({"files": _listing(self.store.tracking.artifacts(owner), inner)})
 
@@ -915,14 +948,20 @@ class MlflowApi:
         raw_ids = args.get("experiment_ids") or []
         if not isinstance(raw_ids, list):
             raise invalid("'experiment_ids' must be a list of strings")
-        if args.get("filter"):
-            raise invalid("filtering logged models is not supported; search by experiment")
+        wanted = _equalities(
+            str(args.get("filter") or ""),
+            ("name", "source_run_id", "status", "model_type"),
+            "logged models",
+        )
         ids = [self._experiment_id(str(i)) for i in raw_ids]
         limit = _integer(args.get("max_results"), "max_results", 100)
         offset = _integer(args.get("page_token") or "0", "page_token")
         query = select(logged_models).order_by(logged_models.c.created_at.desc())
         if ids:
             query = query.where(logged_models.c.experiment_id.in_(ids))
+        columns = {"source_run_id": logged_models.c.run_id}
+        for field, value in wanted.items():
+            query = query.where(columns.get(field, logged_models.c[field]) == value)
         with self.store.read() as c:
             rows = c.execute(query.limit(limit + 1).offset(offset)).all()
         default_id = self._default_id()
@@ -945,16 +984,12 @@ class MlflowApi:
         if row is None:
             raise not_found(f"registered model {name!r} not found")
         versions = self.store.registry.versions(name)
-        aliases = [
-            {"alias": a, "version": str(v.version)} for v in versions for a in v.aliases
-        ]
+        aliases = [{"alias": a, "version": str(v.version)} for v in versions for a in v.aliases]
         latest = [self._version_json(versions[-1])] if versions else []
         return {
             "name": row.name,
             "creation_timestamp": _ms(row.created_at),
-            "last_updated_timestamp": _ms(
-                max([row.created_at, *(v.created_at for v in versions)])
-            ),
+            "last_updated_timestamp": _ms(max([row.created_at, *(v.created_at for v in versions)])),
             "description": row.description or "",
             "latest_versions": latest,
             "aliases": aliases,
@@ -1148,7 +1183,9 @@ class MlflowApi:
         for n in names:
             if n not in self.store.registry.names():
                 continue
-            found += [v for v in self.store.registry.versions(n) if not run_id or v.run_id == run_id]
+            found += [
+                v for v in self.store.registry.versions(n) if not run_id or v.run_id == run_id
+            ]
         page = found[offset : offset + limit]
         return json_response(
             {
@@ -1253,9 +1290,7 @@ class MlflowApi:
 
 class _RunRow:
     def __init__(self, *values: Any) -> None:
-        self.id, self.name, self.status, self.experiment_id, self.created_at, self.ended_at = (
-            values
-        )
+        self.id, self.name, self.status, self.experiment_id, self.created_at, self.ended_at = values
 
 
 def _listing(rows: list[tuple[str, str, int]], inner: str) -> list[dict[str, Any]]:
@@ -1304,23 +1339,25 @@ def _name_filter(text: str) -> str:
     return _quoted(text, "name", "searching registered models")
 
 
-def _version_filter(text: str) -> tuple[str | None, str | None]:
-    """``name = '...'`` and/or ``run_id = '...'`` (MLflow's common version filters)."""
+def _equalities(text: str, allowed: tuple[str, ...], what: str) -> dict[str, str]:
+    """``field = 'value' AND ...`` over ``allowed`` fields (MLflow's common filters)."""
     import re
 
-    name = run_id = None
+    found: dict[str, str] = {}
     for part in re.split(r"\s+AND\s+", text.strip(), flags=re.IGNORECASE) if text.strip() else []:
-        match = re.fullmatch(r"\s*(name|run_id)\s*=\s*(['\"])(.*)\2\s*", part)
-        if match is None:
+        match = re.fullmatch(r"\s*(?:attributes\.)?(\w+)\s*=\s*(['\"])(.*)\2\s*", part)
+        if match is None or match.group(1) not in allowed:
             raise invalid(
-                f"filter {text!r}: searching model versions supports name = '...' and "
-                "run_id = '...'"
+                f"filter {text!r}: searching {what} supports "
+                + " AND ".join(f"{f} = '...'" for f in allowed)
             )
-        if match.group(1) == "name":
-            name = match.group(3)
-        else:
-            run_id = match.group(3)
-    return name, run_id
+        found[match.group(1)] = match.group(3)
+    return found
+
+
+def _version_filter(text: str) -> tuple[str | None, str | None]:
+    found = _equalities(text, ("name", "run_id"), "model versions")
+    return found.get("name"), found.get("run_id")
 
 
 def _mlflow_filter(text: str | None) -> str | None:

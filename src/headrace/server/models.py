@@ -15,8 +15,9 @@ class _Strict(BaseModel):
 
 
 class PrincipalIn(_Strict):
-    name: str = Field(min_length=1, max_length=200, description="A letter, then letters, "
-                      "digits, _ . @ -")
+    name: str = Field(
+        min_length=1, max_length=200, description="A letter, then letters, digits, _ . @ -"
+    )
     kind: Literal["person", "service"] = "person"
     role: Role = "viewer"
     namespace: str = Field("*", min_length=1, max_length=200)

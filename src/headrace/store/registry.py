@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from headrace.store.errors import StoreError
 from headrace.store.schema import model_aliases, model_events, model_versions, models
@@ -224,9 +224,7 @@ class RegistryRepository:
             if before is None:
                 raise ModelNotFoundError(f"model {name!r} has no alias {alias!r}")
             c.execute(delete(model_aliases).where(where))
-            _event(
-                c, name, "alias", actor, alias=alias, from_value=str(before), to_value=None
-            )
+            _event(c, name, "alias", actor, alias=alias, from_value=str(before), to_value=None)
         return int(before)
 
     def _move(

@@ -1,0 +1,58 @@
+"""A team server on loopback, in a thread, over a fresh workspace with an admin."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from headrace.runtime.workspace import Workspace
+from headrace.server.app import create_server_app
+from tests.projects import open_project
+from tests.serving.test_server import free_port
+
+
+@dataclass
+class TeamServer:
+    root: str  # http://127.0.0.1:PORT
+    ws: Workspace
+    token: str  # the admin's
+
+    @property
+    def api(self) -> str:
+        return f"{self.root}/api/v1"
+
+    def headers(self, token: str | None = None) -> dict[str, str]:
+        return {"authorization": f"Bearer {token or self.token}"}
+
+    def token_for(self, name: str, role: str, namespace: str = "*") -> str:
+        governance = self.ws.store.governance
+        governance.create_principal(name, role=role, namespace=namespace, actor="root")
+        return governance.issue_token(name, actor="root")
+
+
+@pytest.fixture
+def team_server(tmp_path: Path) -> Iterator[TeamServer]:
+    ws = open_project(tmp_path / "ws", "")
+    ws.store.governance.create_first_admin("root")
+    token = ws.store.governance.issue_token("root")
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_server_app(ws), host="127.0.0.1", port=port, log_level="error")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not server.started and time.time() < deadline:
+        time.sleep(0.02)
+    assert server.started, "the team server did not start"
+    try:
+        yield TeamServer(f"http://127.0.0.1:{port}", ws, token)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
