@@ -165,7 +165,7 @@ def test_gc_never_deletes_run_artifacts_or_model_versions(tmp_path: Path) -> Non
     hr.materialize("raw", workspace=ws, params={"n": "2"})
     report = collect(ws, keep_last=1, grace_seconds=0)
     assert len(report.deleted_blobs) == 2  # the first version's two partitions only
-    ((path, blob, _),) = ws.store.tracking.artifacts(run.id)
+    ((_, blob, _),) = ws.store.tracking.artifacts(run.id)
     assert ws.blobs.get_bytes(blob) == b"kept"
     assert load_model(ws, "kept/1").predict([[2.0]])[0] == pytest.approx(2.0)
 

@@ -162,13 +162,13 @@ def test_tokens_and_roles_bind_the_mlflow_client(
         mlflow.log_metric("m", 1.0)
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", viewer)
     assert mlflow.get_run(run.info.run_id).data.metrics == {"m": 1.0}  # reading is fine
-    with pytest.raises(MlflowException, match="vera may not log run.*developer"):
+    with pytest.raises(MlflowException, match=r"vera may not log run.*developer"):
         mlflow.MlflowClient().log_metric(run.info.run_id, "m", 2.0)
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", developer)
     model, _ = _model()
     with mlflow.start_run():
         mlflow.sklearn.log_model(model, name="model", registered_model_name="roles")
-    with pytest.raises(MlflowException, match="dev may not promote model.*maintainer"):
+    with pytest.raises(MlflowException, match=r"dev may not promote model.*maintainer"):
         mlflow.MlflowClient().set_registered_model_alias("roles", "champion", 1)
     monkeypatch.delenv("MLFLOW_TRACKING_TOKEN")
     with pytest.raises(MlflowException, match="Bearer"):

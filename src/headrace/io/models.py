@@ -274,7 +274,9 @@ def pack_mlflow_model(files: dict[str, bytes]) -> tuple[str, bytes]:
     try:
         spec = yaml.safe_load(files["MLmodel"]) or {}
     except (KeyError, yaml.YAMLError) as exc:
-        raise ModelFormatError(f"not an MLflow model: its MLmodel file is unreadable ({exc})")
+        raise ModelFormatError(
+            f"not an MLflow model: its MLmodel file is unreadable ({exc})"
+        ) from exc
     flavors = sorted((spec.get("flavors") or {}).keys()) if isinstance(spec, dict) else []
     native = [f for f in flavors if f != "python_function"]
     model_class = f"mlflow.{native[0]}" if native else "mlflow.pyfunc"

@@ -18,8 +18,9 @@ are limited to 1 MiB and artifact uploads to 512 MiB.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+from fastapi import Depends
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -43,6 +44,15 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_BODY", "MAX_LIMIT", "ApiError", "create_server_app"]
 
+
+def _caller(request: Request) -> Principal:
+    """The authenticated principal of a request (a FastAPI dependency)."""
+    gate: Gate = request.app.state.gate
+    return gate.principal(request)
+
+
+Caller = Annotated[Principal, Depends(_caller)]
+
 #: Routes whose bodies may be larger than MAX_BODY (artifact uploads stream to disk).
 _LARGE_BODIES = ("/api/2.0/mlflow-artifacts/artifacts/",)
 
@@ -62,6 +72,7 @@ class _Limits:
         path: str = scope["path"]
         limit = None if path.startswith(_LARGE_BODIES) else MAX_BODY
         status = {"code": 500}
+        receiving: Any = receive
         if limit is not None:
             for name, value in scope.get("headers", []):
                 if name == b"content-length" and value.isdigit() and int(value) > limit:
@@ -86,8 +97,6 @@ class _Limits:
                 return message
 
             receiving = counted
-        else:
-            receiving = receive
 
         async def sending(message: Any) -> None:
             if message["type"] == "http.response.start":
@@ -103,7 +112,7 @@ class _Limits:
 
 
 def create_server_app(ws: Workspace) -> FastAPI:
-    from fastapi import Depends, FastAPI
+    from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
     from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -170,9 +179,6 @@ def create_server_app(ws: Workspace) -> FastAPI:
             gate.record(who, action, request.url.path, "failed", {"error": message[:2000]})
         return json_response({"error_code": "BAD_REQUEST", "message": message}, 400)
 
-    def caller(request: Request) -> Principal:
-        return gate.principal(request)
-
     prefix = "/api/v1"
     errors: dict[int | str, dict[str, Any]] = {
         401: {"description": "No token, or a token that is not valid"},
@@ -195,11 +201,11 @@ def create_server_app(ws: Workspace) -> FastAPI:
         return json_response({"status": "ready"})
 
     @app.get(f"{prefix}/whoami", tags=["governance"], responses=errors)
-    def whoami(who: Principal = Depends(caller)) -> dict[str, Any]:
+    def whoami(who: Caller) -> dict[str, Any]:
         return {"name": who.name, "kind": who.kind, "roles": who.grants}
 
     @app.get(f"{prefix}/principals", tags=["governance"], responses=errors)
-    def list_principals(request: Request, who: Principal = Depends(caller)) -> Response:
+    def list_principals(request: Request, who: Caller) -> Response:
         gate.require(who, "manage_principals")
         limit, offset = paging(request)
         page, following = page_of(governance.principals(), limit, offset)
@@ -220,9 +226,7 @@ def create_server_app(ws: Workspace) -> FastAPI:
         responses=errors,
         openapi_extra={"x-audit-action": "principal.create"},
     )
-    def create_principal(
-        body: PrincipalIn, request: Request, who: Principal = Depends(caller)
-    ) -> Response:
+    def create_principal(body: PrincipalIn, request: Request, who: Caller) -> Response:
         with gate.audited(who, "principal.create", request.url.path, "manage_principals"):
             governance.create_principal(
                 body.name,
@@ -244,7 +248,7 @@ def create_server_app(ws: Workspace) -> FastAPI:
         )
 
     @app.get(f"{prefix}/audit", tags=["governance"], responses=errors)
-    def audit(request: Request, who: Principal = Depends(caller)) -> Response:
+    def audit(request: Request, who: Caller) -> Response:
         gate.require(who, "manage_principals")
         limit, after = paging(request)
         entries = governance.audit(limit=limit, after=after)
@@ -256,7 +260,7 @@ def create_server_app(ws: Workspace) -> FastAPI:
         )
 
     @app.get(f"{prefix}/audit/verify", tags=["governance"], responses=errors)
-    def verify(who: Principal = Depends(caller)) -> Response:
+    def verify(who: Caller) -> Response:
         gate.require(who, "manage_principals")
         checked, problem = governance.verify()
         return json_response({"checked": checked, "intact": problem is None, "problem": problem})

@@ -129,7 +129,7 @@ def _kv(pairs: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _ms(seconds: float | None) -> int | None:
-    return None if seconds is None else int(round(seconds * 1000))
+    return None if seconds is None else round(seconds * 1000)
 
 
 def _check_key(key: str, what: str) -> str:
@@ -305,21 +305,23 @@ class MlflowApi:
                 "artifact_location: artifacts of a headrace server go through its proxy; "
                 "leave it unset"
             )
-        with self.gate.audited(who, "experiment.create", name, "log_run") as ticket:
-            with self.store.write() as c:
-                if c.execute(select(experiments.c.id).where(experiments.c.name == name)).first():
-                    raise ApiError(
-                        400,
-                        "RESOURCE_ALREADY_EXISTS",
-                        f"experiment {name!r} already exists",
-                    )
-                experiment_id = new_id()
-                c.execute(
-                    insert(experiments).values(
-                        id=experiment_id, name=name, description=None, created_at=time.time()
-                    )
+        with (
+            self.gate.audited(who, "experiment.create", name, "log_run") as ticket,
+            self.store.write() as c,
+        ):
+            if c.execute(select(experiments.c.id).where(experiments.c.name == name)).first():
+                raise ApiError(
+                    400,
+                    "RESOURCE_ALREADY_EXISTS",
+                    f"experiment {name!r} already exists",
                 )
-                ticket.write(c)
+            experiment_id = new_id()
+            c.execute(
+                insert(experiments).values(
+                    id=experiment_id, name=name, description=None, created_at=time.time()
+                )
+            )
+            ticket.write(c)
         return json_response({"experiment_id": experiment_id})
 
     async def get_experiment(self, request: Request, who: Principal) -> Response:
@@ -389,33 +391,35 @@ class MlflowApi:
         started = _integer(args.get("start_time"), "start_time", int(time.time() * 1000))
         parent = tags.get("mlflow.parentRunId")
         run_id = new_id()
-        with self.gate.audited(who, "run.create", run_id, "log_run") as ticket:
-            with self.store.write() as c:
-                c.execute(
-                    insert(runs).values(
-                        id=run_id,
-                        status="running",
-                        selection="",
-                        params="{}",
-                        partitions=None,
-                        branch="main",
-                        trigger="tracking",
-                        executor="none",
-                        max_concurrency=1,
-                        force=False,
-                        host=request.client.host if request.client else None,
-                        pid=None,
-                        plan="[]",
-                        created_at=started / 1000,
-                        started_at=started / 1000,
-                        experiment_id=experiment_id,
-                        parent_run_id=parent,
-                        name=name,
-                    )
+        with (
+            self.gate.audited(who, "run.create", run_id, "log_run") as ticket,
+            self.store.write() as c,
+        ):
+            c.execute(
+                insert(runs).values(
+                    id=run_id,
+                    status="running",
+                    selection="",
+                    params="{}",
+                    partitions=None,
+                    branch="main",
+                    trigger="tracking",
+                    executor="none",
+                    max_concurrency=1,
+                    force=False,
+                    host=request.client.host if request.client else None,
+                    pid=None,
+                    plan="[]",
+                    created_at=started / 1000,
+                    started_at=started / 1000,
+                    experiment_id=experiment_id,
+                    parent_run_id=parent,
+                    name=name,
                 )
-                if tags:
-                    write_tracked(c, c.dialect.name, run_id, Tracked(tags=tags))
-                ticket.write(c)
+            )
+            if tags:
+                write_tracked(c, c.dialect.name, run_id, Tracked(tags=tags))
+            ticket.write(c)
         return json_response({"run": self._full_run(run_id)})
 
     async def update_run(self, request: Request, who: Principal) -> Response:
@@ -644,12 +648,14 @@ class MlflowApi:
             self._logged_model_row(model_id)
             tags[f"{_OUTPUT_TAG}{model_id}"] = str(_integer(item.get("step"), "step", 0))
         self._live_run(run_id)
-        with self.gate.audited(who, "run.log_outputs", run_id, "log_run") as ticket:
-            with self.store.write() as c:
-                from headrace.store.tracking import write_tracked
+        with (
+            self.gate.audited(who, "run.log_outputs", run_id, "log_run") as ticket,
+            self.store.write() as c,
+        ):
+            from headrace.store.tracking import write_tracked
 
-                write_tracked(c, c.dialect.name, run_id, Tracked(tags=tags))
-                ticket.write(c)
+            write_tracked(c, c.dialect.name, run_id, Tracked(tags=tags))
+            ticket.write(c)
         return json_response({})
 
     async def search_runs(self, request: Request, who: Principal) -> Response:
@@ -870,23 +876,25 @@ class MlflowApi:
         tags = dict(_pairs(args.get("tags"), "tags"))
         model_id = "m-" + new_id()[:30]
         now = time.time()
-        with self.gate.audited(who, "logged_model.create", model_id, "log_run") as ticket:
-            with self.store.write() as c:
-                c.execute(
-                    insert(logged_models).values(
-                        id=model_id,
-                        experiment_id=experiment_id,
-                        name=name[:200],
-                        run_id=run_id,
-                        model_type=_string(args, "model_type", required=False) or None,
-                        status="LOGGED_MODEL_PENDING",
-                        params=json.dumps(params),
-                        tags=json.dumps(tags),
-                        created_at=now,
-                        updated_at=now,
-                    )
+        with (
+            self.gate.audited(who, "logged_model.create", model_id, "log_run") as ticket,
+            self.store.write() as c,
+        ):
+            c.execute(
+                insert(logged_models).values(
+                    id=model_id,
+                    experiment_id=experiment_id,
+                    name=name[:200],
+                    run_id=run_id,
+                    model_type=_string(args, "model_type", required=False) or None,
+                    status="LOGGED_MODEL_PENDING",
+                    params=json.dumps(params),
+                    tags=json.dumps(tags),
+                    created_at=now,
+                    updated_at=now,
                 )
-                ticket.write(c)
+            )
+            ticket.write(c)
         row = self._logged_model_row(model_id)
         return json_response({"model": self._logged_model_json(row, self._default_id())})
 
@@ -928,15 +936,17 @@ class MlflowApi:
         args = await json_body(request)
         new = dict(_pairs(args.get("tags"), "tags"))
         row = self._logged_model_row(model_id)
-        with self.gate.audited(who, "logged_model.set_tags", model_id, "log_run") as ticket:
-            with self.store.write() as c:
-                tags = json.loads(row.tags) | new
-                c.execute(
-                    update(logged_models)
-                    .where(logged_models.c.id == model_id)
-                    .values(tags=json.dumps(tags), updated_at=time.time())
-                )
-                ticket.write(c)
+        with (
+            self.gate.audited(who, "logged_model.set_tags", model_id, "log_run") as ticket,
+            self.store.write() as c,
+        ):
+            tags = json.loads(row.tags) | new
+            c.execute(
+                update(logged_models)
+                .where(logged_models.c.id == model_id)
+                .values(tags=json.dumps(tags), updated_at=time.time())
+            )
+            ticket.write(c)
         return json_response({})
 
     async def search_logged_models(self, request: Request, who: Principal) -> Response:
@@ -1031,21 +1041,23 @@ class MlflowApi:
         name = self._name(args)
         if args.get("tags"):
             raise invalid("registered-model tags are not kept by headrace; create it without tags")
-        with self.gate.audited(who, "model.create", name, "register_model") as ticket:
-            with self.store.write() as c:
-                if c.execute(select(models.c.name).where(models.c.name == name)).first():
-                    raise ApiError(
-                        400, "RESOURCE_ALREADY_EXISTS", f"registered model {name!r} already exists"
-                    )
-                c.execute(
-                    insert(models).values(
-                        name=name,
-                        description=_string(args, "description", required=False) or None,
-                        created_at=time.time(),
-                        created_by=who.name,
-                    )
+        with (
+            self.gate.audited(who, "model.create", name, "register_model") as ticket,
+            self.store.write() as c,
+        ):
+            if c.execute(select(models.c.name).where(models.c.name == name)).first():
+                raise ApiError(
+                    400, "RESOURCE_ALREADY_EXISTS", f"registered model {name!r} already exists"
                 )
-                ticket.write(c)
+            c.execute(
+                insert(models).values(
+                    name=name,
+                    description=_string(args, "description", required=False) or None,
+                    created_at=time.time(),
+                    created_by=who.name,
+                )
+            )
+            ticket.write(c)
         return json_response({"registered_model": self._model_json(name)})
 
     async def get_registered_model(self, request: Request, who: Principal) -> Response:
