@@ -164,6 +164,7 @@ class Server:
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    ready_path: str = "/ping"
 
     @property
     def base(self) -> str:
@@ -189,7 +190,7 @@ class Server:
             return ""
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> float:
-        """Seconds from the spawn to ``GET /ping`` answering 200."""
+        """Seconds from the spawn to ``GET`` :attr:`ready_path` answering 200."""
         assert self.proc is not None
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
@@ -199,7 +200,7 @@ class Server:
                     + self.tail()
                 )
             try:
-                with urllib.request.urlopen(self.base + "/ping", timeout=2) as r:
+                with urllib.request.urlopen(self.base + self.ready_path, timeout=2) as r:
                     if r.status == 200:
                         return time.perf_counter() - self.started_at
             except (urllib.error.URLError, OSError):

@@ -123,12 +123,19 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _runner(python: str, tool: str, args: list[str], cwd: Path) -> dict[str, Any]:
+def _runner(
+    python: str, tool: str, args: list[str], cwd: Path, extra: dict[str, str] | None = None
+) -> dict[str, Any]:
     cmd = [python, str(RUNNERS / f"{tool}_run.py"), *args]
     cwd.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     proc = subprocess.run(
-        cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+        cmd,
+        cwd=cwd,
+        env={**_env(), **(extra or {})},
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
     )
     elapsed = time.perf_counter() - started
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]

@@ -11,6 +11,8 @@ As in ``../shared/peers/tracking-serving/``: synchronous logging (MLflow's defau
   headrace's first ``start_run`` does.
 - ``populate``: per run ``create_run`` + one ``log_batch`` (5 params, 5 metrics) +
   ``set_terminated``, as ``search_bench.py`` does.
+- With ``BENCH_SERVER_URI`` set (``bench/team_server.py``), the same client talks to a
+  tracking server at that URL instead (``BENCH_SERVER_TOKEN``: its bearer token).
 - ``search``: ``MlflowClient.search_runs([experiment_id], filter, order_by=...,
   max_results=...)``; case ``all_pandas`` is ``mlflow.search_runs([experiment_id])``
   (all runs as a pandas DataFrame). The experiment's id is looked up by name on the
@@ -56,6 +58,10 @@ class MLflow:
     def open(self, store: Path, *, create: bool) -> None:
         store.mkdir(parents=True, exist_ok=True)
         uri = f"sqlite:///{store.resolve() / 'mlflow.db'}"
+        if os.environ.get("BENCH_SERVER_URI"):  # bench/team_server.py: a tracking server
+            uri = os.environ["BENCH_SERVER_URI"]
+            if os.environ.get("BENCH_SERVER_TOKEN"):
+                os.environ["MLFLOW_TRACKING_TOKEN"] = os.environ["BENCH_SERVER_TOKEN"]
         mlflow.set_tracking_uri(uri)
         self.client = MlflowClient(uri)
         # The SQLite store is built (tables created, migrations run) on first use.

@@ -48,24 +48,20 @@ def bad_request(message: str, **extra: Any) -> ApiError:
     return ApiError(400, "BAD_REQUEST", message, **extra)
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
+def finite(value: float) -> float | str:
+    """A float for protobuf JSON: NaN and the infinities as the strings it uses."""
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
 def json_response(payload: Any, status: int = 200) -> Response:
-    """JSON, with non-finite floats written as protobuf JSON does ("NaN", "Infinity")."""
+    """JSON by orjson (non-finite floats become null: write them with :func:`finite`
+    where a client expects protobuf JSON)."""
+    import orjson
     from starlette.responses import Response as Plain
 
-    try:
-        body = json.dumps(payload, allow_nan=False, separators=(",", ":"))
-    except ValueError:
-        body = json.dumps(_finite(payload), allow_nan=False, separators=(",", ":"))
+    body = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS, default=str)
     return Plain(body, status_code=status, media_type="application/json")
 
 

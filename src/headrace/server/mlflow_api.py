@@ -32,7 +32,7 @@ import zipfile
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from headrace.server.context import ApiError, Gate, json_body, json_response
+from headrace.server.context import ApiError, Gate, finite, json_body, json_response
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -261,7 +261,7 @@ class MlflowApi:
                 "metrics": [
                     {
                         "key": k,
-                        "value": v,
+                        "value": finite(v),
                         "timestamp": _ms(run.metric_times.get(k, run.created_at)),
                         "step": run.metric_steps.get(k, 0),
                     }
@@ -709,7 +709,12 @@ class MlflowApi:
         return json_response(
             {
                 "metrics": [
-                    {"key": p.key, "value": p.value, "timestamp": _ms(p.timestamp), "step": p.step}
+                    {
+                        "key": p.key,
+                        "value": finite(p.value),
+                        "timestamp": _ms(p.timestamp),
+                        "step": p.step,
+                    }
                     for _, p in page
                 ],
                 **(

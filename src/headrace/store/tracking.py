@@ -594,25 +594,13 @@ class TrackingRepository:
             names = dict(c.execute(select(experiments.c.id, experiments.c.name)).all())
             # a long page is matched by the page's own query, not by a list of its ids
             page = query.with_only_columns(runs.c.id) if len(ids) >= 500 else None
-            loaded = {
-                scope: self._load(c, scope, ids, keys, page) for scope, keys in wanted.items()
-            }
             steps: dict[str, dict[str, tuple[int, float]]] = {}
-            if with_metric_steps and ids:
-                condition = (
-                    latest_metrics.c.run_id.in_(page.subquery().select())
-                    if page is not None
-                    else latest_metrics.c.run_id.in_(ids)
+            loaded = {
+                scope: self._load(
+                    c, scope, ids, keys, page, steps if with_metric_steps else None
                 )
-                for run_id, key, step, at in c.execute(
-                    select(
-                        latest_metrics.c.run_id,
-                        latest_metrics.c.key,
-                        latest_metrics.c.step,
-                        latest_metrics.c.timestamp,
-                    ).where(condition)
-                ):
-                    steps.setdefault(run_id, {})[key] = (step, at)
+                for scope, keys in wanted.items()
+            }
         params, metrics, tags = loaded["params"], loaded["metrics"], loaded["tags"]
         return SearchPage(
             runs=[
@@ -663,7 +651,10 @@ class TrackingRepository:
         ids: builtins.list[str],
         keys: set[str] | None,
         page: Any = None,
+        steps: dict[str, dict[str, tuple[int, float]]] | None = None,
     ) -> dict[str, dict[str, Any]]:
+        """Each run's values of ``scope``; for metrics, their steps and times into
+        ``steps`` when it is given."""
         out: dict[str, dict[str, Any]] = {}
         if not ids or (keys is not None and not keys):
             return out
@@ -671,6 +662,8 @@ class TrackingRepository:
         columns = [table.c.run_id, table.c.key, table.c.value]
         if scope == "metrics":
             columns.append(table.c.is_nan)
+            if steps is not None:
+                columns += [table.c.step, table.c.timestamp]
         if page is not None:
             condition = table.c.run_id.in_(page.subquery().select())
         else:
@@ -678,8 +671,12 @@ class TrackingRepository:
         query = select(*columns).where(condition)
         if keys is not None:
             query = query.where(table.c.key.in_(sorted(keys)))
-        result = c.execute(query)
-        if scope == "metrics":
+        result = c.execute(query).all()  # one fetch: far less per-row work
+        if scope == "metrics" and steps is not None:
+            for run_id, key, value, nan, step, at in result:
+                out.setdefault(run_id, {})[key] = math.nan if nan else value
+                steps.setdefault(run_id, {})[key] = (step, at)
+        elif scope == "metrics":
             for run_id, key, value, nan in result:
                 out.setdefault(run_id, {})[key] = math.nan if nan else value
         else:
