@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -36,9 +37,10 @@ class TeamServer:
         return governance.issue_token(name, actor="root")
 
 
-@pytest.fixture
-def team_server(tmp_path: Path) -> Iterator[TeamServer]:
-    ws = open_project(tmp_path / "ws", "")
+@contextlib.contextmanager
+def running_server(root: Path, source: str = "") -> Iterator[TeamServer]:
+    """A team server over a new workspace at ``root`` whose project holds ``source``."""
+    ws = open_project(root, source)
     ws.store.governance.create_first_admin("root")
     token = ws.store.governance.issue_token("root")
     port = free_port()
@@ -56,3 +58,9 @@ def team_server(tmp_path: Path) -> Iterator[TeamServer]:
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+
+
+@pytest.fixture
+def team_server(tmp_path: Path) -> Iterator[TeamServer]:
+    with running_server(tmp_path / "ws") as running:
+        yield running

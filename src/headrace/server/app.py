@@ -18,9 +18,9 @@ are limited to 1 MiB and artifact uploads to 512 MiB.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import Depends
+from fastapi import Depends, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -33,6 +33,7 @@ from headrace.server.context import (
     page_of,
     paging,
 )
+from headrace.server.lineage_api import LineageEventIn
 from headrace.server.models import PrincipalIn
 from headrace.store.governance import Principal
 
@@ -86,17 +87,35 @@ class _Limits:
                     await answer(scope, receive, send)
                     self.observe("too_large", 413, started)
                     return
+            headers = dict(scope.get("headers", []))
+            if headers.get(b"content-encoding", b"").lower() == b"gzip":
+                try:
+                    receiving = await _gunzipped(receive, limit)
+                except ApiError as error:
+                    await json_response(error.payload(), error.status)(scope, receive, send)
+                    self.observe("bad_encoding", error.status, started)
+                    return
+                scope = {
+                    **scope,
+                    "headers": [
+                        (k, v)
+                        for k, v in scope["headers"]
+                        if k not in (b"content-encoding", b"content-length")
+                    ],
+                }
+                limit = None
             seen = 0
 
             async def counted() -> Any:
                 nonlocal seen
                 message = await receive()
                 seen += len(message.get("body", b""))
-                if seen > limit:
+                if limit is not None and seen > limit:
                     raise ApiError(413, "REQUEST_TOO_LARGE", f"the body is over {limit:,} bytes")
                 return message
 
-            receiving = counted
+            if limit is not None:
+                receiving = counted
 
         async def sending(message: Any) -> None:
             if message["type"] == "http.response.start":
@@ -109,6 +128,42 @@ class _Limits:
             route = scope.get("route")
             name = getattr(route, "path", None) or "unmatched"
             self.observe(name, status["code"], started)
+
+
+async def _gunzipped(receive: Receive, limit: int) -> Any:
+    """A ``receive`` replaying the gzip body of a request, decompressed: refused (413)
+    when either the compressed or the decompressed body is over ``limit`` bytes, and
+    (400) when it is not gzip."""
+    import zlib
+
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        body = message.get("body", b"")
+        size += len(body)
+        if size > limit:
+            raise ApiError(413, "REQUEST_TOO_LARGE", f"the body is over {limit:,} bytes")
+        chunks.append(body)
+        more = message.get("more_body", False)
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(b"".join(chunks), limit + 1)
+    except zlib.error as exc:
+        raise ApiError(400, "BAD_REQUEST", f"the body is not valid gzip: {exc}") from exc
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise ApiError(
+            413, "REQUEST_TOO_LARGE", f"the body is over {limit:,} bytes once decompressed"
+        )
+    sent = False
+
+    async def replay() -> Any:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": data, "more_body": False}
+
+    return replay
 
 
 def create_server_app(ws: Workspace) -> FastAPI:
@@ -264,6 +319,71 @@ def create_server_app(ws: Workspace) -> FastAPI:
         gate.require(who, "manage_principals")
         checked, problem = governance.verify()
         return json_response({"checked": checked, "intact": problem is None, "problem": problem})
+
+    @app.post(
+        f"{prefix}/lineage",
+        tags=["lineage"],
+        status_code=201,
+        responses=errors,
+        openapi_extra={"x-audit-action": "lineage.event"},
+    )
+    def post_lineage(event: LineageEventIn, request: Request, who: Caller) -> Response:
+        """Merge one OpenLineage event (RunEvent, JobEvent or DatasetEvent) into the
+        lineage graph."""
+        try:
+            kind = event.kind()
+        except ValueError as exc:
+            gate.record(who, "lineage.event", request.url.path, "failed", {"error": str(exc)})
+            raise ApiError(400, "BAD_REQUEST", str(exc)) from exc
+        target = (
+            f"{event.job.namespace}/{event.job.name}"
+            if event.job is not None
+            else f"{event.dataset.namespace}/{event.dataset.name}"  # type: ignore[union-attr]
+        )
+        with gate.audited(who, "lineage.event", target, "log_run") as ticket, ws.store.write() as c:
+            ticket.details = {"kind": kind, "eventType": event.eventType}
+            ws.store.lineage.ingest(c, event.model_dump(exclude_none=True), actor=who.name)
+            ticket.write(c)
+        return json_response({"kind": kind}, 201)
+
+    @app.get(f"{prefix}/lineage/jobs", tags=["lineage"], responses=errors)
+    def lineage_jobs(request: Request, who: Caller) -> Response:
+        gate.require(who, "read")
+        limit, offset = paging(request)
+        rows, total = ws.store.lineage.jobs(limit=limit, offset=offset)
+        following = str(offset + limit) if offset + limit < total else None
+        return json_response({"jobs": rows, "next_page_token": following})
+
+    @app.get(f"{prefix}/lineage/datasets", tags=["lineage"], responses=errors)
+    def lineage_datasets(request: Request, who: Caller) -> Response:
+        gate.require(who, "read")
+        limit, offset = paging(request)
+        rows, total = ws.store.lineage.datasets(limit=limit, offset=offset)
+        following = str(offset + limit) if offset + limit < total else None
+        return json_response({"datasets": rows, "next_page_token": following})
+
+    @app.get(f"{prefix}/lineage/graph", tags=["lineage"], responses=errors)
+    def lineage_graph_route(
+        who: Caller,
+        namespace: Annotated[str, Query(min_length=1, max_length=500)],
+        name: Annotated[str, Query(min_length=1, max_length=500)],
+        kind: Literal["dataset", "job"] = "dataset",
+        depth: Annotated[int, Query(ge=1, le=50)] = 5,
+        branch: Annotated[str, Query(min_length=1, max_length=200)] = "main",
+    ) -> Response:
+        """The lineage around one node: headrace's assets and external jobs and datasets,
+        upstream and downstream, up to ``depth`` steps away."""
+        from headrace.lineage.graph import lineage_graph
+        from headrace.store.lineage import Node
+
+        gate.require(who, "read")
+        try:
+            graph = lineage_graph(ws, Node(kind, namespace, name), depth=depth, branch=branch)
+        except KeyError as exc:
+            raise ApiError(
+                404, "NOT_FOUND", f"no {kind} {namespace}/{name} in the lineage graph"
+            ) from exc
+        return json_response(graph)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -146,6 +146,7 @@ class MetadataStore:
     def __init__(self, engine: Engine) -> None:
         from headrace.store.branches import BranchRepository
         from headrace.store.governance import GovernanceRepository
+        from headrace.store.lineage import LineageRepository
         from headrace.store.monitoring import MonitorRepository
         from headrace.store.predictions import PredictionRepository
         from headrace.store.profiles import ProfileRepository
@@ -158,6 +159,7 @@ class MetadataStore:
         self.engine = engine
         self.branches = BranchRepository(self)
         self.governance = GovernanceRepository(self)
+        self.lineage = LineageRepository(self)
         self.monitoring = MonitorRepository(self)
         self.predictions = PredictionRepository(self)
         self.profiles = ProfileRepository(self)

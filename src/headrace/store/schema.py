@@ -22,7 +22,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: The Alembic revision this code expects; checked without importing Alembic.
-SCHEMA_HEAD = "0010"
+SCHEMA_HEAD = "0011"
 
 runs = Table(
     "runs",
@@ -519,4 +519,67 @@ audit_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", Integer, nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+
+#: External lineage (OpenLineage events posted to the team server): jobs, datasets,
+#: runs, which datasets each job read and wrote, and the raw events.
+lineage_jobs = Table(
+    "lineage_jobs",
+    metadata,
+    Column("namespace", String(500), primary_key=True),
+    Column("name", String(500), primary_key=True),
+    Column("producer", String(1000), nullable=True),
+    Column("facets", Text, nullable=False),
+    Column("first_seen", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+)
+
+lineage_datasets = Table(
+    "lineage_datasets",
+    metadata,
+    Column("namespace", String(500), primary_key=True),
+    Column("name", String(500), primary_key=True),
+    Column("facets", Text, nullable=False),
+    Column("first_seen", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+)
+
+lineage_runs = Table(
+    "lineage_runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("job_namespace", String(500), nullable=False),
+    Column("job_name", String(500), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("ended_at", Float, nullable=True),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_lineage_runs_job", "job_namespace", "job_name"),
+)
+
+lineage_io = Table(
+    "lineage_io",
+    metadata,
+    Column("job_namespace", String(500), primary_key=True),
+    Column("job_name", String(500), primary_key=True),
+    Column("direction", String(3), primary_key=True),  # in | out
+    Column("dataset_namespace", String(500), primary_key=True),
+    Column("dataset_name", String(500), primary_key=True),
+    Column("last_run_id", String(64), nullable=True),
+    Column("last_seen", Float, nullable=False),
+    Index("ix_lineage_io_dataset", "dataset_namespace", "dataset_name"),
+)
+
+lineage_events = Table(
+    "lineage_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=True),
+    Column("event_type", String(16), nullable=True),
+    Column("event_time", String(64), nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("received_by", String(200), nullable=True),
+    Column("body", Text, nullable=False),
+    Index("ix_lineage_events_run", "run_id"),
 )

@@ -596,9 +596,7 @@ class TrackingRepository:
             page = query.with_only_columns(runs.c.id) if len(ids) >= 500 else None
             steps: dict[str, dict[str, tuple[int, float]]] = {}
             loaded = {
-                scope: self._load(
-                    c, scope, ids, keys, page, steps if with_metric_steps else None
-                )
+                scope: self._load(c, scope, ids, keys, page, steps if with_metric_steps else None)
                 for scope, keys in wanted.items()
             }
         params, metrics, tags = loaded["params"], loaded["metrics"], loaded["tags"]
