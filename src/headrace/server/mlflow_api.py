@@ -161,6 +161,7 @@ class MlflowApi:
     def __init__(self, ws: Workspace, gate: Gate) -> None:
         self.ws, self.gate = ws, gate
         self.store = ws.store
+        self._tracked: set[str] = set()
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -226,11 +227,17 @@ class MlflowApi:
             raise not_found(f"run {run_id!r} not found")
         return row
 
-    def _live_run(self, run_id: str) -> Any:
+    def _live_run(self, run_id: str) -> None:
+        """Refuse a run that does not exist or is a pipeline run. Runs are never deleted
+        and a tracked run stays one, so a run seen once is not looked up again."""
+        if run_id in self._tracked:
+            return
         row = self._run_row(run_id)
         if row.experiment_id is None:
             raise invalid(f"run {run_id} is a pipeline run; the MLflow API logs to tracked runs")
-        return row
+        if len(self._tracked) > 100_000:
+            self._tracked.clear()
+        self._tracked.add(run_id)
 
     def _run_info(self, row: Any, default_id: str, tags: dict[str, str]) -> dict[str, Any]:
         experiment = self._mlflow_experiment_id(row.experiment_id, default_id)

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, func, insert, select, text, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, text, update
 
 from headrace.core.governance import (
     EVERYWHERE,
@@ -40,6 +40,15 @@ if TYPE_CHECKING:
     from headrace.store.engine import MetadataStore
 
 GENESIS = "0" * 64
+# Built once: an audited call appends an entry, and building statements costs more
+# than running them.
+_HEAD = select(audit_head.c.seq, audit_head.c.hash)
+_APPEND = insert(audit_log)
+_MOVE_HEAD = (
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
 _AUDIT_LOCK = 48_151_623  # the advisory lock of audit appends on PostgreSQL
 
 
@@ -345,28 +354,29 @@ class GovernanceRepository:
     ) -> AuditEntry:
         if c.dialect.name == "postgresql":
             c.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK})
-        head = c.execute(select(audit_head.c.seq, audit_head.c.hash)).first()
+        head = c.execute(_HEAD).first()
         seq, prev = (1, GENESIS) if head is None else (head.seq + 1, head.hash)
         at = time.time()
         encoded = json.dumps(details, sort_keys=True, default=str)
         digest = entry_hash(seq, at, actor, action, target, outcome, encoded, prev)
         c.execute(
-            insert(audit_log).values(
-                seq=seq,
-                at=at,
-                actor=actor,
-                action=action,
-                target=target,
-                outcome=outcome,
-                details=encoded,
-                prev_hash=prev,
-                hash=digest,
-            )
+            _APPEND,
+            {
+                "seq": seq,
+                "at": at,
+                "actor": actor,
+                "action": action,
+                "target": target,
+                "outcome": outcome,
+                "details": encoded,
+                "prev_hash": prev,
+                "hash": digest,
+            },
         )
         if head is None:
             c.execute(insert(audit_head).values(id=1, seq=seq, hash=digest))
         else:
-            c.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest))
+            c.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
         return AuditEntry(seq, at, actor, action, target, outcome, details, prev, digest)
 
     def audit(self, *, limit: int = 100, after: int = 0) -> builtins.list[AuditEntry]:

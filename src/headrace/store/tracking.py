@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import builtins
+import functools
 import json
 import math
 import time
@@ -171,10 +172,10 @@ def write_tracked(c: Connection, dialect: str, run_id: str, data: Tracked) -> No
         )
 
 
-def _upsert_latest(
-    c: Connection, dialect: str, run_id: str, latest: dict[str, tuple[int, float, float]]
-) -> None:
-    """Keep each metric's latest value: the highest step, then the newest time."""
+@functools.cache
+def _latest_upsert(dialect: str) -> Any:
+    """The upsert of ``latest_metrics`` (built once per dialect: building it costs more
+    than running it)."""
     from headrace.store.upsert import _dialect
 
     columns = ("run_id", "key", "value", "is_nan", "step", "timestamp")
@@ -188,11 +189,18 @@ def _upsert_latest(
             statement.excluded.timestamp >= latest_metrics.c.timestamp,
         ),
     )
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=["run_id", "key"],
         set_={col: statement.excluded[col] for col in ("value", "is_nan", "step", "timestamp")},
         where=newer,
     )
+
+
+def _upsert_latest(
+    c: Connection, dialect: str, run_id: str, latest: dict[str, tuple[int, float, float]]
+) -> None:
+    """Keep each metric's latest value: the highest step, then the newest time."""
+    statement = _latest_upsert(dialect)
     rows = []
     for key, (step, at, value) in latest.items():
         stored, nan = _metric_value(value)
