@@ -140,6 +140,8 @@ class AssetSpec:
     return_annotation: Any = None
     source_version: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
     primary_key: tuple[str, ...] = ()
+    #: Columns holding personal data: masked for roles without ``read_personal``.
+    personal: tuple[str, ...] = ()
     checks: tuple[Check, ...] = ()
     #: For a ``@model`` asset: the registered model its versions become versions of.
     model: ModelSpec | None = None
@@ -258,6 +260,16 @@ def _names(items: Iterable[str | AssetSpec], what: str, asset: str) -> tuple[str
     return tuple(out)
 
 
+def _columns(value: str | Iterable[str], what: str, asset: str) -> tuple[str, ...]:
+    columns = (value,) if isinstance(value, str) else tuple(value)
+    for column in columns:
+        if not isinstance(column, str) or not column:
+            raise DefinitionError(
+                f"asset {asset!r}: {what} names columns (non-empty strings), got {column!r}"
+            )
+    return columns
+
+
 def make_asset(
     fn: Callable[..., Any],
     *,
@@ -275,6 +287,7 @@ def make_asset(
     deps: Iterable[str | AssetSpec] = (),
     source_version: Callable[..., Any] | None = None,
     primary_key: str | Iterable[str] = (),
+    personal: str | Iterable[str] = (),
     checks: Iterable[Check] = (),
     model: ModelSpec | None = None,
 ) -> AssetSpec:
@@ -389,6 +402,7 @@ def make_asset(
         return_annotation=returns,
         source_version=source_version,
         primary_key=(primary_key,) if isinstance(primary_key, str) else tuple(primary_key),
+        personal=_columns(personal, "personal", asset_name),
         checks=Suite(asset_name, checks).checks,
         model=model,
     )
@@ -415,6 +429,7 @@ def asset(
     deps: Iterable[str | AssetSpec] = ...,
     source_version: Callable[..., Any] | None = ...,
     primary_key: str | Iterable[str] = ...,
+    personal: str | Iterable[str] = ...,
     checks: Iterable[Check] = ...,
 ) -> Callable[[Callable[..., Any]], AssetSpec]: ...
 
@@ -436,6 +451,10 @@ def asset(
 
     ``primary_key`` names the column(s) identifying a row of a table asset; diffs
     between versions then report added, removed and changed rows.
+
+    ``personal`` names the columns holding personal data: the team server masks them
+    in previews, diffs, failing-row samples and prediction logs for roles without
+    ``read_personal`` (maintainer and up).
 
     ``checks`` (``headrace.checks``) run on every materialization: a failed check of
     severity ``error`` quarantines the new version (kept, never on the branch) and stops

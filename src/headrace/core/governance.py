@@ -7,7 +7,7 @@ Roles are cumulative, each holding what the one before it holds:
 - ``developer``: run pipelines, write branches other than protected ones, log tracked
   runs, register model versions;
 - ``maintainer``: merge into protected branches (``main``), approve and promote models,
-  release quarantined data;
+  release quarantined data, see columns tagged as personal data unmasked;
 - ``admin``: manage principals, roles and tokens.
 
 A grant gives a principal a role in a namespace (``*``: everywhere); the highest role
@@ -25,7 +25,13 @@ ROLES = ("viewer", "developer", "maintainer", "admin")
 _ADDED: dict[str, tuple[str, ...]] = {
     "viewer": ("read",),
     "developer": ("run", "write_branch", "log_run", "register_model"),
-    "maintainer": ("merge_protected", "approve_model", "promote_model", "release_quarantine"),
+    "maintainer": (
+        "merge_protected",
+        "approve_model",
+        "promote_model",
+        "release_quarantine",
+        "read_personal",
+    ),
     "admin": ("manage_principals",),
 }
 PERMISSIONS: dict[str, frozenset[str]] = {}
@@ -35,6 +41,15 @@ for _role in ROLES:
     PERMISSIONS[_role] = frozenset(_held)
 ALL_PERMISSIONS = PERMISSIONS["admin"]
 EVERYWHERE = "*"
+#: Branches only a maintainer may move (merge into, write to directly).
+PROTECTED_BRANCHES = frozenset({"main"})
+
+
+def branch_permission(branch: str) -> str:
+    """The permission writing to ``branch`` takes."""
+    return "merge_protected" if branch in PROTECTED_BRANCHES else "write_branch"
+
+
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.@\-]{0,199}")
 
 

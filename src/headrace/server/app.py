@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import Depends, Query
+from fastapi import Query
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -33,9 +33,9 @@ from headrace.server.context import (
     page_of,
     paging,
 )
+from headrace.server.deps import Caller
 from headrace.server.lineage_api import LineageEventIn
 from headrace.server.models import PrincipalIn
-from headrace.store.governance import Principal
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -44,15 +44,6 @@ if TYPE_CHECKING:
     from headrace.runtime.workspace import Workspace
 
 __all__ = ["MAX_BODY", "MAX_LIMIT", "ApiError", "create_server_app"]
-
-
-def _caller(request: Request) -> Principal:
-    """The authenticated principal of a request (a FastAPI dependency)."""
-    gate: Gate = request.app.state.gate
-    return gate.principal(request)
-
-
-Caller = Annotated[Principal, Depends(_caller)]
 
 #: Routes whose bodies may be larger than MAX_BODY (artifact uploads stream to disk).
 _LARGE_BODIES = ("/api/2.0/mlflow-artifacts/artifacts/",)
@@ -172,6 +163,7 @@ def create_server_app(ws: Workspace) -> FastAPI:
     from prometheus_client import CollectorRegistry, Counter, Histogram
 
     from headrace.errors import HeadraceError
+    from headrace.server.areas import areas_router
     from headrace.server.mlflow_api import mlflow_routes
     from headrace.store.governance import GovernanceError
 
@@ -392,6 +384,7 @@ def create_server_app(ws: Workspace) -> FastAPI:
 
         return Plain(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    app.include_router(areas_router(ws, gate))
     for route in mlflow_routes(ws, gate):
         app.router.routes.append(route)
     app.add_middleware(_Limits, observe=observe)

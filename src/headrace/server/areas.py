@@ -1,0 +1,671 @@
+"""The ``/api/v1`` routes over every area of headrace: assets and versions, branches and
+merges, runs with their steps and logs, check results and quarantine, experiments and
+tracked runs, models with versions, aliases and lifecycle, deployments and their
+prediction logs, monitors and alerts.
+
+Each route checks the caller's role first; each mutating route is audited (in the same
+transaction as its change where it has one) and attributes the change to the caller.
+Columns an asset declares ``personal`` are masked (``"***"``) in previews, diffs,
+failing-row samples and prediction logs unless the caller holds ``read_personal``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import Response
+
+from headrace.core.governance import allows, branch_permission
+from headrace.runtime.identity import acting_as
+from headrace.runtime.workspace import Workspace
+from headrace.server.context import ApiError, Gate, json_response, page_of, paging
+from headrace.server.deps import Caller
+from headrace.store.governance import Principal
+
+MASK = "***"
+PREVIEW_MAX = 1000
+
+
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BranchIn(_Strict):
+    name: Name
+    from_branch: Name = "main"
+
+
+class MergeIn(_Strict):
+    into: Name = "main"
+    dry_run: bool = False
+
+
+class RunIn(_Strict):
+    select: str | None = Field(None, max_length=2000, description="An asset selection")
+    params: dict[str, Any] = Field(default_factory=dict)
+    partitions: list[str] | None = Field(None, max_length=10_000)
+    branch: Name = "main"
+    force: bool = False
+    missing_only: bool = False
+
+
+class AliasIn(_Strict):
+    version: int = Field(ge=1)
+    reason: str | None = Field(None, max_length=2000)
+
+
+class TransitionIn(_Strict):
+    status: Literal["candidate", "approved", "production", "retired"]
+    reason: str | None = Field(None, max_length=2000)
+
+
+def _plain(record: Any) -> Any:
+    if dataclasses.is_dataclass(record) and not isinstance(record, type):
+        return dataclasses.asdict(record)
+    return record
+
+
+def _masked(rows: list[dict[str, Any]], personal: set[str]) -> list[dict[str, Any]]:
+    if not personal:
+        return rows
+    return [{k: (MASK if k in personal else v) for k, v in row.items()} for row in rows]
+
+
+def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
+    router = APIRouter(prefix="/api/v1")
+    errors: dict[int | str, dict[str, Any]] = {
+        401: {"description": "No token, or a token that is not valid"},
+        403: {"description": "The role lacks the permission (named in the answer)"},
+        404: {"description": "Not found (named in the answer)"},
+    }
+
+    def personal_of(asset: str, who: Principal) -> set[str]:
+        """The asset's personal columns the caller may not see."""
+        if allows(who.role(), "read_personal"):
+            return set()
+        try:
+            spec = ws.graph.specs.get(asset)
+        except Exception:  # a project that does not load: mask nothing we cannot name
+            return set()
+        return set(spec.personal) if spec is not None else set()
+
+    def graph_or_error() -> Any:
+        try:
+            return ws.graph
+        except Exception as exc:
+            raise ApiError(503, "PROJECT_UNAVAILABLE", f"the project does not load: {exc}") from exc
+
+    # -- assets and versions ----------------------------------------------------------
+
+    @router.get("/assets", tags=["data"], responses=errors)
+    def list_assets(
+        request: Request, who: Caller, branch: Annotated[str, Query(max_length=200)] = "main"
+    ) -> Response:
+        gate.require(who, "read")
+        limit, offset = paging(request)
+        graph = graph_or_error()
+        page, following = page_of(list(graph.order), limit, offset)
+        heads = ws.store.versions.heads(branch, page)
+        assets = []
+        for name in page:
+            spec = graph.specs[name]
+            mine = {part or "": v.id for (asset, part), v in heads.items() if asset == name}
+            assets.append(
+                {
+                    "name": name,
+                    "description": spec.description,
+                    "group": spec.group,
+                    "upstream": list(spec.upstream_names),
+                    "partitioned": spec.partitions is not None,
+                    "primary_key": list(spec.primary_key),
+                    "personal": list(spec.personal),
+                    "checks": [c.name for c in spec.checks],
+                    "heads": mine,
+                }
+            )
+        return json_response({"assets": assets, "next_page_token": following})
+
+    @router.get("/assets/{asset}/versions", tags=["data"], responses=errors)
+    def asset_versions(
+        asset: str,
+        who: Caller,
+        partition: Annotated[str | None, Query(max_length=500)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> Response:
+        gate.require(who, "read")
+        versions = ws.store.versions.list(asset, partition=partition, limit=limit)
+        return json_response({"versions": [_version_json(v) for v in versions]})
+
+    @router.get("/versions/{version_id}", tags=["data"], responses=errors)
+    def get_version(version_id: str, who: Caller) -> Response:
+        gate.require(who, "read")
+        version = ws.store.versions.get(version_id)
+        checks = ws.store.quality.results(version.id)
+        hidden = personal_of(version.asset, who)
+        return json_response(
+            {
+                **_version_json(version),
+                "checks": [_check_json(c, hidden) for c in checks],
+            }
+        )
+
+    @router.get("/versions/{version_id}/preview", tags=["data"], responses=errors)
+    def preview(
+        version_id: str, who: Caller, limit: Annotated[int, Query(ge=1, le=PREVIEW_MAX)] = 20
+    ) -> Response:
+        """The first rows of a table version (personal columns masked)."""
+        gate.require(who, "read")
+        version = ws.store.versions.get(version_id)
+        if version.format != "parquet":
+            raise ApiError(
+                400,
+                "BAD_REQUEST",
+                f"version {version.id} of {version.asset} is "
+                f"not a table ({version.format}); only tables have previews",
+            )
+        import pyarrow.parquet as pq
+
+        with ws.blobs.open(version.blob) as handle:
+            table = pq.ParquetFile(handle).iter_batches(batch_size=limit)
+            batch = next(table, None)
+        rows = [] if batch is None else batch.to_pylist()[:limit]
+        hidden = personal_of(version.asset, who)
+        return json_response(
+            {
+                "version_id": version.id,
+                "asset": version.asset,
+                "columns": [c[0] for c in version.schema or []],
+                "masked": sorted(hidden & {c[0] for c in version.schema or []}),
+                "rows": _masked(rows, hidden),
+            }
+        )
+
+    @router.get("/assets/{asset}/diff", tags=["data"], responses=errors)
+    def diff(
+        asset: str,
+        who: Caller,
+        old: Annotated[str, Query(min_length=1, max_length=200)],
+        new: Annotated[str, Query(min_length=1, max_length=200)],
+        sample: Annotated[int, Query(ge=0, le=100)] = 5,
+    ) -> Response:
+        """Two versions (or branches' heads) of a table compared: schema, counts and,
+        with a primary key, the rows added, removed and changed (personal columns
+        masked)."""
+        from headrace.data.diff import diff_tables
+
+        gate.require(who, "read")
+        old_records = _side(ws, asset, old)
+        new_records = _side(ws, asset, new)
+        primary_key = new_records[-1].primary_key or old_records[-1].primary_key
+        local = getattr(ws.blobs, "path_of", None)
+        if local is None:
+            raise ApiError(
+                400,
+                "BAD_REQUEST",
+                "diffs read the blob store's files; this workspace's blobs are not on a local disk",
+            )
+        result = diff_tables(
+            [str(local(r.blob)) for r in old_records],
+            [str(local(r.blob)) for r in new_records],
+            primary_key=primary_key or None,
+            sample=sample,
+            name=asset,
+        ).to_dict()
+        hidden = personal_of(asset, who)
+        for kind in ("added_sample", "removed_sample"):
+            result[kind] = _masked(result[kind], hidden)
+        for change in result["changed_sample"]:
+            for part, values in change.items():
+                if isinstance(values, dict):
+                    change[part] = {k: (MASK if k in hidden else v) for k, v in values.items()}
+        return json_response({"asset": asset, "old": old, "new": new, "diff": result})
+
+    # -- branches ---------------------------------------------------------------------
+
+    @router.get("/branches", tags=["data"], responses=errors)
+    def list_branches(request: Request, who: Caller) -> Response:
+        gate.require(who, "read")
+        limit, offset = paging(request)
+        page, following = page_of(ws.store.branches.list(), limit, offset)
+        return json_response({"branches": [_plain(b) for b in page], "next_page_token": following})
+
+    @router.post(
+        "/branches",
+        tags=["data"],
+        status_code=201,
+        responses=errors,
+        openapi_extra={"x-audit-action": "branch.create"},
+    )
+    def create_branch(body: BranchIn, who: Caller) -> Response:
+        from headrace.data.branching import create_branch as create
+
+        with (
+            gate.audited(who, "branch.create", body.name, branch_permission(body.name)),
+            acting_as(who.name),
+        ):
+            record = create(ws, body.name, from_branch=body.from_branch)
+        return json_response(_plain(record), 201)
+
+    @router.delete(
+        "/branches/{name}",
+        tags=["data"],
+        responses=errors,
+        openapi_extra={"x-audit-action": "branch.delete"},
+    )
+    def delete_branch(name: str, who: Caller) -> Response:
+        from headrace.data.branching import delete_branch as delete
+
+        with gate.audited(who, "branch.delete", name, branch_permission(name)), acting_as(who.name):
+            delete(ws, name)
+        return json_response({"deleted": name})
+
+    @router.post(
+        "/branches/{name}/merge",
+        tags=["data"],
+        responses=errors,
+        openapi_extra={"x-audit-action": "branch.merge"},
+    )
+    def merge_branch(name: str, body: MergeIn, who: Caller) -> Response:
+        """Merge ``name`` into ``into`` once every gate passes (failed error checks
+        refuse it); merging into a protected branch (``main``) takes a maintainer."""
+        from headrace.data.branching import merge
+
+        permission = branch_permission(body.into) if not body.dry_run else "read"
+        with (
+            gate.audited(who, "branch.merge", f"{name}->{body.into}", permission) as ticket,
+            acting_as(who.name),
+        ):
+            result = merge(ws, name, body.into, dry_run=body.dry_run)
+            ticket.details = {"dry_run": body.dry_run}
+        return json_response(_plain(result))
+
+    @router.get("/branches/{name}/log", tags=["data"], responses=errors)
+    def branch_log(
+        name: str, who: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> Response:
+        gate.require(who, "read")
+        return json_response(
+            {"events": [_plain(e) for e in ws.store.branches.log(branch=name, limit=limit)]}
+        )
+
+    # -- runs -------------------------------------------------------------------------
+
+    @router.get("/runs", tags=["runs"], responses=errors)
+    def list_runs(
+        request: Request,
+        who: Caller,
+        status: Annotated[str | None, Query(max_length=32)] = None,
+    ) -> Response:
+        gate.require(who, "read")
+        limit, offset = paging(request, default=20)
+        found = ws.store.runs.list(limit=limit + 1, offset=offset, status=status)
+        counts = ws.store.runs.step_counts(r.id for r in found[:limit])
+        return json_response(
+            {
+                "runs": [{**_plain(r), "steps": counts.get(r.id, {})} for r in found[:limit]],
+                "next_page_token": str(offset + limit) if len(found) > limit else None,
+            }
+        )
+
+    @router.get("/runs/{run_id}", tags=["runs"], responses=errors)
+    def get_run(run_id: str, who: Caller) -> Response:
+        gate.require(who, "read")
+        run = ws.store.runs.get(run_id)
+        return json_response(
+            {**_plain(run), "step_records": [_plain(s) for s in ws.store.runs.steps(run.id)]}
+        )
+
+    @router.get("/runs/{run_id}/logs", tags=["runs"], responses=errors)
+    def run_logs(
+        run_id: str, who: Caller, step: Annotated[str | None, Query(max_length=512)] = None
+    ) -> Response:
+        gate.require(who, "read")
+        run = ws.store.runs.get(run_id)
+        return json_response({"logs": [_plain(x) for x in ws.store.runs.logs(run.id, step)]})
+
+    @router.post(
+        "/runs",
+        tags=["runs"],
+        status_code=202,
+        responses=errors,
+        openapi_extra={"x-audit-action": "run.start"},
+    )
+    def start_run(body: RunIn, who: Caller) -> Response:
+        """Plan and start a run of a selection in the server; answers once the run has
+        started (202, with its id): follow it with ``GET /runs/{id}``."""
+        permission = "run" if body.branch not in ("main",) else "merge_protected"
+        with gate.audited(who, "run.start", body.select or "*", permission) as ticket:
+            run_id = _start_in_background(ws, body, who.name)
+            ticket.details = {"run_id": run_id, "branch": body.branch}
+        return json_response({"run_id": run_id, "status": "running"}, 202)
+
+    # -- checks and quarantine --------------------------------------------------------
+
+    @router.get("/quarantine", tags=["quality"], responses=errors)
+    def quarantine(
+        request: Request,
+        who: Caller,
+        status: Annotated[str | None, Query(max_length=32)] = "held",
+    ) -> Response:
+        gate.require(who, "read")
+        limit, offset = paging(request)
+        held = ws.store.quality.quarantined(status=status, limit=offset + limit + 1)
+        page, following = page_of(held, limit, offset)
+        return json_response(
+            {"quarantine": [_plain(q) for q in page], "next_page_token": following}
+        )
+
+    @router.post(
+        "/quarantine/{version_id}/release",
+        tags=["quality"],
+        responses=errors,
+        openapi_extra={"x-audit-action": "quarantine.release"},
+    )
+    def release(version_id: str, who: Caller) -> Response:
+        from headrace.data.quarantine import release as do_release
+
+        with (
+            gate.audited(who, "quarantine.release", version_id, "release_quarantine"),
+            acting_as(who.name),
+        ):
+            record = do_release(ws, version_id)
+        return json_response(_plain(record))
+
+    @router.post(
+        "/quarantine/{version_id}/discard",
+        tags=["quality"],
+        responses=errors,
+        openapi_extra={"x-audit-action": "quarantine.discard"},
+    )
+    def discard(version_id: str, who: Caller) -> Response:
+        from headrace.data.quarantine import discard as do_discard
+
+        with (
+            gate.audited(who, "quarantine.discard", version_id, "release_quarantine"),
+            acting_as(who.name),
+        ):
+            record = do_discard(ws, version_id)
+        return json_response(_plain(record))
+
+    # -- experiments and tracked runs -------------------------------------------------
+
+    @router.get("/experiments", tags=["tracking"], responses=errors)
+    def experiments(request: Request, who: Caller) -> Response:
+        gate.require(who, "read")
+        limit, offset = paging(request)
+        counts = ws.store.tracking.run_counts()
+        page, following = page_of(ws.store.tracking.experiments(), limit, offset)
+        return json_response(
+            {
+                "experiments": [{**_plain(e), "runs": counts.get(e.id, 0)} for e in page],
+                "next_page_token": following,
+            }
+        )
+
+    @router.get("/experiments/{name}/runs", tags=["tracking"], responses=errors)
+    def experiment_runs(
+        name: str,
+        who: Caller,
+        filter: Annotated[str | None, Query(max_length=5000)] = None,
+        order_by: Annotated[str | None, Query(max_length=1000)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        page_token: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> Response:
+        """Tracked runs of an experiment matching a filter (headrace's search language)."""
+        gate.require(who, "read")
+        page = ws.store.tracking.search(
+            experiments_=[name],
+            filter=filter,
+            order_by=order_by,
+            max_results=limit,
+            page_token=page_token,
+        )
+        return json_response(
+            {"runs": [_plain(r) for r in page.runs], "next_page_token": page.next_page_token}
+        )
+
+    # -- models -----------------------------------------------------------------------
+
+    @router.get("/models", tags=["registry"], responses=errors)
+    def models(request: Request, who: Caller) -> Response:
+        gate.require(who, "read")
+        limit, offset = paging(request)
+        page, following = page_of(ws.store.registry.names(), limit, offset)
+        return json_response({"models": page, "next_page_token": following})
+
+    @router.get("/models/{name}/versions", tags=["registry"], responses=errors)
+    def model_versions(name: str, who: Caller) -> Response:
+        gate.require(who, "read")
+        return json_response(
+            {"versions": [_model_version_json(v) for v in ws.store.registry.versions(name)]}
+        )
+
+    @router.get("/models/{name}/events", tags=["registry"], responses=errors)
+    def model_events(
+        name: str, who: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 200
+    ) -> Response:
+        gate.require(who, "read")
+        return json_response(
+            {"events": [_plain(e) for e in ws.store.registry.events(name, limit=limit)]}
+        )
+
+    @router.put(
+        "/models/{name}/aliases/{alias}",
+        tags=["registry"],
+        responses=errors,
+        openapi_extra={"x-audit-action": "model.alias"},
+    )
+    def set_alias(name: str, alias: str, body: AliasIn, who: Caller) -> Response:
+        from headrace.registry.service import set_alias as move
+
+        with (
+            gate.audited(who, "model.alias", f"{name}@{alias}", "promote_model") as ticket,
+            acting_as(who.name),
+        ):
+            before = move(ws, name, alias, body.version, reason=body.reason)
+            ticket.details = {"version": body.version, "before": before}
+        return json_response(
+            {"name": name, "alias": alias, "version": body.version, "previous": before}
+        )
+
+    @router.post(
+        "/models/{name}/versions/{version}/transition",
+        tags=["registry"],
+        responses=errors,
+        openapi_extra={"x-audit-action": "model.transition"},
+    )
+    def transition(name: str, version: int, body: TransitionIn, who: Caller) -> Response:
+        from headrace.registry.service import transition as move
+
+        permission = "approve_model" if body.status != "candidate" else "register_model"
+        with (
+            gate.audited(who, "model.transition", f"{name}/{version}", permission),
+            acting_as(who.name),
+        ):
+            before = move(ws, name, version, body.status, reason=body.reason)
+        return json_response(
+            {**_model_version_json(ws.store.registry.version(name, version)), "previous": before}
+        )
+
+    # -- deployments, prediction logs, monitors ---------------------------------------
+
+    @router.get("/deployments", tags=["serving"], responses=errors)
+    def deployments(who: Caller) -> Response:
+        """Every model alias (what ``headrace serve NAME@ALIAS`` serves) with the version
+        it points at and how many predictions each version logged."""
+        gate.require(who, "read")
+        out = []
+        for name in ws.store.registry.names():
+            versions = ws.store.registry.versions(name)
+            for v in versions:
+                for alias in v.aliases:
+                    out.append(
+                        {
+                            "model": name,
+                            "alias": alias,
+                            "version": v.version,
+                            "status": v.status,
+                            "predictions": ws.store.predictions.count(name),
+                        }
+                    )
+        return json_response({"deployments": out})
+
+    @router.get("/predictions", tags=["serving"], responses=errors)
+    def predictions(
+        who: Caller,
+        model: Annotated[str, Query(min_length=1, max_length=200)],
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> Response:
+        """A model's most recent logged predictions (personal inputs masked)."""
+        gate.require(who, "read")
+        rows = ws.store.predictions.list(model, limit=limit)
+        hidden: set[str] = set()
+        for version in {r.version for r in rows}:
+            record = ws.store.registry.version(model, version)
+            for version_id in record.data_versions:
+                hidden |= personal_of(ws.store.versions.get(version_id).asset, who)
+        return json_response(
+            {
+                "predictions": [
+                    {**_plain(r), "inputs": _masked([r.inputs], hidden)[0]} for r in rows
+                ],
+                "masked": sorted(hidden),
+            }
+        )
+
+    @router.get("/monitors", tags=["monitoring"], responses=errors)
+    def monitors(who: Caller) -> Response:
+        gate.require(who, "read")
+        known = ws.store.monitoring.monitors()
+        return json_response(
+            {
+                "monitors": [
+                    {"name": name, "windows": count, "last_evaluated": last}
+                    for name, (count, last) in sorted(known.items())
+                ]
+            }
+        )
+
+    @router.get("/monitors/{name}/windows", tags=["monitoring"], responses=errors)
+    def monitor_windows(
+        name: str, who: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+    ) -> Response:
+        gate.require(who, "read")
+        windows = ws.store.monitoring.windows(name, limit=limit)
+        results = ws.store.monitoring.results([w.id for w in windows])
+        by_window: dict[str, list[Any]] = {}
+        for r in results:
+            by_window.setdefault(r.window_id, []).append(_plain(r))
+        return json_response(
+            {"windows": [{**_plain(w), "results": by_window.get(w.id, [])} for w in windows]}
+        )
+
+    @router.get("/alerts", tags=["monitoring"], responses=errors)
+    def alerts(
+        who: Caller,
+        monitor: Annotated[str | None, Query(max_length=200)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    ) -> Response:
+        gate.require(who, "read")
+        return json_response(
+            {"alerts": [_plain(a) for a in ws.store.monitoring.alerts(monitor, limit=limit)]}
+        )
+
+    return router
+
+
+def _side(ws: Workspace, asset: str, ref: str) -> list[Any]:
+    """The versions one side of a diff names: a version id (or prefix) or a branch."""
+    if ws.store.branches.exists(ref):
+        heads = ws.store.versions.heads(ref, [asset])
+        chosen = [v for (a, _), v in sorted(heads.items(), key=lambda kv: str(kv[0])) if a == asset]
+        if not chosen:
+            raise ApiError(404, "NOT_FOUND", f"asset {asset!r} has no version on branch {ref!r}")
+    else:
+        chosen = [ws.store.versions.get(ref)]
+        if chosen[0].asset != asset:
+            raise ApiError(
+                400, "BAD_REQUEST", f"version {ref} is of {chosen[0].asset!r}, not {asset!r}"
+            )
+    for record in chosen:
+        if record.format != "parquet":
+            raise ApiError(
+                400, "BAD_REQUEST", f"asset {asset!r} is not a table; only tables can be diffed"
+            )
+    return chosen
+
+
+def _version_json(v: Any) -> dict[str, Any]:
+    out: dict[str, Any] = _plain(v)
+    out.pop("blob", None)
+    return out
+
+
+def _check_json(c: Any, hidden: set[str]) -> dict[str, Any]:
+    out: dict[str, Any] = _plain(c)
+    out["sample"] = _masked(list(c.sample), hidden)
+    return out
+
+
+def _model_version_json(v: Any) -> dict[str, Any]:
+    out: dict[str, Any] = _plain(v)
+    out.pop("blob", None)
+    return out
+
+
+def _start_in_background(ws: Workspace, body: RunIn, who: str) -> str:
+    """Start ``materialize`` on a thread; the run's id once it has started, or the error
+    that kept it from starting."""
+    from headrace.orchestration.service import materialize
+
+    started = threading.Event()
+    box: dict[str, Any] = {}
+
+    class Watch:
+        def run_started(self, run: Any) -> None:
+            box["run_id"] = run.run_id
+            started.set()
+
+        def step_started(self, event: Any) -> None: ...
+
+        def step_finished(self, event: Any) -> None: ...
+
+        def run_finished(self, run: Any, status: str, at: float, error: str | None) -> None: ...
+
+    def work() -> None:
+        from headrace.orchestration.service import default_observers
+
+        try:
+            with acting_as(who):
+                materialize(
+                    ws,
+                    body.select,
+                    params=body.params,
+                    partitions=body.partitions,
+                    branch=body.branch,
+                    force=body.force,
+                    missing_only=body.missing_only,
+                    trigger="server",
+                    observers=[*default_observers(ws), Watch()],
+                )
+        except BaseException as exc:  # reported to the caller when the run never started
+            box["error"] = exc
+        finally:
+            started.set()
+
+    threading.Thread(target=work, name="headrace-server-run", daemon=True).start()
+    started.wait(timeout=60)
+    if "run_id" in box:
+        return str(box["run_id"])
+    error = box.get("error")
+    if error is not None:
+        raise error
+    raise ApiError(504, "TIMEOUT", "the run did not start within 60 s")

@@ -1,0 +1,238 @@
+"""The /api/v1 routes over every area, through HTTP, with the roles that may (and may
+not) call them, the audit of each mutating call, and personal columns masked."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.server.conftest import TeamServer, running_server
+
+PROJECT = """
+import pandas as pd
+from headrace import checks as c
+
+@hr.asset(
+    personal=["email"],
+    primary_key="id",
+    checks=[c.between("amount", 0, 100)],
+)
+def customers(*, bad: int = 0, n: int = 3) -> pd.DataFrame:
+    return pd.DataFrame({
+        "id": list(range(n)),
+        "email": [f"user{i}@example.com" for i in range(n)],
+        "amount": [10.0 * (i + 1) for i in range(n - 1)] + [500.0 if bad else 30.0],
+    })
+
+@hr.asset
+def total(customers: pd.DataFrame) -> float:
+    return float(customers.amount.sum())
+"""
+
+pytestmark = pytest.mark.integration
+
+
+def _wait(server: TeamServer, run_id: str) -> dict[str, Any]:
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        run = httpx.get(f"{server.api}/runs/{run_id}", headers=server.headers()).json()
+        if run["status"] not in ("running", "queued"):
+            return dict(run)
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} did not finish")
+
+
+def test_every_area_over_http_with_roles_audit_and_masking(tmp_path: Path) -> None:
+    with running_server(tmp_path / "ws", PROJECT) as server:
+        api, ws = server.api, server.ws
+        viewer = server.headers(server.token_for("vera", "viewer"))
+        dev = server.headers(server.token_for("dev", "developer"))
+        lead = server.headers(server.token_for("lead", "maintainer"))
+
+        # branches: a developer makes one; main is protected
+        made = httpx.post(f"{api}/branches", json={"name": "dev"}, headers=dev)
+        assert made.status_code == 201 and made.json()["name"] == "dev"
+        assert httpx.post(f"{api}/branches", json={"name": "x"}, headers=viewer).status_code == 403
+        bad_name = httpx.post(f"{api}/branches", json={"name": ""}, headers=dev)
+        assert bad_name.status_code == 400 and "name" in bad_name.json()["message"]
+        names = [b["name"] for b in httpx.get(f"{api}/branches", headers=viewer).json()["branches"]]
+        assert names == ["dev", "main"] or sorted(names) == ["dev", "main"]
+
+        # runs: a developer runs on dev, not on main
+        refused = httpx.post(f"{api}/runs", json={"branch": "main"}, headers=dev)
+        assert refused.status_code == 403 and refused.json()["permission"] == "merge_protected"
+        started = httpx.post(f"{api}/runs", json={"branch": "dev"}, headers=dev)
+        assert started.status_code == 202, started.text
+        run = _wait(server, started.json()["run_id"])
+        assert run["status"] == "success" and run["branch"] == "dev"
+        assert {s["asset"] for s in run["step_records"]} == {"customers", "total"}
+        runs = httpx.get(f"{api}/runs?limit=5", headers=viewer).json()["runs"]
+        assert runs[0]["id"] == run["id"] and runs[0]["steps"] == {"success": 2}
+        nothing = httpx.post(f"{api}/runs", json={"select": "nope", "branch": "dev"}, headers=dev)
+        assert nothing.status_code == 400 and "nope" in nothing.json()["message"]
+        assert httpx.get(f"{api}/runs/ffffffffffff", headers=viewer).status_code == 404
+
+        # assets, versions, previews: the personal column masked for a viewer
+        assets = httpx.get(f"{api}/assets?branch=dev", headers=viewer).json()["assets"]
+        customers = next(a for a in assets if a["name"] == "customers")
+        assert customers["personal"] == ["email"] and customers["upstream"] == []
+        version_id = customers["heads"][""]
+        seen = httpx.get(f"{api}/versions/{version_id}/preview", headers=viewer).json()
+        assert seen["masked"] == ["email"]
+        assert {r["email"] for r in seen["rows"]} == {"***"} and len(seen["rows"]) == 3
+        clear = httpx.get(f"{api}/versions/{version_id}/preview", headers=lead).json()
+        assert clear["rows"][0]["email"] == "user0@example.com" and clear["masked"] == []
+        detail = httpx.get(f"{api}/versions/{version_id}", headers=viewer).json()
+        assert detail["asset"] == "customers" and detail["checks"][0]["passed"] is True
+        assert "blob" not in detail
+
+        # a bad version is quarantined; its failing rows are masked; a maintainer releases
+        second = httpx.post(
+            f"{api}/runs",
+            json={"branch": "dev", "select": "customers", "params": {"bad": 1, "n": 4}},
+            headers=dev,
+        )
+        assert _wait(server, second.json()["run_id"])["status"] == "failed"
+        held = httpx.get(f"{api}/quarantine", headers=viewer).json()["quarantine"]
+        assert [(q["asset"], q["branch"]) for q in held] == [("customers", "dev")]
+        bad_id = held[0]["version_id"]
+        failing = httpx.get(f"{api}/versions/{bad_id}", headers=viewer).json()["checks"]
+        sample = next(c for c in failing if not c["passed"])["sample"]
+        assert sample and all(row.get("email", "***") == "***" for row in sample)
+        deny = httpx.post(f"{api}/quarantine/{bad_id}/release", headers=dev)
+        assert deny.status_code == 403 and deny.json()["permission"] == "release_quarantine"
+        ok = httpx.post(f"{api}/quarantine/{bad_id}/release", headers=lead)
+        assert ok.status_code == 200 and ok.json()["status"] == "released"
+
+        # diff of the two versions on dev: rows compared by key, emails masked
+        diff = httpx.get(
+            f"{api}/assets/customers/diff",
+            params={"old": version_id, "new": "dev"},
+            headers=viewer,
+        ).json()["diff"]
+        assert diff["added_rows"] == 1 and diff["changed_rows"] == 0
+        assert diff["added_sample"][0]["email"] == "***"
+
+        # merge into main: not a developer's call; a maintainer's
+        merge = httpx.post(f"{api}/branches/dev/merge", json={"into": "main"}, headers=dev)
+        assert merge.status_code == 403
+        merged = httpx.post(f"{api}/branches/dev/merge", json={"into": "main"}, headers=lead)
+        assert merged.status_code == 200, merged.text
+        main_assets = httpx.get(f"{api}/assets", headers=viewer).json()["assets"]
+        assert next(a for a in main_assets if a["name"] == "customers")["heads"][""] == bad_id
+        log = httpx.get(f"{api}/branches/main/log", headers=viewer).json()["events"]
+        assert log[0]["actor"] == "lead"
+
+        # models: registered in Python, promoted over HTTP by a maintainer only
+        from sklearn.linear_model import LinearRegression
+
+        from headrace.registry.service import register_model
+
+        model = LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])
+        register_model(ws, model, "spend", data_versions=[version_id])
+        alias = {"version": 1, "reason": "first"}
+        assert (
+            httpx.put(f"{api}/models/spend/aliases/prod", json=alias, headers=dev).status_code
+            == 403
+        )
+        moved = httpx.put(f"{api}/models/spend/aliases/prod", json=alias, headers=lead)
+        assert moved.status_code == 200 and moved.json()["previous"] is None
+        assert httpx.get(f"{api}/models", headers=viewer).json()["models"] == ["spend"]
+        versions = httpx.get(f"{api}/models/spend/versions", headers=viewer).json()["versions"]
+        assert versions[0]["aliases"] == ["prod"]
+        approved = httpx.post(
+            f"{api}/models/spend/versions/1/transition", json={"status": "approved"}, headers=lead
+        )
+        assert approved.status_code == 200 and approved.json()["status"] == "approved"
+        wrong = httpx.post(
+            f"{api}/models/spend/versions/1/transition", json={"status": "gone"}, headers=lead
+        )
+        assert wrong.status_code == 400 and "status" in wrong.json()["message"]
+        deployments = httpx.get(f"{api}/deployments", headers=viewer).json()["deployments"]
+        assert deployments == [
+            {
+                "model": "spend",
+                "alias": "prod",
+                "version": 1,
+                "status": "approved",
+                "predictions": 0,
+            }
+        ]
+
+        # prediction logs: inputs from a personal column masked for a viewer
+        ws.store.predictions.write(
+            [
+                {
+                    "id": "p1",
+                    "request_id": "r1",
+                    "model": "spend",
+                    "version": 1,
+                    "role": "served",
+                    "row": 0,
+                    "key": None,
+                    "inputs": '{"email": "a@b.c", "amount": 3.0}',
+                    "output": "3.0",
+                    "latency_ms": 1.0,
+                    "created_at": time.time(),
+                    "score": None,
+                    "label": None,
+                    "labeled_at": None,
+                }
+            ]
+        )
+        logged = httpx.get(f"{api}/predictions?model=spend", headers=viewer).json()
+        assert logged["predictions"][0]["inputs"] == {"email": "***", "amount": 3.0}
+        unmasked = httpx.get(f"{api}/predictions?model=spend", headers=lead).json()
+        assert unmasked["predictions"][0]["inputs"]["email"] == "a@b.c"
+
+        # experiments, monitors and alerts answer (empty here), paged
+        assert httpx.get(f"{api}/experiments", headers=viewer).status_code == 200
+        assert httpx.get(f"{api}/monitors", headers=viewer).json() == {"monitors": []}
+        assert httpx.get(f"{api}/alerts", headers=viewer).json() == {"alerts": []}
+
+        # the audit: every mutating call, with its outcome
+        entries = [(e.actor, e.action, e.outcome) for e in ws.store.governance.audit(limit=1000)]
+        for expected in [
+            ("dev", "branch.create", "ok"),
+            ("vera", "branch.create", "denied"),
+            ("dev", "branch.create", "failed"),
+            ("dev", "run.start", "denied"),
+            ("dev", "run.start", "ok"),
+            ("dev", "run.start", "failed"),
+            ("dev", "quarantine.release", "denied"),
+            ("lead", "quarantine.release", "ok"),
+            ("dev", "branch.merge", "denied"),
+            ("lead", "branch.merge", "ok"),
+            ("dev", "model.alias", "denied"),
+            ("lead", "model.alias", "ok"),
+            ("lead", "model.transition", "ok"),
+            ("lead", "model.transition", "failed"),
+        ]:
+            assert expected in entries, expected
+        assert ws.store.governance.verify()[1] is None
+
+
+def test_the_openapi_document_lists_every_area(team_server: TeamServer) -> None:
+    doc = httpx.get(f"{team_server.api}/openapi.json").json()
+    paths = set(doc["paths"])
+    for path in (
+        "/api/v1/assets",
+        "/api/v1/versions/{version_id}/preview",
+        "/api/v1/branches/{name}/merge",
+        "/api/v1/runs",
+        "/api/v1/quarantine/{version_id}/release",
+        "/api/v1/experiments/{name}/runs",
+        "/api/v1/models/{name}/aliases/{alias}",
+        "/api/v1/deployments",
+        "/api/v1/predictions",
+        "/api/v1/monitors/{name}/windows",
+        "/api/v1/alerts",
+        "/api/v1/lineage",
+        "/api/v1/lineage/graph",
+    ):
+        assert path in paths, path
+    assert httpx.get(f"{team_server.api}/docs").status_code == 200
