@@ -3,7 +3,8 @@
 Usage: python bench/run_all.py [--no-peers]
                                [--peers dagster,prefect,airflow,plain,dvc,great_expectations,
                                         pandera,polars,duckdb,mlflow,sqlite3,evidently]
-                               [--only orchestration,versioning,quality,tracking,serving,drift]
+                               [--only orchestration,versioning,quality,tracking,serving,
+                                       drift,server]
                                [--reps 3] [--big-n 10000] [--gx-reps 1] [--mlflow-calls 1000]
                                [--serve-seconds 10] [--serve-workers 1,2]
                                [--out bench/results/latest.json]
@@ -12,7 +13,8 @@ Each benchmark takes the peers it knows from --peers: orchestration the orchestr
 (plain, prefect, dagster, airflow), versioning DVC (dvc), quality Great Expectations
 (great_expectations, alias gx), Pandera (pandera) and the hand-written floors (polars, duckdb),
 tracking MLflow (mlflow) and a hand-written floor (sqlite3), serving MLflow's
-`mlflow models serve` (mlflow), drift Evidently's DataDriftPreset (evidently).
+`mlflow models serve` (mlflow), drift Evidently's DataDriftPreset (evidently), server
+`mlflow server` (mlflow).
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import drift, orchestration, quality, serving, tracking, versioning
+from bench import drift, orchestration, quality, serving, team_server, tracking, versioning
 
 DEFAULT_PEERS = (
     "plain,prefect,dagster,airflow,dvc,great_expectations,pandera,polars,duckdb,mlflow,sqlite3,"
     "evidently"
 )
-BENCHMARKS = ("orchestration", "versioning", "quality", "tracking", "serving", "drift")
+BENCHMARKS = ("orchestration", "versioning", "quality", "tracking", "serving", "drift", "server")
 VERSIONING_PEERS = {"dvc"}
 QUALITY_PEERS = {*quality.PEERS, *quality.ALIASES}
 TRACKING_PEERS = set(tracking.PEERS)
@@ -110,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         print("\n== drift ==" if len(results) > 1 else "== drift ==")
         print(drift.report(results["drift"]))
+    if "server" in only:
+        results["server"] = team_server.run(
+            peers=peers, reps=args.reps, mlflow_calls=args.mlflow_calls
+        )
+        print("\n== server ==" if len(results) > 1 else "== server ==")
+        print(team_server.report(results["server"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"\nresults written to {args.out}")
