@@ -227,16 +227,42 @@ def register(app: typer.Typer) -> None:
 def server(
     host: Annotated[str, typer.Option(help="The interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="The port.")] = 8650,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Server processes (they share the store: use PostgreSQL for more than 1)."
+        ),
+    ] = 1,
 ) -> None:
-    """Serve the team HTTP API (tokens and roles; more areas arrive with issue 8)."""
+    """Serve the team HTTP API: headrace's /api/v1 (OpenAPI at /api/v1/docs), the MLflow
+    REST API and artifact proxy, OpenLineage ingestion, Prometheus /metrics."""
+    import os
+
     import uvicorn
 
     from headrace.cli.app import _workspace
-    from headrace.server.app import create_server_app
 
     ws = _workspace()
-    _console().print(f"headrace server on http://{host}:{port}/api/v1")
-    config = uvicorn.Config(
-        create_server_app(ws), host=host, port=port, log_level="warning", access_log=False
+    root = str(ws.settings.root)
+    if workers > 1 and ws.store.dialect == "sqlite":
+        _console().print(
+            "[yellow]several processes share one SQLite file: writes wait for each other; "
+            "a team store is PostgreSQL[/]"
+        )
+    ws.close()
+    os.environ["HEADRACE_SERVER_ROOT"] = root
+    _console().print(
+        f"headrace server on http://{host}:{port}/api/v1 ({workers} process"
+        f"{'es' if workers > 1 else ''}); MLflow clients: http://{host}:{port}"
     )
-    uvicorn.Server(config).run()
+    uvicorn.run(
+        "headrace.server.app:from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=30,
+    )

@@ -389,3 +389,12 @@ def create_server_app(ws: Workspace) -> FastAPI:
         app.router.routes.append(route)
     app.add_middleware(_Limits, observe=observe)
     return app
+
+
+def from_environment() -> FastAPI:
+    """The app of ``headrace server`` (each uvicorn worker process builds its own)."""
+    import os
+
+    from headrace.runtime.workspace import open_workspace
+
+    return create_server_app(open_workspace(os.environ["HEADRACE_SERVER_ROOT"]))
