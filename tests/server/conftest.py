@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from headrace.runtime.workspace import Workspace
+from headrace.runtime.workspace import Workspace, open_workspace
 from headrace.server.app import create_server_app
-from tests.projects import open_project
+from tests.projects import OPENED, open_project, write_project
 from tests.serving.test_server import free_port
 
 
@@ -38,9 +38,17 @@ class TeamServer:
 
 
 @contextlib.contextmanager
-def running_server(root: Path, source: str = "") -> Iterator[TeamServer]:
-    """A team server over a new workspace at ``root`` whose project holds ``source``."""
-    ws = open_project(root, source)
+def running_server(
+    root: Path, source: str = "", *, metadata_url: str | None = None
+) -> Iterator[TeamServer]:
+    """A team server over a new workspace at ``root`` whose project holds ``source``
+    (its metadata store at ``metadata_url``, SQLite in the workspace by default)."""
+    if metadata_url is None:
+        ws = open_project(root, source)
+    else:
+        write_project(root, source)
+        ws = open_workspace(root, metadata_url=metadata_url)
+        OPENED.append(ws)
     ws.store.governance.create_first_admin("root")
     token = ws.store.governance.issue_token("root")
     port = free_port()

@@ -22,7 +22,7 @@ def api(team_server: TeamServer) -> tuple[str, Workspace, str]:
 
 def test_tokens_roles_and_the_audit(api: tuple[str, Workspace, str]) -> None:
     url, ws, root = api
-    assert httpx.get(f"{url}/health").json() == {"status": "ok"}
+    assert httpx.get(f"{url}/health").json()["status"] == "ok"
     assert httpx.get(f"{url}/ready").json() == {"status": "ready"}
     anonymous = httpx.get(f"{url}/whoami")
     assert anonymous.status_code == 401 and "Bearer" in anonymous.json()["message"]
@@ -120,3 +120,76 @@ def test_headrace_server_runs_as_a_process(tmp_path: Path) -> None:
     # uvicorn handles SIGTERM (a graceful shutdown), then re-raises it on the way out
     assert process.returncode in (0, -signal.SIGTERM), output
     assert "Traceback" not in output
+
+
+@pytest.mark.postgres
+def test_several_server_processes_share_one_postgresql_store(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import threading
+
+    from headrace.runtime.workspace import open_workspace
+    from tests.integration.conftest import HEADRACE
+    from tests.projects import write_project
+
+    write_project(tmp_path, "")
+    with open_workspace(tmp_path, metadata_url=postgres_url) as ws:
+        ws.store.governance.create_first_admin("root")
+        token = ws.store.governance.issue_token("root")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
+    env["HEADRACE_METADATA_URL"] = postgres_url
+    process = subprocess.Popen(
+        [*HEADRACE, "server", "--port", str(port), "--workers", "2"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    auth = {"authorization": f"Bearer {token}"}
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/api/v1/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.time() < deadline and process.poll() is None, "no server"
+            time.sleep(0.1)
+        pids: set[int] = set()
+        failures: list[str] = []
+
+        def client(index: int) -> None:
+            for attempt in range(10):
+                with httpx.Client(timeout=30) as one:  # a new connection each time
+                    pids.add(one.get(f"{base}/api/v1/health").json()["process"])
+                    made = one.post(
+                        f"{base}/api/v1/branches",
+                        json={"name": f"b{index}-{attempt}"},
+                        headers=auth,
+                    )
+                    if made.status_code != 201:
+                        failures.append(made.text)
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert failures == []
+        assert len(pids) == 2, pids  # both processes answered
+        with open_workspace(tmp_path, metadata_url=postgres_url) as ws:
+            assert len(ws.store.branches.list()) == 61  # main and the 60 made
+            assert ws.store.governance.verify()[1] is None  # one chain across processes
+            made = [e for e in ws.store.governance.audit(limit=1000) if e.action == "branch.create"]
+            assert len(made) == 60
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    assert "Traceback" not in output, output

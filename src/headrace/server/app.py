@@ -233,8 +233,10 @@ def create_server_app(ws: Workspace) -> FastAPI:
     }
 
     @app.get(f"{prefix}/health", tags=["service"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health() -> dict[str, Any]:
+        import os
+
+        return {"status": "ok", "process": os.getpid()}
 
     @app.get(f"{prefix}/ready", tags=["service"])
     def ready() -> Response:
