@@ -612,9 +612,180 @@ def close_the_loop(scored: Scored) -> None:
     headrace("models", "versions", "flight_delay")
 
 
-def story() -> None:
+TEAM_PORT = _free_port()
+
+
+def _team(
+    method: str, path: str, token: str, payload: object = None
+) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{TEAM_PORT}{path}",
+        data=None if payload is None else json.dumps(payload).encode(),
+        headers={"content-type": "application/json", "authorization": f"Bearer {token}"},
+        method=method,
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+def _token_in(output: str) -> str:
+    found = re.search(r"\bhr_[0-9a-f]+_\S+", output)
+    if found is None:
+        raise DemoFailed("no token in the output")
+    return found.group(0)
+
+
+def team_server() -> None:
     header(
         14,
+        "The team server: one API, the tools people already use",
+        """
+        headrace server puts the whole workspace behind one HTTP API with tokens, roles
+        and a tamper-evident audit log. The unmodified mlflow client logs a baseline
+        into it; an Airflow job reports its lineage with OpenLineage; roles decide who
+        may promote, and personal columns are masked for those who may not see them.
+        """,
+    )
+    ana = _token_in(headrace("admin", "create", "ana"))
+    dev = _token_in(headrace("principals", "create", "dev", "--role", "developer"))
+    vera = _token_in(headrace("principals", "create", "vera", "--role", "viewer"))
+    print(bold(f"$ headrace server --port {TEAM_PORT} &"), flush=True)
+    server = subprocess.Popen(
+        [str(HEADRACE), "server", "--port", str(TEAM_PORT)],
+        cwd=WORKSPACE,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                _team("GET", "/api/v1/ready", "")
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise DemoFailed("the team server did not start") from None
+                time.sleep(0.2)
+        _mlflow_baseline(dev)
+        _airflow_lineage(dev)
+        status, refused = _team(
+            "PUT", "/api/v1/models/flight_delay/aliases/champion", dev, {"version": 1}
+        )
+        print(f"dev moves flight_delay@champion → {status}: {refused['message']}")
+        if status != 403:
+            raise DemoFailed("a developer must not promote a model")
+        _, assets = _team("GET", "/api/v1/assets?limit=1000", vera)
+        head = next(a for a in assets["assets"] if a["name"] == "flight_features")["heads"]
+        version = sorted(head.values())[0]
+        _, seen = _team("GET", f"/api/v1/versions/{version}/preview?limit=2", vera)
+        _, clear = _team("GET", f"/api/v1/versions/{version}/preview?limit=2", ana)
+        rows = [(r["flight_id"], r["tailnum"]) for r in seen["rows"]]  # type: ignore[index]
+        print(f"vera (viewer) previews flight_features: (flight_id, tailnum) {rows}")
+        clear_rows = [(r["flight_id"], r["tailnum"]) for r in clear["rows"]]  # type: ignore[index]
+        print(f"ana (admin) sees: {clear_rows}")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=60)
+    ws = hr.open_workspace(WORKSPACE)
+    try:
+        entries = len(ws.store.governance.audit(limit=1_000_000))
+    finally:
+        ws.close()
+    headrace("audit", "list", "--after", str(max(entries - 6, 0)))
+    headrace("audit", "verify")
+
+
+def _mlflow_baseline(token: str) -> None:
+    """The unmodified mlflow client logs a baseline model into headrace."""
+    os.environ["MLFLOW_TRACKING_TOKEN"] = token
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    import mlflow
+    from sklearn.dummy import DummyClassifier
+
+    ws = hr.open_workspace(WORKSPACE)
+    try:
+        features = hr.read("flight_features", workspace=ws, as_="polars")
+    finally:
+        ws.close()
+    winter = features.filter(pl.col("month").is_in([1, 2]) & pl.col("delayed").is_not_null())
+    columns = ["distance", "hour"]
+    model = DummyClassifier(strategy="prior").fit(
+        winter.select(columns).to_numpy(), winter["delayed"].to_numpy()
+    )
+    mlflow.set_tracking_uri(f"http://127.0.0.1:{TEAM_PORT}")
+    mlflow.set_experiment("delay_baselines")
+    print(bold(">>> mlflow.set_tracking_uri(headrace server); mlflow.start_run(...)"))
+    with mlflow.start_run(run_name="prior") as run:
+        mlflow.log_params({"strategy": "prior", "months": "1-2"})
+        mlflow.log_metric("delayed_share", float(winter["delayed"].mean()))
+        mlflow.sklearn.log_model(model, name="model", registered_model_name="delay_baseline")
+    print(f"mlflow logged run {run.info.run_id[:12]} and registered delay_baseline version 1")
+    headrace("runs", "show", run.info.run_id[:12])
+    headrace("models", "versions", "delay_baseline")
+
+
+def _airflow_lineage(token: str) -> None:
+    """An Airflow task reports, with OpenLineage, that it reads flight_features."""
+    import uuid
+
+    from openlineage.client import OpenLineageClient
+    from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent
+    from openlineage.client.transport.http import HttpConfig, HttpTransport
+
+    client = OpenLineageClient(
+        transport=HttpTransport(
+            HttpConfig.from_dict(
+                {
+                    "type": "http",
+                    "url": f"http://127.0.0.1:{TEAM_PORT}",
+                    "endpoint": "api/v1/lineage",
+                    "auth": {"type": "api_key", "apiKey": token},
+                }
+            )
+        )
+    )
+    ws = hr.open_workspace(WORKSPACE)
+    try:
+        space = f"headrace://{urllib.request.quote(ws.settings.project_name, safe='-_.~')}"
+    finally:
+        ws.close()
+    run_id = str(uuid.uuid4())
+    for state in ("START", "COMPLETE"):
+        client.emit(
+            RunEvent(
+                eventType=state,
+                eventTime=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                run=Run(runId=run_id),
+                job=Job(namespace="airflow://ops", name="reports.delays_by_airport"),
+                producer="https://github.com/apache/airflow",
+                inputs=[InputDataset(namespace=space, name="main/flight_features")],
+                outputs=[OutputDataset(namespace="postgres://bi:5432", name="delays_by_airport")],
+            )
+        )
+    _, graph = _team(
+        "GET",
+        f"/api/v1/lineage/graph?namespace={urllib.request.quote(space)}"
+        "&name=main/raw_flights&depth=8",
+        token,
+    )
+    nodes = [n for n in graph["nodes"] if n["kind"] == "job"]  # type: ignore[index, union-attr]
+    print("lineage from raw_flights, downstream: " + " → ".join(str(n["name"]) for n in nodes))  # type: ignore[index]
+
+
+def story() -> None:
+    header(
+        15,
         "What the data says so far",
         """
         Read back with hr.read("flight_features", workspace=...) and friends: the tables
@@ -699,6 +870,7 @@ def main() -> int:
         listed = headrace("predictions", "list", "flight_delay", "--limit", "3")
         if "2,800 logged in all" not in listed:
             raise DemoFailed("every scored flight should be in the prediction log")
+        team_server()
         story()
     except DemoFailed as exc:
         print(f"\ndemo failed: {exc}", file=sys.stderr)

@@ -46,6 +46,24 @@ def _borrowed(workspace: Workspace | None) -> Iterator[Workspace]:
         opened.close()
 
 
+def _remote(workspace: Any, assets: Any, **local_only: Any) -> Any:
+    """The team server ``HEADRACE_URL`` names, when no workspace or definitions are
+    given; None otherwise. Options that only make sense locally are refused there."""
+    if workspace is not None or assets is not None:
+        return None
+    from headrace.client import Remote, RemoteError
+
+    remote = Remote.from_environment()
+    if remote is not None:
+        given = sorted(k for k, v in local_only.items() if v is not None)
+        if given:
+            raise RemoteError(
+                f"{', '.join(given)}: not available through the team server (HEADRACE_URL); "
+                "the server runs with its own settings"
+            )
+    return remote
+
+
 def _workspace(
     workspace: Workspace | Path | str | None, assets: Sequence[AssetSpec] | None
 ) -> Workspace:
@@ -90,7 +108,30 @@ def materialize(
 
     Returns:
         A :class:`RunResult`; failed steps are in ``result.failed`` (no exception).
+
+    With ``HEADRACE_URL`` set (and no ``workspace``), the run happens in the team server,
+    as ``HEADRACE_TOKEN``'s principal (see :mod:`headrace.client`).
     """
+    remote = _remote(
+        workspace,
+        assets,
+        executor=executor,
+        max_concurrency=max_concurrency,
+        reporter=reporter,
+        observers=observers,
+    )
+    if remote is not None:
+        try:
+            return remote.materialize(  # type: ignore[no-any-return]
+                selection,
+                params=params,
+                partitions=partitions,
+                branch=branch,
+                force=force,
+                exclude=exclude,
+            )
+        finally:
+            remote.close()
     ws = _workspace(workspace, assets)
     return service.materialize(
         ws,
@@ -119,7 +160,18 @@ def backfill(
     max_concurrency: int | None = None,
     reporter: Reporter | None = None,
 ) -> RunResult:
-    """Materialize each partition in ``partitions`` that has no version on the branch."""
+    """Materialize each partition in ``partitions`` that has no version on the branch
+    (in the team server when ``HEADRACE_URL`` is set, as :func:`materialize`)."""
+    remote = _remote(
+        workspace, assets, executor=executor, max_concurrency=max_concurrency, reporter=reporter
+    )
+    if remote is not None:
+        try:
+            return remote.materialize(  # type: ignore[no-any-return]
+                selection, params=params, partitions=partitions, branch=branch, missing_only=True
+            )
+        finally:
+            remote.close()
     ws = _workspace(workspace, assets)
     return service.materialize(
         ws,
@@ -159,8 +211,17 @@ def read(
     """Read an asset's value: the branch's current version, a version by id, or the
     version the branch pointed at ``as_of`` a time (``"2026-01-05T10:00"``).
 
-    Tables come back as pandas, polars or Arrow (``as_=``; default: as written).
+    Tables come back as pandas, polars or Arrow (``as_=``; default: as written). With
+    ``HEADRACE_URL`` set (and no ``workspace``), the value comes from the team server.
     """
+    remote = _remote(workspace, None)
+    if remote is not None:
+        try:
+            return remote.read(
+                asset, partition=partition, branch=branch, version=version, as_of=as_of, as_=as_
+            )
+        finally:
+            remote.close()
     return versions.read(
         _workspace(workspace, None),
         asset,

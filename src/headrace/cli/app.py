@@ -52,9 +52,30 @@ def _main(
     _state["debug"] = debug
 
 
-def _workspace() -> Any:
+def _remote() -> Any:
+    """The team server ``HEADRACE_URL`` names (with ``HEADRACE_TOKEN``), or None."""
+    from headrace.client import Remote
+
+    return Remote.from_environment()
+
+
+def _workspace(remote: bool = False) -> Any:
+    """The local workspace; with ``remote``, the team server's view of it when
+    ``HEADRACE_URL`` is set (the commands that support it say so)."""
+    import os
+
     from headrace.runtime.workspace import open_workspace
 
+    if os.environ.get("HEADRACE_URL"):
+        if remote:
+            from headrace.client import RemoteWorkspace
+
+            return RemoteWorkspace(_remote())
+        if not _state.get("warned"):
+            _state["warned"] = True
+            err_console.print(
+                "[dim]HEADRACE_URL is set, but this command works on the local workspace[/]"
+            )
     return open_workspace()
 
 
@@ -144,6 +165,18 @@ def _run(
     from headrace.cli.render import LiveReporter
     from headrace.orchestration import service
 
+    remote = _remote()
+    if remote is not None:
+        if executor is not None or max_concurrency is not None:
+            raise typer.BadParameter(
+                "the team server (HEADRACE_URL) runs with its own executor settings",
+                param_hint="--executor / --max-concurrency",
+            )
+        result = _run_remotely(
+            remote, backfill, selection, params, partition, branch, force, exclude
+        )
+        _summarise(result)
+        return
     ws = _workspace()
     result = service.materialize(
         ws,
@@ -159,6 +192,55 @@ def _run(
         trigger="backfill" if backfill else "cli",
         reporter=LiveReporter(console),
     )
+    _summarise(result)
+
+
+def _run_remotely(
+    remote: Any,
+    backfill: bool,
+    selection: str | None,
+    params: list[str],
+    partition: list[str],
+    branch: str,
+    force: bool,
+    exclude: str | None,
+) -> Any:
+    """Start the run in the team server and follow it with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    done_states = {"success", "failed", "skipped", "upstream_failed", "cached", "canceled"}
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"run in {remote.url}", total=None)
+
+        def show(run: dict[str, Any]) -> None:
+            steps = run["step_records"]
+            finished = sum(1 for s in steps if s["status"] in done_states)
+            progress.update(
+                task, total=len(steps), completed=finished, description=f"run {run['id'][:12]}"
+            )
+
+        try:
+            return remote.materialize(
+                selection,
+                params=_parse_params(params),
+                partitions=partition or None,
+                branch=branch,
+                force=force,
+                missing_only=backfill,
+                exclude=exclude,
+                on_progress=show,
+            )
+        finally:
+            remote.close()
+
+
+def _summarise(result: Any) -> None:
     counts: dict[str, int] = {}
     for state in result.steps.values():
         counts[state.status] = counts.get(state.status, 0) + 1
@@ -228,7 +310,7 @@ def runs_list(
     """List recent runs, newest first."""
     from headrace.cli.render import run_table
 
-    ws = _workspace()
+    ws = _workspace(remote=True)
     runs = ws.store.runs.list(limit=limit, offset=offset, status=status)
     if not runs:
         console.print("no runs yet")
@@ -241,7 +323,7 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="Run id (or a unique pr
     """Show a run: params, each step's status, timing, version, and errors."""
     from headrace.cli.render import show_run
 
-    ws = _workspace()
+    ws = _workspace(remote=True)
     run = ws.store.runs.get(run_id)
     show_run(console, run, ws.store.runs.steps(run.id))
     from rich.markup import escape
@@ -267,7 +349,7 @@ def runs_logs(
     """Print the captured stdout, stderr and log records of a run's steps."""
     from rich.markup import escape
 
-    ws = _workspace()
+    ws = _workspace(remote=True)
     run = ws.store.runs.get(run_id)
     logs = ws.store.runs.logs(run.id)
     if step is not None:

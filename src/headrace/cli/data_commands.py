@@ -19,10 +19,16 @@ def _console() -> Any:
     return console
 
 
-def _workspace() -> Any:
+def _workspace(remote: bool = False) -> Any:
     from headrace.cli.app import _workspace as open_it
 
-    return open_it()
+    return open_it(remote)
+
+
+def _remote() -> Any:
+    from headrace.cli.app import _remote as remote
+
+    return remote()
 
 
 def _when(ts: float | None) -> str:
@@ -43,7 +49,14 @@ def branch_create(
     """Create NAME pointing at the same versions as --from (no data is copied)."""
     from headrace.data.branching import create_branch
 
-    record = create_branch(_workspace(), name, from_branch=from_branch)
+    remote = _remote()
+    if remote is not None:
+        from headrace.store.branches import BranchRecord
+
+        made = remote.call("POST", "/branches", json={"name": name, "from_branch": from_branch})
+        record = BranchRecord(**made)
+    else:
+        record = create_branch(_workspace(), name, from_branch=from_branch)
     _console().print(
         f"created branch [bold]{escape(record.name)}[/] from {escape(from_branch)} "
         f"({record.heads} asset version{'s' * (record.heads != 1)}, no data copied)"
@@ -53,7 +66,7 @@ def branch_create(
 @branch_app.command("list")
 def branch_list() -> None:
     """List branches with how many asset versions each points at."""
-    ws = _workspace()
+    ws = _workspace(remote=True)
     table = Table(box=None, header_style="bold")
     for column in ("branch", "from", "versions", "created", "by"):
         table.add_column(column)
@@ -73,7 +86,11 @@ def branch_delete(name: Annotated[str, typer.Argument(help="The branch to delete
     """Delete a branch (its versions stay until gc finds nothing else needs them)."""
     from headrace.data.branching import delete_branch
 
-    delete_branch(_workspace(), name)
+    remote = _remote()
+    if remote is not None:
+        remote.call("DELETE", f"/branches/{name}")
+    else:
+        delete_branch(_workspace(), name)
     _console().print(f"deleted branch {escape(name)}")
 
 
@@ -89,7 +106,16 @@ def merge(
     """
     from headrace.data.branching import merge as do_merge
 
-    result = do_merge(_workspace(), source, into, dry_run=dry_run)
+    remote = _remote()
+    if remote is not None:
+        from types import SimpleNamespace
+
+        answer = remote.call(
+            "POST", f"/branches/{source}/merge", json={"into": into, "dry_run": dry_run}
+        )
+        result: Any = SimpleNamespace(moves=[SimpleNamespace(**m) for m in answer["moves"]])
+    else:
+        result = do_merge(_workspace(), source, into, dry_run=dry_run)
     console = _console()
     verb = "would move" if dry_run else "moved"
     if not result.moves:

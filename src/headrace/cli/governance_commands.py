@@ -216,8 +216,27 @@ def audit_verify() -> None:
     _console().print(f"audit log intact: {checked:,} entries, each chained to the one before")
 
 
+def whoami() -> None:
+    """Who the team server (HEADRACE_URL, HEADRACE_TOKEN) takes you for, and your roles."""
+    from headrace.cli.app import _remote
+
+    remote = _remote()
+    if remote is None:
+        from headrace.runtime.identity import actor
+
+        _console().print(f"{escape(actor())} (the local workspace; HEADRACE_URL is not set)")
+        return
+    try:
+        me = remote.call("GET", "/whoami")
+    finally:
+        remote.close()
+    roles = ", ".join(f"{role} in {ns}" for ns, role in sorted(me["roles"].items())) or "none"
+    _console().print(f"{escape(me['name'])} ({me['kind']}) at {remote.url}: {escape(roles)}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(server)
+    app.command()(whoami)
     app.add_typer(admin_app, name="admin")
     app.add_typer(principals_app, name="principals")
     app.add_typer(tokens_app, name="tokens")

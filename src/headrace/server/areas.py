@@ -52,6 +52,7 @@ class RunIn(_Strict):
     select: str | None = Field(None, max_length=2000, description="An asset selection")
     params: dict[str, Any] = Field(default_factory=dict)
     partitions: list[str] | None = Field(None, max_length=10_000)
+    exclude: str | None = Field(None, max_length=2000)
     branch: Name = "main"
     force: bool = False
     missing_only: bool = False
@@ -188,6 +189,56 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
             }
         )
 
+    @router.get("/assets/{asset}/data", tags=["data"], responses=errors)
+    def asset_data(
+        asset: str,
+        who: Caller,
+        branch: Annotated[str, Query(min_length=1, max_length=200)] = "main",
+        partition: Annotated[str | None, Query(max_length=500)] = None,
+        version: Annotated[str | None, Query(max_length=64)] = None,
+        as_of: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> Response:
+        """An asset's value as ``hr.read`` gives it: a table as an Arrow IPC stream
+        (personal columns masked; the flavor it was written in is in
+        ``X-Headrace-Flavor``), any other value as JSON."""
+        from headrace.data.versions import read
+
+        gate.require(who, "read")
+        value = read(
+            ws, asset, partition=partition, branch=branch, version=version, as_of=as_of, as_="arrow"
+        )
+        import pyarrow as pa
+
+        if isinstance(value, pa.Table):
+            hidden = personal_of(asset, who) & set(value.column_names)
+            for name in sorted(hidden):
+                index = value.column_names.index(name)
+                value = value.set_column(
+                    index, pa.field(name, pa.string()), pa.array([MASK] * value.num_rows)
+                )
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, value.schema) as writer:
+                writer.write_table(value)
+            flavor = _written_flavor(ws, asset, branch, version)
+            return Response(
+                sink.getvalue().to_pybytes(),
+                media_type="application/vnd.apache.arrow.stream",
+                headers={
+                    "X-Headrace-Flavor": flavor,
+                    "X-Headrace-Masked": ",".join(sorted(hidden)),
+                },
+            )
+        try:
+            return json_response({"value": value})
+        except TypeError as exc:
+            raise ApiError(
+                400,
+                "BAD_REQUEST",
+                f"asset {asset!r} holds a value that is neither "
+                f"a table nor JSON ({type(value).__name__}); read it in the "
+                "workspace",
+            ) from exc
+
     @router.get("/assets/{asset}/diff", tags=["data"], responses=errors)
     def diff(
         asset: str,
@@ -319,8 +370,21 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
     def get_run(run_id: str, who: Caller) -> Response:
         gate.require(who, "read")
         run = ws.store.runs.get(run_id)
+        tracking = ws.store.tracking
         return json_response(
-            {**_plain(run), "step_records": [_plain(s) for s in ws.store.runs.steps(run.id)]}
+            {
+                **_plain(run),
+                "step_records": [_plain(s) for s in ws.store.runs.steps(run.id)],
+                "tracked": {
+                    "params": tracking.params(run.id),
+                    "metrics": tracking.metrics(run.id),
+                    "tags": tracking.tags(run.id),
+                },
+                "models": [
+                    {"name": v.name, "version": v.version}
+                    for v in ws.store.registry.for_run(run.id)
+                ],
+            }
         )
 
     @router.get("/runs/{run_id}/logs", tags=["runs"], responses=errors)
@@ -603,6 +667,14 @@ def _side(ws: Workspace, asset: str, ref: str) -> list[Any]:
     return chosen
 
 
+def _written_flavor(ws: Workspace, asset: str, branch: str, version: str | None) -> str:
+    """The table library an asset was written with (what ``hr.read`` returns by default)."""
+    if version is not None:
+        return ws.store.versions.get(version).flavor
+    heads = ws.store.versions.heads(branch, [asset])
+    return next((v.flavor for (a, _), v in heads.items() if a == asset), "arrow")
+
+
 def _version_json(v: Any) -> dict[str, Any]:
     out: dict[str, Any] = _plain(v)
     out.pop("blob", None)
@@ -651,6 +723,7 @@ def _start_in_background(ws: Workspace, body: RunIn, who: str) -> str:
                     params=body.params,
                     partitions=body.partitions,
                     branch=body.branch,
+                    exclude=body.exclude,
                     force=body.force,
                     missing_only=body.missing_only,
                     trigger="server",

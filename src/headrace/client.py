@@ -1,0 +1,310 @@
+"""Working against a team server instead of a local workspace.
+
+Set ``HEADRACE_URL`` (the server, ``http://host:8650``) and ``HEADRACE_TOKEN`` (a token
+from ``headrace tokens issue``): then ``hr.materialize``, ``hr.backfill`` and
+``hr.read`` and the CLI's ``materialize``, ``backfill``, ``runs``, ``branch``, ``merge``
+and ``whoami`` go through the server, as the token's principal, with the server's role
+checks and audit, and answer as they do locally. The server's refusals come back as
+:class:`RemoteError` naming what was refused and why.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from headrace.errors import HeadraceError
+
+
+class RemoteError(HeadraceError):
+    """The team server refused a call or could not be reached: says which and why."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+class Remote:
+    """A team server and the token to call it with."""
+
+    def __init__(self, url: str, token: str, *, timeout: float = 60.0) -> None:
+        import httpx
+
+        if not url.startswith(("http://", "https://")):
+            raise RemoteError(f"HEADRACE_URL {url!r} is not an http(s) URL")
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers={"authorization": f"Bearer {token}"},
+            timeout=timeout,
+        )
+
+    @classmethod
+    def from_environment(cls) -> Remote | None:
+        """The server ``HEADRACE_URL`` names (with ``HEADRACE_TOKEN``), or None."""
+        url = os.environ.get("HEADRACE_URL", "").strip()
+        if not url:
+            return None
+        token = os.environ.get("HEADRACE_TOKEN", "").strip()
+        if not token:
+            raise RemoteError(
+                "HEADRACE_URL is set but HEADRACE_TOKEN is not: issue one with "
+                "`headrace tokens issue NAME` on the server's workspace"
+            )
+        return cls(url, token)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        raw: bool = False,
+    ) -> Any:
+        """``/api/v1`` + ``path``; the decoded JSON (or the response, ``raw``)."""
+        import httpx
+
+        try:
+            answer = self._http.request(
+                method,
+                f"/api/v1{path}",
+                json=json,
+                params={k: v for k, v in (params or {}).items() if v is not None},
+            )
+        except httpx.HTTPError as exc:
+            raise RemoteError(f"cannot reach the team server at {self.url}: {exc}") from exc
+        if answer.status_code >= 400:
+            try:
+                body = answer.json()
+                message, code = str(body.get("message")), body.get("error_code")
+            except ValueError:
+                message, code = answer.text[:500], None
+            raise RemoteError(
+                f"the team server refused {method} {path} ({answer.status_code}): {message}",
+                status=answer.status_code,
+                code=code,
+            )
+        return answer if raw else answer.json()
+
+    # -- runs ---------------------------------------------------------------------------
+
+    def materialize(
+        self,
+        selection: str | Sequence[str] | None = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        partitions: str | Sequence[str] | None = None,
+        branch: str = "main",
+        force: bool = False,
+        missing_only: bool = False,
+        exclude: str | None = None,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        poll: float = 0.2,
+    ) -> Any:
+        """Start a run in the server and follow it to its end; a ``RunResult``."""
+        from headrace.orchestration.recording import StepState
+        from headrace.orchestration.runner import RunResult
+
+        expression = (
+            selection if selection is None or isinstance(selection, str) else " ".join(selection)
+        )
+        parts = [partitions] if isinstance(partitions, str) else partitions
+        started = self.call(
+            "POST",
+            "/runs",
+            json={
+                "select": expression,
+                "exclude": exclude,
+                "params": {k: str(v) for k, v in (params or {}).items()},
+                "partitions": None if parts is None else list(parts),
+                "branch": branch,
+                "force": force,
+                "missing_only": missing_only,
+            },
+        )
+        run_id = started["run_id"]
+        while True:
+            run = self.call("GET", f"/runs/{run_id}")
+            if on_progress is not None:
+                on_progress(run)
+            if run["status"] not in ("running", "queued"):
+                break
+            time.sleep(poll)
+        fields = set(StepState.__dataclass_fields__)
+        steps = {
+            s["key"]: StepState(**{k: v for k, v in s.items() if k in fields})
+            for s in run["step_records"]
+        }
+        return RunResult(run_id=run_id, status=run["status"], steps=steps)
+
+    # -- data ---------------------------------------------------------------------------
+
+    def read(
+        self,
+        asset: str,
+        *,
+        partition: str | None = None,
+        branch: str = "main",
+        version: str | None = None,
+        as_of: Any = None,
+        as_: str | None = None,
+    ) -> Any:
+        """An asset's value as ``hr.read`` gives it (personal columns the caller may not
+        see come back masked)."""
+        import pyarrow as pa
+
+        from headrace.io.frames import FLAVORS, from_arrow
+
+        if as_ is not None and as_ not in FLAVORS:
+            raise RemoteError(f"as_ must be one of {', '.join(FLAVORS)}, got {as_!r}")
+        answer = self.call(
+            "GET",
+            f"/assets/{asset}/data",
+            params={
+                "branch": branch,
+                "partition": partition,
+                "version": version,
+                "as_of": None if as_of is None else str(as_of),
+            },
+            raw=True,
+        )
+        if answer.headers.get("content-type", "").startswith("application/vnd.apache.arrow"):
+            table = pa.ipc.open_stream(answer.content).read_all()
+            return from_arrow(table, as_ or answer.headers.get("x-headrace-flavor", "arrow"))
+        return answer.json()["value"]
+
+
+class RemoteWorkspace:
+    """What the CLI's read commands use of a workspace (``ws.store.runs``, ``.branches``,
+    ``.tracking``, ``.registry``), answered by a team server: the same records, so the
+    same output."""
+
+    def __init__(self, remote: Remote) -> None:
+        self.remote = remote
+        self.store = _RemoteStore(remote)
+
+    def close(self) -> None:
+        self.remote.close()
+
+    def __enter__(self) -> RemoteWorkspace:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def _record(kind: Any, data: Mapping[str, Any]) -> Any:
+    fields = set(kind.__dataclass_fields__)
+    return kind(**{k: v for k, v in data.items() if k in fields})
+
+
+class _RemoteStore:
+    def __init__(self, remote: Remote) -> None:
+        self._remote = remote
+        self._runs: dict[str, dict[str, Any]] = {}
+        self.runs = _RemoteRuns(self)
+        self.branches = _RemoteBranches(remote)
+        self.tracking = _RemoteTracking(self)
+        self.registry = _RemoteRegistry(self)
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        if run_id not in self._runs:
+            found: dict[str, Any] = self._remote.call("GET", f"/runs/{run_id}")
+            self._runs[run_id] = self._runs[found["id"]] = found
+        return self._runs[run_id]
+
+
+class _RemoteRuns:
+    def __init__(self, store: _RemoteStore) -> None:
+        self._store = store
+
+    def list(
+        self, *, limit: int = 20, offset: int = 0, status: str | None = None
+    ) -> builtins.list[Any]:
+        from headrace.store.records import RunRecord
+
+        got = self._store._remote.call(
+            "GET",
+            "/runs",
+            params={"limit": limit, "page_token": str(offset), "status": status},
+        )
+        self._counts = {r["id"]: r["steps"] for r in got["runs"]}
+        return [_record(RunRecord, r) for r in got["runs"]]
+
+    def step_counts(self, run_ids: Any) -> dict[str, dict[str, int]]:
+        known = getattr(self, "_counts", {})
+        return {i: known.get(i) or self._counts_of(i) for i in run_ids}
+
+    def _counts_of(self, run_id: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for step in self._store.run(run_id)["step_records"]:
+            counts[step["status"]] = counts.get(step["status"], 0) + 1
+        return counts
+
+    def get(self, run_id: str) -> Any:
+        from headrace.store.records import RunRecord
+
+        return _record(RunRecord, self._store.run(run_id))
+
+    def steps(self, run_id: str) -> builtins.list[Any]:
+        from headrace.store.records import StepRecord
+
+        return [_record(StepRecord, s) for s in self._store.run(run_id)["step_records"]]
+
+    def logs(self, run_id: str, step_key: str | None = None) -> builtins.list[Any]:
+        from headrace.store.records import LogRecord
+
+        got = self._store._remote.call("GET", f"/runs/{run_id}/logs", params={"step": step_key})
+        return [_record(LogRecord, x) for x in got["logs"]]
+
+
+class _RemoteBranches:
+    def __init__(self, remote: Remote) -> None:
+        self._remote = remote
+
+    def list(self) -> builtins.list[Any]:
+        from headrace.store.branches import BranchRecord
+
+        out, token = [], "0"
+        while token is not None:
+            got = self._remote.call("GET", "/branches", params={"limit": 1000, "page_token": token})
+            out += [_record(BranchRecord, b) for b in got["branches"]]
+            token = got["next_page_token"]
+        return out
+
+    def exists(self, name: str) -> bool:
+        return any(b.name == name for b in self.list())
+
+
+class _RemoteTracking:
+    def __init__(self, store: _RemoteStore) -> None:
+        self._store = store
+
+    def params(self, run_id: str) -> dict[str, str]:
+        return dict(self._store.run(run_id)["tracked"]["params"])
+
+    def metrics(self, run_id: str) -> dict[str, float]:
+        return dict(self._store.run(run_id)["tracked"]["metrics"])
+
+    def tags(self, run_id: str) -> dict[str, str]:
+        return dict(self._store.run(run_id)["tracked"]["tags"])
+
+
+class _RemoteRegistry:
+    def __init__(self, store: _RemoteStore) -> None:
+        self._store = store
+
+    def for_run(self, run_id: str) -> list[Any]:
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(**m) for m in self._store.run(run_id)["models"]]
+
+
+__all__ = ["Remote", "RemoteError", "RemoteWorkspace"]

@@ -1,0 +1,102 @@
+"""HEADRACE_URL + HEADRACE_TOKEN: the Python API and the CLI work against a team server,
+from a folder with no workspace at all, as the token's principal, with its roles."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import headrace as hr
+from headrace.client import RemoteError
+from tests.integration.conftest import HEADRACE
+from tests.server.conftest import TeamServer, running_server
+
+PROJECT = """
+import pandas as pd
+
+@hr.asset(personal=["email"])
+def people(*, n: int = 3) -> pd.DataFrame:
+    return pd.DataFrame({"id": range(n), "email": [f"p{i}@x.io" for i in range(n)]})
+
+@hr.asset
+def head_count(people: pd.DataFrame) -> int:
+    return len(people)
+"""
+
+pytestmark = pytest.mark.integration
+
+
+def _cli(server: TeamServer, token: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
+    env.update(HEADRACE_URL=server.root, HEADRACE_TOKEN=token, COLUMNS="200")
+    return subprocess.run(
+        [*HEADRACE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_cli_and_python_api_target_a_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "laptop"  # no headrace.toml here or above
+    elsewhere.mkdir()
+    with running_server(tmp_path / "ws", PROJECT) as server:
+        dev = server.token_for("dev", "developer")
+        lead = server.token_for("lead", "maintainer")
+
+        who = _cli(server, dev, elsewhere, "whoami")
+        assert (
+            who.returncode == 0 and "dev (person)" in who.stdout and "developer in *" in who.stdout
+        )
+        made = _cli(server, dev, elsewhere, "branch", "create", "dev")
+        assert made.returncode == 0, made.stderr
+        assert "created branch dev from main" in made.stdout
+        ran = _cli(server, dev, elsewhere, "materialize", "--branch", "dev", "-p", "n=4")
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert "success" in ran.stdout and "2 success" in ran.stdout
+        run_id = ran.stdout.split("run ", 1)[1].split()[0]
+        shown = _cli(server, dev, elsewhere, "runs", "show", run_id[:12])
+        assert shown.returncode == 0 and f"run {run_id}" in shown.stdout
+        assert "people" in shown.stdout and "head_count" in shown.stdout
+        listed = _cli(server, dev, elsewhere, "runs", "list")
+        assert run_id[:12] in listed.stdout
+        branches = _cli(server, dev, elsewhere, "branch", "list")
+        assert "dev" in branches.stdout and "main" in branches.stdout
+
+        # a developer may not merge into main; a maintainer may
+        refused = _cli(server, dev, elsewhere, "merge", "dev")
+        assert refused.returncode == 1
+        assert "403" in refused.stderr and "merge_protected" in refused.stderr
+        merged = _cli(server, lead, elsewhere, "merge", "dev")
+        assert merged.returncode == 0 and "moved 2 versions from dev into main" in merged.stdout
+        on_main = [e for e in server.ws.store.branches.log(branch="main") if e.kind == "merge"]
+        assert on_main and on_main[0].actor == "lead"
+
+        # a local-only option is refused, not silently dropped
+        local = _cli(server, dev, elsewhere, "materialize", "--executor", "threads")
+        assert local.returncode != 0 and "own executor" in (local.stdout + local.stderr)
+
+        # the Python API: the same calls, through the server, with masking by role
+        monkeypatch.setenv("HEADRACE_URL", server.root)
+        monkeypatch.setenv("HEADRACE_TOKEN", dev)
+        people = hr.read("people", as_="pandas")
+        assert list(people["email"]) == ["***"] * 4 and list(people["id"]) == [0, 1, 2, 3]
+        assert hr.read("head_count") == 4
+        result = hr.materialize("people", branch="dev", params={"n": 5})
+        assert result.success and result.materialized == ["people"]
+        assert len(hr.read("people", branch="dev")) == 5
+        monkeypatch.setenv("HEADRACE_TOKEN", lead)
+        assert hr.read("people", branch="dev", as_="polars")["email"][0] == "p0@x.io"
+        with pytest.raises(RemoteError, match=r"403.*merge_protected"):
+            monkeypatch.setenv("HEADRACE_TOKEN", dev)
+            hr.materialize("people")  # main is protected
+        with pytest.raises(RemoteError, match="executor"):
+            hr.materialize("people", branch="dev", executor="threads")
+        monkeypatch.setenv("HEADRACE_TOKEN", "hr_nope_nope")
+        with pytest.raises(RemoteError, match="401"):
+            hr.read("people")
+        monkeypatch.delenv("HEADRACE_TOKEN")
+        with pytest.raises(RemoteError, match="HEADRACE_TOKEN is not"):
+            hr.read("people")
