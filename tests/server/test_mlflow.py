@@ -216,6 +216,14 @@ def test_bad_input_is_refused_naming_the_field(team_server: TeamServer) -> None:
     assert search.status_code == 400 and "at position 12" in search.json()["message"]
     status = post("runs/update", {"run_id": run, "status": "DONE"})
     assert status.status_code == 400 and "expected one of RUNNING" in status.json()["message"]
+    failed = [
+        (e.action, e.details["error"])
+        for e in team_server.ws.store.governance.audit(limit=1000)
+        if e.outcome == "failed"
+    ]
+    assert ("mlflow.log_metric", "parameter 'value' must be a number, got 'high'") in failed
+    assert any(a == "run.log_param" and "params are fixed" in m for a, m in failed)
+    assert len(failed) >= 8  # every refused mutating call is on record
 
 
 def test_artifact_paths_cannot_escape_and_uploads_are_bounded(

@@ -39,6 +39,7 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.extra = status, code, message, extra
+        self.audited = False  # recorded in the audit log already
 
     def payload(self) -> dict[str, Any]:
         return {"error_code": self.code, "message": self.message, **self.extra}
@@ -194,6 +195,7 @@ class Gate:
             self.require(principal, permission, namespace)
         except ApiError as denied:
             self.record(principal, action, target, "denied", {"error": denied.message})
+            denied.audited = True
             raise
         ticket = AuditTicket(self, principal, action, target)
         try:
@@ -201,6 +203,7 @@ class Gate:
         except Exception as exc:
             message = exc.message if isinstance(exc, ApiError) else str(exc)
             self.record(principal, action, target, "failed", {"error": message[:2000]})
+            exc.audited = True  # type: ignore[attr-defined]
             raise
         if not ticket.written:
             self.record(principal, action, target, "ok", ticket.details)

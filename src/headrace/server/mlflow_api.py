@@ -1423,7 +1423,10 @@ def mlflow_routes(ws: Workspace, gate: Gate) -> list[Route]:
     api = MlflowApi(ws, gate)
 
     def endpoint(handler: Handler, permission: str = "read", *names: str) -> Any:
+        action = f"mlflow.{handler.__name__}"
+
         async def run(request: Request) -> Response:
+            who = None
             try:
                 who = gate.principal(request)
                 if permission == "read":
@@ -1431,6 +1434,17 @@ def mlflow_routes(ws: Workspace, gate: Gate) -> list[Route]:
                 extra = [request.path_params[n] for n in names]
                 answer: Response = await handler(request, who, *extra)
                 return answer
+            except Exception as exc:
+                # a mutating call refused before it reached its audited part (bad input,
+                # an unknown run) is recorded too; unauthenticated calls are not
+                if permission != "read" and who is not None and not getattr(exc, "audited", False):
+                    message = exc.message if isinstance(exc, ApiError) else str(exc)
+                    gate.record(who, action, request.url.path, "failed", {"error": message[:2000]})
+                raise
+
+        async def answered(request: Request) -> Response:
+            try:
+                return await run(request)
             except ApiError as error:
                 code = {403: "PERMISSION_DENIED", 401: "UNAUTHENTICATED", 413: error.code}.get(
                     error.status, error.code
@@ -1443,7 +1457,7 @@ def mlflow_routes(ws: Workspace, gate: Gate) -> list[Route]:
                     {"error_code": "INVALID_PARAMETER_VALUE", "message": str(exc)}, 400
                 )
 
-        return run
+        return answered
 
     table: list[tuple[str, list[str], Any]] = [
         ("/experiments/create", ["POST"], endpoint(api.create_experiment, "write")),
