@@ -193,3 +193,19 @@ def test_several_server_processes_share_one_postgresql_store(
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
     assert "Traceback" not in output, output
+
+
+def test_roles_granted_in_the_project_namespace_apply(team_server: TeamServer) -> None:
+    project = team_server.ws.settings.project_name
+    here = team_server.token_for("here", "developer", namespace=project)
+    there = team_server.token_for("there", "developer", namespace="another-project")
+    made = httpx.post(
+        f"{team_server.api}/branches", json={"name": "mine"}, headers=team_server.headers(here)
+    )
+    assert made.status_code == 201
+    refused = httpx.post(
+        f"{team_server.api}/branches", json={"name": "theirs"}, headers=team_server.headers(there)
+    )
+    assert refused.status_code == 403
+    assert refused.json()["namespace"] == project
+    assert f"there may not write branch in {project!r}" in refused.json()["message"]

@@ -90,7 +90,7 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
 
     def personal_of(asset: str, who: Principal) -> set[str]:
         """The asset's personal columns the caller may not see."""
-        if allows(who.role(), "read_personal"):
+        if allows(who.role(gate.namespace), "read_personal"):
             return set()
         try:
             spec = ws.graph.specs.get(asset)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from headrace.core.governance import EVERYWHERE, AccessDenied, allows
+from headrace.core.governance import AccessDenied, allows
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -114,6 +114,8 @@ class Gate:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self.governance = ws.store.governance
+        #: Grants in this namespace apply here, beside those everywhere: the project's.
+        self.namespace = ws.settings.project_name
         self._tokens: dict[str, tuple[Principal, float]] = {}
         self._lock = threading.Lock()
 
@@ -148,8 +150,10 @@ class Gate:
         with self._lock:
             self._tokens.clear()
 
-    @staticmethod
-    def require(principal: Principal, permission: str, namespace: str = EVERYWHERE) -> None:
+    def require(self, principal: Principal, permission: str, namespace: str | None = None) -> None:
+        """403 unless the principal's role here (granted everywhere, or in this server's
+        project namespace) carries ``permission``."""
+        namespace = self.namespace if namespace is None else namespace
         if not allows(principal.role(namespace), permission):
             denied = AccessDenied(principal.name, permission, namespace)
             raise ApiError(
@@ -183,7 +187,7 @@ class Gate:
         action: str,
         target: str | None,
         permission: str,
-        namespace: str = EVERYWHERE,
+        namespace: str | None = None,
     ) -> Iterator[AuditTicket]:
         """Authorise, run the body, and record the outcome (ok, denied or failed).
 
