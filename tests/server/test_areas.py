@@ -152,6 +152,11 @@ def test_every_area_over_http_with_roles_audit_and_masking(tmp_path: Path) -> No
             f"{api}/models/spend/versions/1/transition", json={"status": "gone"}, headers=lead
         )
         assert wrong.status_code == 400 and "status" in wrong.json()["message"]
+        runs_page = httpx.get(f"{api}/runs?limit=1", headers=viewer).json()
+        assert len(runs_page["runs"]) == 1 and runs_page["next_page_token"] == "1"
+        rest = httpx.get(f"{api}/runs?limit=10&page_token=1", headers=viewer).json()
+        assert len(rest["runs"]) == 1 and rest["next_page_token"] is None
+        assert httpx.get(f"{api}/runs?page_token=-1", headers=viewer).status_code == 400
         deployments = httpx.get(f"{api}/deployments", headers=viewer).json()["deployments"]
         assert deployments == [
             {
@@ -191,8 +196,8 @@ def test_every_area_over_http_with_roles_audit_and_masking(tmp_path: Path) -> No
 
         # experiments, monitors and alerts answer (empty here), paged
         assert httpx.get(f"{api}/experiments", headers=viewer).status_code == 200
-        assert httpx.get(f"{api}/monitors", headers=viewer).json() == {"monitors": []}
-        assert httpx.get(f"{api}/alerts", headers=viewer).json() == {"alerts": []}
+        assert httpx.get(f"{api}/monitors", headers=viewer).json()["monitors"] == []
+        assert httpx.get(f"{api}/alerts", headers=viewer).json()["alerts"] == []
 
         # the audit: every mutating call, with its outcome
         entries = [(e.actor, e.action, e.outcome) for e in ws.store.governance.audit(limit=1000)]

@@ -31,9 +31,8 @@ from headrace.server.context import (
     Gate,
     json_response,
     page_of,
-    paging,
 )
-from headrace.server.deps import Caller
+from headrace.server.deps import Caller, Paging
 from headrace.server.lineage_api import LineageEventIn
 from headrace.server.models import PrincipalIn
 
@@ -254,15 +253,15 @@ def create_server_app(ws: Workspace) -> FastAPI:
         return {"name": who.name, "kind": who.kind, "roles": who.grants}
 
     @app.get(f"{prefix}/principals", tags=["governance"], responses=errors)
-    def list_principals(request: Request, who: Caller) -> Response:
+    def list_principals(who: Caller, page: Paging) -> Response:
         gate.require(who, "manage_principals")
-        limit, offset = paging(request)
-        page, following = page_of(governance.principals(), limit, offset)
+        limit, offset = page
+        chunk, following = page_of(governance.principals(), limit, offset)
         return json_response(
             {
                 "principals": [
                     {"name": p.name, "kind": p.kind, "roles": p.grants, "disabled": p.disabled}
-                    for p in page
+                    for p in chunk
                 ],
                 "next_page_token": following,
             }
@@ -297,9 +296,10 @@ def create_server_app(ws: Workspace) -> FastAPI:
         )
 
     @app.get(f"{prefix}/audit", tags=["governance"], responses=errors)
-    def audit(request: Request, who: Caller) -> Response:
+    def audit(who: Caller, page: Paging) -> Response:
+        """The audit log, oldest first; ``page_token`` is the last sequence number seen."""
         gate.require(who, "manage_principals")
-        limit, after = paging(request)
+        limit, after = page
         entries = governance.audit(limit=limit, after=after)
         return json_response(
             {
@@ -341,17 +341,17 @@ def create_server_app(ws: Workspace) -> FastAPI:
         return json_response({"kind": kind}, 201)
 
     @app.get(f"{prefix}/lineage/jobs", tags=["lineage"], responses=errors)
-    def lineage_jobs(request: Request, who: Caller) -> Response:
+    def lineage_jobs(who: Caller, page: Paging) -> Response:
         gate.require(who, "read")
-        limit, offset = paging(request)
+        limit, offset = page
         rows, total = ws.store.lineage.jobs(limit=limit, offset=offset)
         following = str(offset + limit) if offset + limit < total else None
         return json_response({"jobs": rows, "next_page_token": following})
 
     @app.get(f"{prefix}/lineage/datasets", tags=["lineage"], responses=errors)
-    def lineage_datasets(request: Request, who: Caller) -> Response:
+    def lineage_datasets(who: Caller, page: Paging) -> Response:
         gate.require(who, "read")
-        limit, offset = paging(request)
+        limit, offset = page
         rows, total = ws.store.lineage.datasets(limit=limit, offset=offset)
         following = str(offset + limit) if offset + limit < total else None
         return json_response({"datasets": rows, "next_page_token": following})

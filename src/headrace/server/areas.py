@@ -17,14 +17,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.requests import Request
 from starlette.responses import Response
 
 from headrace.core.governance import allows, branch_permission
 from headrace.runtime.identity import acting_as
 from headrace.runtime.workspace import Workspace
-from headrace.server.context import ApiError, Gate, json_response, page_of, paging
-from headrace.server.deps import Caller
+from headrace.server.context import ApiError, Gate, json_response, page_of
+from headrace.server.deps import Caller, Paging
 from headrace.store.governance import Principal
 
 MASK = "***"
@@ -108,15 +107,15 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
 
     @router.get("/assets", tags=["data"], responses=errors)
     def list_assets(
-        request: Request, who: Caller, branch: Annotated[str, Query(max_length=200)] = "main"
+        who: Caller, page: Paging, branch: Annotated[str, Query(max_length=200)] = "main"
     ) -> Response:
         gate.require(who, "read")
-        limit, offset = paging(request)
+        limit, offset = page
         graph = graph_or_error()
-        page, following = page_of(list(graph.order), limit, offset)
-        heads = ws.store.versions.heads(branch, page)
+        names, following = page_of(list(graph.order), limit, offset)
+        heads = ws.store.versions.heads(branch, names)
         assets = []
-        for name in page:
+        for name in names:
             spec = graph.specs[name]
             mine = {part or "": v.id for (asset, part), v in heads.items() if asset == name}
             assets.append(
@@ -138,12 +137,13 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
     def asset_versions(
         asset: str,
         who: Caller,
+        page: Paging,
         partition: Annotated[str | None, Query(max_length=500)] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> Response:
         gate.require(who, "read")
-        versions = ws.store.versions.list(asset, partition=partition, limit=limit)
-        return json_response({"versions": [_version_json(v) for v in versions]})
+        limit, offset = page
+        versions = ws.store.versions.list(asset, partition=partition, limit=offset + limit + 1)
+        return _paged("versions", [_version_json(v) for v in versions], page)
 
     @router.get("/versions/{version_id}", tags=["data"], responses=errors)
     def get_version(version_id: str, who: Caller) -> Response:
@@ -282,11 +282,9 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
     # -- branches ---------------------------------------------------------------------
 
     @router.get("/branches", tags=["data"], responses=errors)
-    def list_branches(request: Request, who: Caller) -> Response:
+    def list_branches(who: Caller, page: Paging) -> Response:
         gate.require(who, "read")
-        limit, offset = paging(request)
-        page, following = page_of(ws.store.branches.list(), limit, offset)
-        return json_response({"branches": [_plain(b) for b in page], "next_page_token": following})
+        return _paged("branches", [_plain(b) for b in ws.store.branches.list()], page)
 
     @router.post(
         "/branches",
@@ -339,24 +337,22 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         return json_response(_plain(result))
 
     @router.get("/branches/{name}/log", tags=["data"], responses=errors)
-    def branch_log(
-        name: str, who: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 100
-    ) -> Response:
+    def branch_log(name: str, who: Caller, page: Paging) -> Response:
         gate.require(who, "read")
-        return json_response(
-            {"events": [_plain(e) for e in ws.store.branches.log(branch=name, limit=limit)]}
-        )
+        limit, offset = page
+        events = ws.store.branches.log(branch=name, limit=offset + limit + 1)
+        return _paged("events", [_plain(e) for e in events], page)
 
     # -- runs -------------------------------------------------------------------------
 
     @router.get("/runs", tags=["runs"], responses=errors)
     def list_runs(
-        request: Request,
         who: Caller,
+        page: Paging,
         status: Annotated[str | None, Query(max_length=32)] = None,
     ) -> Response:
         gate.require(who, "read")
-        limit, offset = paging(request, default=20)
+        limit, offset = page
         found = ws.store.runs.list(limit=limit + 1, offset=offset, status=status)
         counts = ws.store.runs.step_counts(r.id for r in found[:limit])
         return json_response(
@@ -389,11 +385,14 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
 
     @router.get("/runs/{run_id}/logs", tags=["runs"], responses=errors)
     def run_logs(
-        run_id: str, who: Caller, step: Annotated[str | None, Query(max_length=512)] = None
+        run_id: str,
+        who: Caller,
+        page: Paging,
+        step: Annotated[str | None, Query(max_length=512)] = None,
     ) -> Response:
         gate.require(who, "read")
         run = ws.store.runs.get(run_id)
-        return json_response({"logs": [_plain(x) for x in ws.store.runs.logs(run.id, step)]})
+        return _paged("logs", [_plain(x) for x in ws.store.runs.logs(run.id, step)], page)
 
     @router.post(
         "/runs",
@@ -415,17 +414,14 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
 
     @router.get("/quarantine", tags=["quality"], responses=errors)
     def quarantine(
-        request: Request,
         who: Caller,
+        page: Paging,
         status: Annotated[str | None, Query(max_length=32)] = "held",
     ) -> Response:
         gate.require(who, "read")
-        limit, offset = paging(request)
+        limit, offset = page
         held = ws.store.quality.quarantined(status=status, limit=offset + limit + 1)
-        page, following = page_of(held, limit, offset)
-        return json_response(
-            {"quarantine": [_plain(q) for q in page], "next_page_token": following}
-        )
+        return _paged("quarantine", [_plain(q) for q in held], page)
 
     @router.post(
         "/quarantine/{version_id}/release",
@@ -462,17 +458,11 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
     # -- experiments and tracked runs -------------------------------------------------
 
     @router.get("/experiments", tags=["tracking"], responses=errors)
-    def experiments(request: Request, who: Caller) -> Response:
+    def experiments(who: Caller, page: Paging) -> Response:
         gate.require(who, "read")
-        limit, offset = paging(request)
         counts = ws.store.tracking.run_counts()
-        page, following = page_of(ws.store.tracking.experiments(), limit, offset)
-        return json_response(
-            {
-                "experiments": [{**_plain(e), "runs": counts.get(e.id, 0)} for e in page],
-                "next_page_token": following,
-            }
-        )
+        rows = [{**_plain(e), "runs": counts.get(e.id, 0)} for e in ws.store.tracking.experiments()]
+        return _paged("experiments", rows, page)
 
     @router.get("/experiments/{name}/runs", tags=["tracking"], responses=errors)
     def experiment_runs(
@@ -499,27 +489,22 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
     # -- models -----------------------------------------------------------------------
 
     @router.get("/models", tags=["registry"], responses=errors)
-    def models(request: Request, who: Caller) -> Response:
+    def models(who: Caller, page: Paging) -> Response:
         gate.require(who, "read")
-        limit, offset = paging(request)
-        page, following = page_of(ws.store.registry.names(), limit, offset)
-        return json_response({"models": page, "next_page_token": following})
+        return _paged("models", ws.store.registry.names(), page)
 
     @router.get("/models/{name}/versions", tags=["registry"], responses=errors)
-    def model_versions(name: str, who: Caller) -> Response:
+    def model_versions(name: str, who: Caller, page: Paging) -> Response:
         gate.require(who, "read")
-        return json_response(
-            {"versions": [_model_version_json(v) for v in ws.store.registry.versions(name)]}
-        )
+        versions = [_model_version_json(v) for v in ws.store.registry.versions(name)]
+        return _paged("versions", versions, page)
 
     @router.get("/models/{name}/events", tags=["registry"], responses=errors)
-    def model_events(
-        name: str, who: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 200
-    ) -> Response:
+    def model_events(name: str, who: Caller, page: Paging) -> Response:
         gate.require(who, "read")
-        return json_response(
-            {"events": [_plain(e) for e in ws.store.registry.events(name, limit=limit)]}
-        )
+        limit, offset = page
+        events = ws.store.registry.events(name, limit=offset + limit + 1)
+        return _paged("events", [_plain(e) for e in events], page)
 
     @router.put(
         "/models/{name}/aliases/{alias}",
@@ -562,9 +547,9 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
     # -- deployments, prediction logs, monitors ---------------------------------------
 
     @router.get("/deployments", tags=["serving"], responses=errors)
-    def deployments(who: Caller) -> Response:
+    def deployments(who: Caller, page: Paging) -> Response:
         """Every model alias (what ``headrace serve NAME@ALIAS`` serves) with the version
-        it points at and how many predictions each version logged."""
+        it points at, its lifecycle status, and how many predictions the model logged."""
         gate.require(who, "read")
         out = []
         for name in ws.store.registry.names():
@@ -580,70 +565,72 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
                             "predictions": ws.store.predictions.count(name),
                         }
                     )
-        return json_response({"deployments": out})
+        return _paged("deployments", out, page)
 
     @router.get("/predictions", tags=["serving"], responses=errors)
     def predictions(
         who: Caller,
         model: Annotated[str, Query(min_length=1, max_length=200)],
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        page: Paging,
     ) -> Response:
-        """A model's most recent logged predictions (personal inputs masked)."""
+        """A model's logged predictions, newest first (personal inputs masked)."""
         gate.require(who, "read")
-        rows = ws.store.predictions.list(model, limit=limit)
+        limit, offset = page
+        rows = ws.store.predictions.list(model, limit=offset + limit + 1)
         hidden: set[str] = set()
         for version in {r.version for r in rows}:
             record = ws.store.registry.version(model, version)
             for version_id in record.data_versions:
                 hidden |= personal_of(ws.store.versions.get(version_id).asset, who)
-        return json_response(
-            {
-                "predictions": [
-                    {**_plain(r), "inputs": _masked([r.inputs], hidden)[0]} for r in rows
-                ],
-                "masked": sorted(hidden),
-            }
+        return _paged(
+            "predictions",
+            [{**_plain(r), "inputs": _masked([r.inputs], hidden)[0]} for r in rows],
+            page,
+            masked=sorted(hidden),
         )
 
     @router.get("/monitors", tags=["monitoring"], responses=errors)
-    def monitors(who: Caller) -> Response:
+    def monitors(who: Caller, page: Paging) -> Response:
         gate.require(who, "read")
         known = ws.store.monitoring.monitors()
-        return json_response(
-            {
-                "monitors": [
-                    {"name": name, "windows": count, "last_evaluated": last}
-                    for name, (count, last) in sorted(known.items())
-                ]
-            }
-        )
+        rows = [
+            {"name": name, "windows": count, "last_evaluated": last}
+            for name, (count, last) in sorted(known.items())
+        ]
+        return _paged("monitors", rows, page)
 
     @router.get("/monitors/{name}/windows", tags=["monitoring"], responses=errors)
-    def monitor_windows(
-        name: str, who: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 50
-    ) -> Response:
+    def monitor_windows(name: str, who: Caller, page: Paging) -> Response:
+        """A monitor's windows, newest first, each with its results."""
         gate.require(who, "read")
-        windows = ws.store.monitoring.windows(name, limit=limit)
+        limit, offset = page
+        windows = ws.store.monitoring.windows(name, limit=offset + limit + 1)[::-1]
         results = ws.store.monitoring.results([w.id for w in windows])
         by_window: dict[str, list[Any]] = {}
         for r in results:
             by_window.setdefault(r.window_id, []).append(_plain(r))
-        return json_response(
-            {"windows": [{**_plain(w), "results": by_window.get(w.id, [])} for w in windows]}
-        )
+        rows = [{**_plain(w), "results": by_window.get(w.id, [])} for w in windows]
+        return _paged("windows", rows, page)
 
     @router.get("/alerts", tags=["monitoring"], responses=errors)
     def alerts(
         who: Caller,
+        page: Paging,
         monitor: Annotated[str | None, Query(max_length=200)] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     ) -> Response:
         gate.require(who, "read")
-        return json_response(
-            {"alerts": [_plain(a) for a in ws.store.monitoring.alerts(monitor, limit=limit)]}
-        )
+        limit, offset = page
+        found = ws.store.monitoring.alerts(monitor, limit=offset + limit + 1)
+        return _paged("alerts", [_plain(a) for a in found], page)
 
     return router
+
+
+def _paged(key: str, items: list[Any], page: tuple[int, int], **extra: Any) -> Response:
+    """One page of ``items`` as ``{key: [...], "next_page_token": ..., **extra}``."""
+    limit, offset = page
+    chunk, following = page_of(items, limit, offset)
+    return json_response({key: chunk, "next_page_token": following, **extra})
 
 
 def _side(ws: Workspace, asset: str, ref: str) -> list[Any]:

@@ -1,6 +1,6 @@
 """What every route of the team server shares: who is calling (bearer tokens, cached
 briefly), what they may do (roles per namespace), the audit of mutating calls, errors as
-JSON, bounded bodies and paging.
+JSON, bounded bodies and pages of lists.
 
 A token is checked against the store at most once per :data:`TOKEN_TTL` seconds per
 process: a token revoked (or a principal disabled) through this process stops working at
@@ -89,17 +89,6 @@ async def json_body(request: Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise bad_request("the body must be a JSON object")
     return data
-
-
-def paging(request: Request, default: int = 100) -> tuple[int, int]:
-    """(limit, offset) from ``limit`` (1 to 1,000) and ``page_token``."""
-    raw_limit = request.query_params.get("limit", str(default))
-    raw_token = request.query_params.get("page_token") or "0"
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
-        raise bad_request(f"limit must be 1 to {MAX_LIMIT}", field="limit")
-    if not raw_token.isdigit():
-        raise bad_request("page_token is not valid", field="page_token")
-    return int(raw_limit), int(raw_token)
 
 
 def page_of(items: list[Any], limit: int, offset: int) -> tuple[list[Any], str | None]:
