@@ -296,6 +296,14 @@ def log_model(
             "its version is registered with the run and the asset's inputs as its data"
         )
     run = runs.active_run()
+    if workspace is None and run is not None and hasattr(run.ws, "remote"):
+        from headrace.core.tracking import TrackingError
+
+        raise TrackingError(
+            "log_model() in a run tracked on a team server (HEADRACE_URL): register the "
+            "model with the mlflow client (mlflow.sklearn.log_model(..., "
+            "registered_model_name=...)) pointed at the server, or pass workspace="
+        )
     with _borrowed(workspace or (run.ws if run is not None else None)) as ws:
         return register_model(
             ws,

@@ -11,87 +11,16 @@ checks and audit, and answer as they do locally. The server's refusals come back
 from __future__ import annotations
 
 import builtins
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from headrace.errors import HeadraceError
+from headrace.runtime.remote import Remote as _Transport
+from headrace.runtime.remote import RemoteError
 
 
-class RemoteError(HeadraceError):
-    """The team server refused a call or could not be reached: says which and why."""
-
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
-        super().__init__(message)
-        self.status, self.code = status, code
-
-
-class Remote:
-    """A team server and the token to call it with."""
-
-    def __init__(self, url: str, token: str, *, timeout: float = 60.0) -> None:
-        import httpx
-
-        if not url.startswith(("http://", "https://")):
-            raise RemoteError(f"HEADRACE_URL {url!r} is not an http(s) URL")
-        self.url = url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.url,
-            headers={"authorization": f"Bearer {token}"},
-            timeout=timeout,
-        )
-
-    @classmethod
-    def from_environment(cls) -> Remote | None:
-        """The server ``HEADRACE_URL`` names (with ``HEADRACE_TOKEN``), or None."""
-        url = os.environ.get("HEADRACE_URL", "").strip()
-        if not url:
-            return None
-        token = os.environ.get("HEADRACE_TOKEN", "").strip()
-        if not token:
-            raise RemoteError(
-                "HEADRACE_URL is set but HEADRACE_TOKEN is not: issue one with "
-                "`headrace tokens issue NAME` on the server's workspace"
-            )
-        return cls(url, token)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, Any] | None = None,
-        raw: bool = False,
-    ) -> Any:
-        """``/api/v1`` + ``path``; the decoded JSON (or the response, ``raw``)."""
-        import httpx
-
-        try:
-            answer = self._http.request(
-                method,
-                f"/api/v1{path}",
-                json=json,
-                params={k: v for k, v in (params or {}).items() if v is not None},
-            )
-        except httpx.HTTPError as exc:
-            raise RemoteError(f"cannot reach the team server at {self.url}: {exc}") from exc
-        if answer.status_code >= 400:
-            try:
-                body = answer.json()
-                message, code = str(body.get("message")), body.get("error_code")
-            except ValueError:
-                message, code = answer.text[:500], None
-            raise RemoteError(
-                f"the team server refused {method} {path} ({answer.status_code}): {message}",
-                status=answer.status_code,
-                code=code,
-            )
-        return answer if raw else answer.json()
+class Remote(_Transport):
+    """A team server and the token to call it with, and what the interfaces do there."""
 
     # -- runs ---------------------------------------------------------------------------
 

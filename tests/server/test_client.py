@@ -100,3 +100,40 @@ def test_the_cli_and_python_api_target_a_server(
         monkeypatch.delenv("HEADRACE_TOKEN")
         with pytest.raises(RemoteError, match="HEADRACE_TOKEN is not"):
             hr.read("people")
+
+
+def test_tracked_runs_log_to_the_server(
+    team_server: TeamServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headrace.core.tracking import TrackingError
+
+    monkeypatch.chdir(tmp_path)  # no workspace here: everything goes to the server
+    monkeypatch.setenv("HEADRACE_URL", team_server.root)
+    monkeypatch.setenv("HEADRACE_TOKEN", team_server.token_for("dev", "developer"))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("remote artifact")
+    with hr.start_run("remote", name="r1", params={"lr": 0.1}, tags={"team": "ml"}) as run:
+        for step in range(2500):  # more than one batch
+            hr.log_metric("loss", 1 / (step + 1), step=step)
+        hr.log_metrics({"auc": 0.9})
+        hr.log_artifact(notes, artifact_path="docs")
+        with pytest.raises(TrackingError, match="mlflow client"):
+            hr.log_model(object(), "nope")
+    ws = team_server.ws
+    found = ws.store.tracking.search(experiments_=["remote"])
+    assert [r.id for r in found.runs] == [run.id]
+    tracked = found.runs[0]
+    assert tracked.status == "success" and tracked.name == "r1"
+    assert tracked.params == {"lr": "0.1"} and tracked.tags["team"] == "ml"
+    assert tracked.metrics["auc"] == 0.9 and tracked.metrics["loss"] == 1 / 2500
+    assert len(ws.store.tracking.metric_history([run.id], ["loss"])) == 2500
+    ((path, blob, _),) = ws.store.tracking.artifacts(run.id)
+    assert path == "docs/notes.txt" and ws.blobs.get_bytes(blob) == b"remote artifact"
+    with pytest.raises(RuntimeError, match="boom"), hr.start_run("remote", name="r2"):
+        raise RuntimeError("boom")
+    failed = ws.store.tracking.search(experiments_=["remote"], filter="attributes.name = 'r2'")
+    assert failed.runs[0].status == "failed"
+
+    monkeypatch.setenv("HEADRACE_TOKEN", team_server.token_for("vera", "viewer"))
+    with pytest.raises(RemoteError, match=r"403.*log run"):
+        hr.start_run("remote")

@@ -264,9 +264,7 @@ def start_run(
         )
     owns = workspace is None
     if workspace is None:
-        from headrace.runtime.workspace import open_workspace
-
-        workspace = open_workspace()
+        workspace = _default_workspace()
     try:
         chosen = (
             experiment if experiment is not None else (parent.experiment if parent else "default")
@@ -291,6 +289,21 @@ def start_run(
     if tags:
         run.set_tags(tags)
     return run
+
+
+def _default_workspace() -> Any:
+    """The workspace found from here, or, with ``HEADRACE_URL`` set, the team server's
+    tracking (see :mod:`headrace.tracking.remote`)."""
+    from headrace.runtime.remote import Remote
+
+    remote = Remote.from_environment()
+    if remote is not None:
+        from headrace.tracking.remote import RemoteTrackingWorkspace
+
+        return RemoteTrackingWorkspace(remote)
+    from headrace.runtime.workspace import open_workspace
+
+    return open_workspace()
 
 
 def active_run() -> ActiveRun | None:
