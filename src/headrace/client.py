@@ -1,11 +1,12 @@
 """Working against a team server instead of a local workspace.
 
 Set ``HEADRACE_URL`` (the server, ``http://host:8650``) and ``HEADRACE_TOKEN`` (a token
-from ``headrace tokens issue``): then ``hr.materialize``, ``hr.backfill`` and
-``hr.read`` and the CLI's ``materialize``, ``backfill``, ``runs``, ``branch``, ``merge``
-and ``whoami`` go through the server, as the token's principal, with the server's role
-checks and audit, and answer as they do locally. The server's refusals come back as
-:class:`RemoteError` naming what was refused and why.
+from ``headrace tokens issue``): then ``hr.materialize``, ``hr.backfill``, ``hr.read`` and
+tracked runs, and the CLI's ``materialize``, ``backfill``, ``runs``, ``branch``,
+``merge``, ``models list|versions|alias|transition`` and ``whoami`` go through the
+server, as the token's principal, with the server's role checks and audit, and answer as
+they do locally. The server's refusals come back as :class:`RemoteError` naming what was
+refused and why.
 """
 
 from __future__ import annotations
@@ -230,7 +231,26 @@ class _RemoteRegistry:
     def __init__(self, store: _RemoteStore) -> None:
         self._store = store
 
-    def for_run(self, run_id: str) -> list[Any]:
+    def _pages(self, path: str, key: str) -> builtins.list[Any]:
+        out, token = [], "0"
+        while token is not None:
+            got = self._store._remote.call("GET", path, params={"limit": 1000, "page_token": token})
+            out += got[key]
+            token = got["next_page_token"]
+        return out
+
+    def names(self) -> builtins.list[str]:
+        return [str(n) for n in self._pages("/models", "models")]
+
+    def versions(self, name: str) -> builtins.list[Any]:
+        from headrace.store.registry import ModelVersionRecord
+
+        return [
+            _record(ModelVersionRecord, {**v, "blob": "", "aliases": tuple(v["aliases"])})
+            for v in self._pages(f"/models/{name}/versions", "versions")
+        ]
+
+    def for_run(self, run_id: str) -> builtins.list[Any]:
         from types import SimpleNamespace
 
         return [SimpleNamespace(**m) for m in self._store.run(run_id)["models"]]

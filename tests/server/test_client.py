@@ -74,6 +74,25 @@ def test_the_cli_and_python_api_target_a_server(
         on_main = [e for e in server.ws.store.branches.log(branch="main") if e.kind == "merge"]
         assert on_main and on_main[0].actor == "lead"
 
+        # models: listed and promoted through the server, by role
+        from sklearn.linear_model import LinearRegression
+
+        from headrace.registry.service import register_model
+
+        fitted = LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])
+        register_model(server.ws, fitted, "spend")
+        register_model(server.ws, fitted, "spend")
+        denied = _cli(server, dev, elsewhere, "models", "alias", "spend", "champion", "1")
+        assert denied.returncode == 1 and "promote_model" in denied.stderr
+        moved = _cli(server, lead, elsewhere, "models", "alias", "spend", "champion", "2")
+        assert moved.returncode == 0 and "spend@champion: ∅ → 2" in moved.stdout
+        listed_models = _cli(server, dev, elsewhere, "models", "list")
+        assert "spend" in listed_models.stdout and "champion→2" in listed_models.stdout
+        versions = _cli(server, dev, elsewhere, "models", "versions", "spend")
+        assert versions.returncode == 0 and "champion" in versions.stdout
+        retired = _cli(server, lead, elsewhere, "models", "transition", "spend", "1", "retired")
+        assert retired.returncode == 0 and "spend version 1: candidate → retired" in retired.stdout
+
         # a local-only option is refused, not silently dropped
         local = _cli(server, dev, elsewhere, "materialize", "--executor", "threads")
         assert local.returncode != 0 and "own executor" in (local.stdout + local.stderr)

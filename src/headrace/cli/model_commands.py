@@ -19,16 +19,22 @@ def _console() -> Any:
     return console
 
 
-def _workspace() -> Any:
+def _workspace(remote: bool = False) -> Any:
     from headrace.cli.app import _workspace as open_it
 
-    return open_it()
+    return open_it(remote)
+
+
+def _remote() -> Any:
+    from headrace.cli.app import _remote as remote
+
+    return remote()
 
 
 @models_app.command("list")
 def models_list() -> None:
     """List registered models with their newest version and aliases."""
-    ws = _workspace()
+    ws = _workspace(remote=True)
     names = ws.store.registry.names()
     if not names:
         _console().print("no registered models yet")
@@ -71,7 +77,7 @@ def _versions_table(versions: list[Any]) -> Table:
 @models_app.command("versions")
 def models_versions(name: Annotated[str, typer.Argument(help="A registered model.")]) -> None:
     """A model's versions: status, aliases, flavor, training run."""
-    _console().print(_versions_table(_workspace().store.registry.versions(name)))
+    _console().print(_versions_table(_workspace(remote=True).store.registry.versions(name)))
 
 
 @models_app.command("show")
@@ -160,7 +166,14 @@ def models_alias(
     """Point an alias at a version directly (recorded; policies apply to `promote`)."""
     from headrace.registry.service import set_alias
 
-    before = set_alias(_workspace(), name, alias, version, reason=reason)
+    remote = _remote()
+    if remote is not None:
+        answer = remote.call(
+            "PUT", f"/models/{name}/aliases/{alias}", json={"version": version, "reason": reason}
+        )
+        before = answer["previous"]
+    else:
+        before = set_alias(_workspace(), name, alias, version, reason=reason)
     _console().print(f"{escape(name)}@{escape(alias)}: {before or '∅'} → {version}")
 
 
@@ -187,7 +200,16 @@ def models_transition(
     """Move a version along its lifecycle: candidate → approved → production → retired."""
     from headrace.registry.service import transition
 
-    before = transition(_workspace(), name, version, status, reason=reason)
+    remote = _remote()
+    if remote is not None:
+        answer = remote.call(
+            "POST",
+            f"/models/{name}/versions/{version}/transition",
+            json={"status": status, "reason": reason},
+        )
+        before = answer["previous"]
+    else:
+        before = transition(_workspace(), name, version, status, reason=reason)
     _console().print(f"{escape(name)} version {version}: {before} → {status}")
 
 
