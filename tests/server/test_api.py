@@ -209,3 +209,25 @@ def test_roles_granted_in_the_project_namespace_apply(team_server: TeamServer) -
     assert refused.status_code == 403
     assert refused.json()["namespace"] == project
     assert f"there may not write branch in {project!r}" in refused.json()["message"]
+
+
+def test_a_body_that_stops_arriving_is_answered_408(
+    team_server: TeamServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from headrace.server import app as server_app
+
+    monkeypatch.setattr(server_app, "BODY_TIMEOUT", 0.5)
+    port = int(team_server.root.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        raw.sendall(
+            b"POST /api/v1/branches HTTP/1.1\r\nHost: x\r\n"
+            + f"Authorization: Bearer {team_server.token}\r\n".encode()
+            + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"name\":"
+        )
+        started = time.time()
+        answer = raw.recv(4096).decode()
+    assert answer.startswith("HTTP/1.1 408"), answer
+    assert "did not arrive within 0.5 s" in answer and time.time() - started < 5
+    assert [b.name for b in team_server.ws.store.branches.list()] == ["main"]

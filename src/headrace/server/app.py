@@ -17,6 +17,7 @@ are limited to 1 MiB and artifact uploads to 512 MiB.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -44,13 +45,18 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_BODY", "MAX_LIMIT", "ApiError", "create_server_app"]
 
+#: Seconds the server waits for each chunk of a request's body.
+BODY_TIMEOUT = 30.0
 #: Routes whose bodies may be larger than MAX_BODY (artifact uploads stream to disk).
 _LARGE_BODIES = ("/api/2.0/mlflow-artifacts/artifacts/",)
 
 
 class _Limits:
-    """ASGI middleware: bodies over the limit are refused with 413 (declared or counted),
-    and each request's route and status are counted for ``/metrics``."""
+    """ASGI middleware: a JSON body (any route but artifact uploads) is read here first,
+    and refused before the app sees it when it is over 1 MiB (declared, counted, or once
+    gzip-inflated: 413), not gzip though it says so (400), or stops arriving (408); an
+    upload's body is streamed to its route under the same per-chunk timeout. Each
+    request's route and status are counted for ``/metrics``."""
 
     def __init__(self, app: ASGIApp, observe: Any) -> None:
         self.app, self.observe = app, observe
@@ -60,52 +66,15 @@ class _Limits:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        path: str = scope["path"]
-        limit = None if path.startswith(_LARGE_BODIES) else MAX_BODY
         status = {"code": 500}
-        receiving: Any = receive
-        if limit is not None:
-            for name, value in scope.get("headers", []):
-                if name == b"content-length" and value.isdigit() and int(value) > limit:
-                    answer = json_response(
-                        {
-                            "error_code": "REQUEST_TOO_LARGE",
-                            "message": f"the body is over {limit:,} bytes",
-                        },
-                        413,
-                    )
-                    await answer(scope, receive, send)
-                    self.observe("too_large", 413, started)
-                    return
-            headers = dict(scope.get("headers", []))
-            if headers.get(b"content-encoding", b"").lower() == b"gzip":
-                try:
-                    receiving = await _gunzipped(receive, limit)
-                except ApiError as error:
-                    await json_response(error.payload(), error.status)(scope, receive, send)
-                    self.observe("bad_encoding", error.status, started)
-                    return
-                scope = {
-                    **scope,
-                    "headers": [
-                        (k, v)
-                        for k, v in scope["headers"]
-                        if k not in (b"content-encoding", b"content-length")
-                    ],
-                }
-                limit = None
-            seen = 0
-
-            async def counted() -> Any:
-                nonlocal seen
-                message = await receive()
-                seen += len(message.get("body", b""))
-                if limit is not None and seen > limit:
-                    raise ApiError(413, "REQUEST_TOO_LARGE", f"the body is over {limit:,} bytes")
-                return message
-
-            if limit is not None:
-                receiving = counted
+        receiving: Any = _timed(receive)
+        if not scope["path"].startswith(_LARGE_BODIES):
+            try:
+                scope, receiving = await _buffered(scope, receiving, MAX_BODY)
+            except ApiError as error:
+                await json_response(error.payload(), error.status)(scope, receive, send)
+                self.observe(error.code.lower(), error.status, started)
+                return
 
         async def sending(message: Any) -> None:
             if message["type"] == "http.response.start":
@@ -120,30 +89,68 @@ class _Limits:
             self.observe(name, status["code"], started)
 
 
-async def _gunzipped(receive: Receive, limit: int) -> Any:
-    """A ``receive`` replaying the gzip body of a request, decompressed: refused (413)
-    when either the compressed or the decompressed body is over ``limit`` bytes, and
-    (400) when it is not gzip."""
+def _timed(receive: Receive) -> Any:
+    """``receive`` with a 408 when a chunk of the body does not arrive in BODY_TIMEOUT;
+    once the body is in, receive() (which then waits for a disconnect) is left alone."""
+    complete = False
+
+    async def timed() -> Any:
+        nonlocal complete
+        if complete:
+            return await receive()
+        try:
+            message = await asyncio.wait_for(receive(), BODY_TIMEOUT)
+        except TimeoutError as exc:
+            raise ApiError(
+                408, "REQUEST_TIMEOUT", f"the body did not arrive within {BODY_TIMEOUT:g} s"
+            ) from exc
+        complete = message.get("type") != "http.request" or not message.get("more_body")
+        return message
+
+    return timed
+
+
+async def _buffered(scope: Scope, receive: Any, limit: int) -> tuple[Scope, Any]:
+    """Read the whole body (at most ``limit`` bytes, gzip inflated under the same bound)
+    and return the scope and a ``receive`` that replays it."""
     import zlib
 
+    too_large = ApiError(413, "REQUEST_TOO_LARGE", f"the body is over {limit:,} bytes")
+    headers = dict(scope.get("headers", []))
+    declared = headers.get(b"content-length", b"")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
     chunks, size, more = [], 0, True
     while more:
         message = await receive()
+        if message["type"] != "http.request":
+            break  # the client went away: the app sees an empty body and answers no one
         body = message.get("body", b"")
         size += len(body)
         if size > limit:
-            raise ApiError(413, "REQUEST_TOO_LARGE", f"the body is over {limit:,} bytes")
+            raise too_large
         chunks.append(body)
         more = message.get("more_body", False)
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        data = inflater.decompress(b"".join(chunks), limit + 1)
-    except zlib.error as exc:
-        raise ApiError(400, "BAD_REQUEST", f"the body is not valid gzip: {exc}") from exc
-    if len(data) > limit or inflater.unconsumed_tail:
-        raise ApiError(
-            413, "REQUEST_TOO_LARGE", f"the body is over {limit:,} bytes once decompressed"
-        )
+    data = b"".join(chunks)
+    if headers.get(b"content-encoding", b"").lower() == b"gzip":
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            data = inflater.decompress(data, limit + 1)
+        except zlib.error as exc:
+            raise ApiError(400, "BAD_REQUEST", f"the body is not valid gzip: {exc}") from exc
+        if len(data) > limit or inflater.unconsumed_tail:
+            raise ApiError(
+                413, "REQUEST_TOO_LARGE", f"the body is over {limit:,} bytes once decompressed"
+            )
+        scope = {
+            **scope,
+            "headers": [
+                (k, v)
+                for k, v in scope["headers"]
+                if k not in (b"content-encoding", b"content-length")
+            ]
+            + [(b"content-length", str(len(data)).encode())],
+        }
     sent = False
 
     async def replay() -> Any:
@@ -153,7 +160,7 @@ async def _gunzipped(receive: Receive, limit: int) -> Any:
         sent = True
         return {"type": "http.request", "body": data, "more_body": False}
 
-    return replay
+    return scope, replay
 
 
 def create_server_app(ws: Workspace) -> FastAPI:
