@@ -3,7 +3,8 @@
 Set ``HEADRACE_URL`` (the server, ``http://host:8650``) and ``HEADRACE_TOKEN`` (a token
 from ``headrace tokens issue``): then ``hr.materialize``, ``hr.backfill``, ``hr.read`` and
 tracked runs, and the CLI's ``materialize``, ``backfill``, ``runs``, ``branch``,
-``merge``, ``models list|versions|alias|transition`` and ``whoami`` go through the
+``merge``, ``models list|versions|alias|transition``, ``quarantine
+list|release|discard`` and ``whoami`` go through the
 server, as the token's principal, with the server's role checks and audit, and answer as
 they do locally. The server's refusals come back as :class:`RemoteError` naming what was
 refused and why.
@@ -143,6 +144,7 @@ class _RemoteStore:
         self.branches = _RemoteBranches(remote)
         self.tracking = _RemoteTracking(self)
         self.registry = _RemoteRegistry(self)
+        self.quality = _RemoteQuality(remote)
 
     def run(self, run_id: str) -> dict[str, Any]:
         if run_id not in self._runs:
@@ -211,6 +213,23 @@ class _RemoteBranches:
 
     def exists(self, name: str) -> bool:
         return any(b.name == name for b in self.list())
+
+
+class _RemoteQuality:
+    def __init__(self, remote: Remote) -> None:
+        self._remote = remote
+
+    def quarantined(
+        self, *, branch: str | None = None, status: str | None = "held", limit: int = 100
+    ) -> list[Any]:
+        from headrace.store.quality import QuarantineRecord
+
+        got = self._remote.call(
+            "GET",
+            "/quarantine",
+            params={"branch": branch, "status": status or "all", "limit": min(limit, 1000)},
+        )
+        return [_record(QuarantineRecord, q) for q in got["quarantine"]]
 
 
 class _RemoteTracking:

@@ -224,7 +224,7 @@ def test_a_body_that_stops_arriving_is_answered_408(
         raw.sendall(
             b"POST /api/v1/branches HTTP/1.1\r\nHost: x\r\n"
             + f"Authorization: Bearer {team_server.token}\r\n".encode()
-            + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"name\":"
+            + b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"name":'
         )
         started = time.time()
         answer = raw.recv(4096).decode()

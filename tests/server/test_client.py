@@ -16,8 +16,9 @@ from tests.server.conftest import TeamServer, running_server
 
 PROJECT = """
 import pandas as pd
+from headrace import checks as c
 
-@hr.asset(personal=["email"])
+@hr.asset(personal=["email"], checks=[c.between("id", 0, 9)])
 def people(*, n: int = 3) -> pd.DataFrame:
     return pd.DataFrame({"id": range(n), "email": [f"p{i}@x.io" for i in range(n)]})
 
@@ -93,6 +94,18 @@ def test_the_cli_and_python_api_target_a_server(
         retired = _cli(server, lead, elsewhere, "models", "transition", "spend", "1", "retired")
         assert retired.returncode == 0 and "spend version 1: candidate → retired" in retired.stdout
 
+        # quarantine: a bad version held; listed, and released by a maintainer only
+        bad = _cli(server, dev, elsewhere, "materialize", "people", "--branch", "dev", "-p", "n=12")
+        assert bad.returncode == 1
+        held = _cli(server, dev, elsewhere, "quarantine", "list")
+        assert held.returncode == 0 and "people" in held.stdout and "held" in held.stdout
+        version = held.stdout.split("\n")[1].split()[0]
+        no = _cli(server, dev, elsewhere, "quarantine", "release", version)
+        assert no.returncode == 1 and "release_quarantine" in no.stderr
+        yes = _cli(server, lead, elsewhere, "quarantine", "release", version)
+        assert yes.returncode == 0 and f"released {version}" in yes.stdout
+        assert "nothing in quarantine" in _cli(server, dev, elsewhere, "quarantine", "list").stdout
+
         # a local-only option is refused, not silently dropped
         local = _cli(server, dev, elsewhere, "materialize", "--executor", "threads")
         assert local.returncode != 0 and "own executor" in (local.stdout + local.stderr)
@@ -103,7 +116,7 @@ def test_the_cli_and_python_api_target_a_server(
         people = hr.read("people", as_="pandas")
         assert list(people["email"]) == ["***"] * 4 and list(people["id"]) == [0, 1, 2, 3]
         assert hr.read("head_count") == 4
-        result = hr.materialize("people", branch="dev", params={"n": 5})
+        result = hr.materialize("people", branch="dev", params={"n": 5}, force=True)
         assert result.success and result.materialized == ["people"]
         assert len(hr.read("people", branch="dev")) == 5
         monkeypatch.setenv("HEADRACE_TOKEN", lead)

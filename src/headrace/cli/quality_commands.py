@@ -20,10 +20,16 @@ def _console() -> Any:
     return console
 
 
-def _workspace() -> Any:
+def _workspace(remote: bool = False) -> Any:
     from headrace.cli.app import _workspace as open_it
 
-    return open_it()
+    return open_it(remote)
+
+
+def _remote() -> Any:
+    from headrace.cli.app import _remote as remote
+
+    return remote()
 
 
 @quarantine_app.command("list")
@@ -34,7 +40,7 @@ def quarantine_list(
     """List quarantined versions (held ones by default)."""
     from headrace.cli.render import when
 
-    ws = _workspace()
+    ws = _workspace(remote=True)
     records = ws.store.quality.quarantined(branch=branch, status=None if all_ else "held")
     if not records:
         _console().print("nothing in quarantine")
@@ -90,7 +96,13 @@ def quarantine_release(version: Annotated[str, typer.Argument(help="A version id
     """Put a quarantined version on its branch after all (a person's decision, logged)."""
     from headrace.data.quarantine import release
 
-    record = release(_workspace(), version)
+    remote = _remote()
+    if remote is not None:
+        from headrace.store.quality import QuarantineRecord
+
+        record = QuarantineRecord(**remote.call("POST", f"/quarantine/{version}/release"))
+    else:
+        record = release(_workspace(), version)
     _console().print(
         f"released {record.version_id[:16]}: {escape(record.asset)} on "
         f"{escape(record.branch)} now points at it"
@@ -102,7 +114,13 @@ def quarantine_discard(version: Annotated[str, typer.Argument(help="A version id
     """Keep a quarantined version off its branch for good."""
     from headrace.data.quarantine import discard
 
-    record = discard(_workspace(), version)
+    remote = _remote()
+    if remote is not None:
+        from headrace.store.quality import QuarantineRecord
+
+        record = QuarantineRecord(**remote.call("POST", f"/quarantine/{version}/discard"))
+    else:
+        record = discard(_workspace(), version)
     _console().print(f"discarded {record.version_id[:16]} ({escape(record.asset)})")
 
 

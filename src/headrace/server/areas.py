@@ -416,11 +416,16 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
     def quarantine(
         who: Caller,
         page: Paging,
-        status: Annotated[str | None, Query(max_length=32)] = "held",
+        status: Annotated[
+            Literal["held", "released", "discarded", "all"], Query(description="all: any")
+        ] = "held",
+        branch: Annotated[str | None, Query(max_length=200)] = None,
     ) -> Response:
         gate.require(who, "read")
         limit, offset = page
-        held = ws.store.quality.quarantined(status=status, limit=offset + limit + 1)
+        held = ws.store.quality.quarantined(
+            branch=branch, status=None if status == "all" else status, limit=offset + limit + 1
+        )
         return _paged("quarantine", [_plain(q) for q in held], page)
 
     @router.post(
