@@ -296,14 +296,22 @@ def log_model(
             "its version is registered with the run and the asset's inputs as its data"
         )
     run = runs.active_run()
-    if workspace is None and run is not None and hasattr(run.ws, "remote"):
-        from headrace.core.tracking import TrackingError
-
-        raise TrackingError(
-            "log_model() in a run tracked on a team server (HEADRACE_URL): register the "
-            "model with the mlflow client (mlflow.sklearn.log_model(..., "
-            "registered_model_name=...)) pointed at the server, or pass workspace="
-        )
+    remote = None
+    if workspace is None and (run is None or hasattr(run.ws, "remote")):
+        remote = _remote(None, None)
+    if remote is not None:  # registered in the team server, linked to its run
+        try:
+            return remote.log_model(  # type: ignore[no-any-return]
+                model,
+                name,
+                frame=frame,
+                run_id=run.id if run is not None else None,
+                data_versions=data_versions,
+                flavor=flavor,
+                description=description,
+            )
+        finally:
+            remote.close()
     with _borrowed(workspace or (run.ws if run is not None else None)) as ws:
         return register_model(
             ws,
@@ -329,6 +337,14 @@ def load_model(
     signature. Pickled models load only with ``allow_pickle=True``."""
     from headrace.registry.service import load_model as load
 
+    remote = _remote(workspace, None)
+    if remote is not None:
+        try:
+            return remote.load_model(  # type: ignore[no-any-return]
+                uri, allow_pickle=allow_pickle, trusted=trusted
+            )
+        finally:
+            remote.close()
     with _borrowed(workspace) as ws:
         return load(ws, uri, allow_pickle=allow_pickle, trusted=trusted)
 

@@ -75,6 +75,79 @@ class Remote(_Transport):
         }
         return RunResult(run_id=run_id, status=run["status"], steps=steps)
 
+    # -- models -------------------------------------------------------------------------
+
+    def log_model(
+        self,
+        model: Any,
+        name: str,
+        *,
+        frame: Any = None,
+        run_id: str | None = None,
+        data_versions: Sequence[str] = (),
+        flavor: str | None = None,
+        description: str | None = None,
+    ) -> Any:
+        """Store the model as locally (its flavor's safe format, its signature from
+        ``frame``), upload it, and register it as a new version in the server."""
+        from headrace.io.models import dump_model
+        from headrace.io.signature import signature_for
+        from headrace.registry.service import check_name
+
+        check_name(name)
+        _, _, data = dump_model(model, flavor)
+        signature = signature_for(model, frame) if frame is not None else None
+        digest = self.call("PUT", "/blobs", content=data)["digest"]
+        made = self.call(
+            "POST",
+            f"/models/{name}/versions",
+            json={
+                "blob": digest,
+                "signature": None if signature is None else signature.to_dict(),
+                "run_id": run_id,
+                "data_versions": list(data_versions),
+                "description": description,
+            },
+        )
+        return _model_record(made, digest)
+
+    def load_model(
+        self, uri: str, *, allow_pickle: bool = False, trusted: Sequence[str] = ()
+    ) -> Any:
+        """A registered version from the server, loaded here as ``hr.load_model`` does."""
+        from headrace.io.models import load_model_bytes
+        from headrace.registry.service import LoadedModel, parse_uri
+
+        name, alias, number = parse_uri(uri)
+        if number is not None:
+            found = next((v for v in self._versions(name) if int(v["version"]) == number), None)
+            if found is None:
+                raise RemoteError(f"model {name!r} has no version {number} on {self.url}")
+        elif alias is not None:
+            found = self.call("GET", f"/models/{name}/aliases/{alias}")
+        else:
+            versions = self._versions(name)
+            if not versions:
+                raise RemoteError(f"model {name!r} has no versions on {self.url}")
+            found = versions[-1]
+        data = self.call(
+            "GET", f"/models/{name}/versions/{found['version']}/model", raw=True
+        ).content
+        return LoadedModel(
+            record=_model_record(found),
+            model=load_model_bytes(data, allow_pickle=allow_pickle, trusted=trusted),
+        )
+
+    def _versions(self, name: str) -> list[dict[str, Any]]:
+        out, token = [], "0"
+        while token is not None:
+            got = self.call(
+                "GET", f"/models/{name}/versions", params={"limit": 1000, "page_token": token}
+            )
+            out += got["versions"]
+            token = got["next_page_token"]
+        return out
+
     # -- data ---------------------------------------------------------------------------
 
     def read(
@@ -110,6 +183,12 @@ class Remote(_Transport):
             table = pa.ipc.open_stream(answer.content).read_all()
             return from_arrow(table, as_ or answer.headers.get("x-headrace-flavor", "arrow"))
         return answer.json()["value"]
+
+
+def _model_record(data: Mapping[str, Any], blob: str = "") -> Any:
+    from headrace.store.registry import ModelVersionRecord
+
+    return _record(ModelVersionRecord, {**data, "blob": blob, "aliases": tuple(data["aliases"])})
 
 
 class RemoteWorkspace:
@@ -262,12 +341,7 @@ class _RemoteRegistry:
         return [str(n) for n in self._pages("/models", "models")]
 
     def versions(self, name: str) -> builtins.list[Any]:
-        from headrace.store.registry import ModelVersionRecord
-
-        return [
-            _record(ModelVersionRecord, {**v, "blob": "", "aliases": tuple(v["aliases"])})
-            for v in self._pages(f"/models/{name}/versions", "versions")
-        ]
+        return [_model_record(v) for v in self._pages(f"/models/{name}/versions", "versions")]
 
     def for_run(self, run_id: str) -> builtins.list[Any]:
         from types import SimpleNamespace

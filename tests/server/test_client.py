@@ -137,8 +137,6 @@ def test_the_cli_and_python_api_target_a_server(
 def test_tracked_runs_log_to_the_server(
     team_server: TeamServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from headrace.core.tracking import TrackingError
-
     monkeypatch.chdir(tmp_path)  # no workspace here: everything goes to the server
     monkeypatch.setenv("HEADRACE_URL", team_server.root)
     monkeypatch.setenv("HEADRACE_TOKEN", team_server.token_for("dev", "developer"))
@@ -149,9 +147,27 @@ def test_tracked_runs_log_to_the_server(
             hr.log_metric("loss", 1 / (step + 1), step=step)
         hr.log_metrics({"auc": 0.9})
         hr.log_artifact(notes, artifact_path="docs")
-        with pytest.raises(TrackingError, match="mlflow client"):
-            hr.log_model(object(), "nope")
+        import pandas as pd
+        from sklearn.linear_model import LinearRegression
+
+        frame = pd.DataFrame({"x": [0.0, 1.0, 2.0]})
+        fitted = LinearRegression().fit(frame, [0.0, 2.0, 4.0])
+        made = hr.log_model(fitted, "doubler", frame=frame)
+        assert made.version == 1 and made.run_id == run.id
     ws = team_server.ws
+    stored = ws.store.registry.version("doubler", 1)
+    assert stored.run_id == run.id and stored.flavor == "sklearn" and stored.created_by == "dev"
+    assert stored.signature is not None and stored.signature["inputs"][0]["name"] == "x"
+    for uri in ("doubler", "doubler/1"):
+        loaded = hr.load_model(uri)
+        assert loaded.version == 1
+        assert list(loaded.predict(pd.DataFrame({"x": [3.0]}))) == pytest.approx([6.0])
+    from headrace.io.signature import SignatureError
+
+    with pytest.raises(SignatureError, match="'x'"):  # the signature came along
+        hr.load_model("doubler").predict(pd.DataFrame({"y": [1.0]}))
+    with pytest.raises(RemoteError, match="no alias"):
+        hr.load_model("doubler@champion")
     found = ws.store.tracking.search(experiments_=["remote"])
     assert [r.id for r in found.runs] == [run.id]
     tracked = found.runs[0]
@@ -169,3 +185,6 @@ def test_tracked_runs_log_to_the_server(
     monkeypatch.setenv("HEADRACE_TOKEN", team_server.token_for("vera", "viewer"))
     with pytest.raises(RemoteError, match=r"403.*log run"):
         hr.start_run("remote")
+    with pytest.raises(RemoteError, match=r"403.*register model"):
+        hr.log_model(fitted, "doubler")
+    assert len(ws.store.registry.versions("doubler")) == 1

@@ -48,7 +48,7 @@ __all__ = ["MAX_BODY", "MAX_LIMIT", "ApiError", "create_server_app"]
 #: Seconds the server waits for each chunk of a request's body.
 BODY_TIMEOUT = 30.0
 #: Routes whose bodies may be larger than MAX_BODY (artifact uploads stream to disk).
-_LARGE_BODIES = ("/api/2.0/mlflow-artifacts/artifacts/",)
+_LARGE_BODIES = ("/api/2.0/mlflow-artifacts/artifacts/", "/api/v1/blobs")
 
 
 class _Limits:

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
 from starlette.responses import Response
 
 from headrace.core.governance import allows, branch_permission
@@ -60,6 +61,14 @@ class RunIn(_Strict):
 class AliasIn(_Strict):
     version: int = Field(ge=1)
     reason: str | None = Field(None, max_length=2000)
+
+
+class ModelVersionIn(_Strict):
+    blob: str = Field(pattern=r"^[0-9a-f]{64}$", description="The digest PUT /blobs gave")
+    signature: dict[str, Any] | None = None
+    run_id: str | None = Field(None, max_length=64)
+    data_versions: list[str] = Field(default_factory=list, max_length=10_000)
+    description: str | None = Field(None, max_length=5000)
 
 
 class TransitionIn(_Strict):
@@ -548,6 +557,115 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         return json_response(
             {**_model_version_json(ws.store.registry.version(name, version)), "previous": before}
         )
+
+    @router.get("/models/{name}/aliases/{alias}", tags=["registry"], responses=errors)
+    def get_alias(name: str, alias: str, who: Caller) -> Response:
+        """The version an alias points at."""
+        gate.require(who, "read")
+        return json_response(_model_version_json(ws.store.registry.resolve(name, alias)))
+
+    @router.get(
+        "/models/{name}/versions/{version}/model",
+        tags=["registry"],
+        responses=errors,
+        response_class=Response,
+    )
+    def download_model(name: str, version: int, who: Caller) -> Response:
+        """A version's stored model (headrace's format: ``hr.load_model`` reads it)."""
+        gate.require(who, "read")
+        record = ws.store.registry.version(name, version)
+        return Response(ws.blobs.get_bytes(record.blob), media_type="application/octet-stream")
+
+    @router.post(
+        "/models/{name}/versions",
+        tags=["registry"],
+        status_code=201,
+        responses=errors,
+        openapi_extra={"x-audit-action": "model.register"},
+    )
+    def register_version(name: str, body: ModelVersionIn, who: Caller) -> Response:
+        """Register a model uploaded with ``PUT /blobs`` as a new version (a candidate)."""
+        from headrace.io.models import FLAVORS, ModelFormatError, unpack
+        from headrace.registry.service import check_name
+        from headrace.store.registry import NewModelVersion
+
+        with gate.audited(who, "model.register", name, "register_model") as ticket:
+            check_name(name)
+            if not ws.blobs.exists(body.blob):
+                raise ApiError(404, "NOT_FOUND", f"no uploaded blob {body.blob} (PUT /blobs)")
+            data = ws.blobs.get_bytes(body.blob)
+            try:
+                header, _ = unpack(data)
+            except ModelFormatError as exc:
+                raise ApiError(400, "BAD_REQUEST", f"blob {body.blob[:16]}: {exc}") from exc
+            if header.get("flavor") not in FLAVORS:
+                raise ApiError(
+                    400,
+                    "BAD_REQUEST",
+                    f"blob {body.blob[:16]}: unknown flavor {header.get('flavor')!r}",
+                )
+            if body.run_id is not None:
+                ws.store.runs.get(body.run_id)
+            known = [ws.store.versions.get(v).id for v in body.data_versions]
+            record = ws.store.registry.register(
+                NewModelVersion(
+                    name=name,
+                    flavor=str(header["flavor"]),
+                    blob=body.blob,
+                    size=len(data),
+                    signature=body.signature,
+                    model_class=str(header.get("class", "?")),
+                    run_id=body.run_id,
+                    asset_version_id=None,
+                    data_versions=known,
+                    description=body.description,
+                ),
+                actor=who.name,
+            )
+            ticket.details = {"version": record.version}
+        return json_response(_model_version_json(record), 201)
+
+    @router.put(
+        "/blobs",
+        tags=["registry"],
+        status_code=201,
+        responses=errors,
+        openapi_extra={
+            "x-audit-action": "blob.upload",
+            "requestBody": {
+                "content": {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                }
+            },
+        },
+    )
+    async def upload_blob(request: Request, who: Caller) -> Response:
+        """Store the body (up to 512 MiB) content-addressed; its digest names it in
+        ``POST /models/{name}/versions``. Unreferenced uploads go at the next gc."""
+        import os
+        import tempfile
+        from pathlib import Path
+
+        from headrace.server.mlflow_api import MAX_ARTIFACT
+
+        with gate.audited(who, "blob.upload", None, "register_model") as ticket:
+            handle, spool = tempfile.mkstemp(prefix="hr-upload-")
+            size = 0
+            try:
+                with os.fdopen(handle, "wb") as out:
+                    async for chunk in request.stream():
+                        size += len(chunk)
+                        if size > MAX_ARTIFACT:
+                            raise ApiError(
+                                413, "REQUEST_TOO_LARGE", f"an upload is at most {MAX_ARTIFACT:,} B"
+                            )
+                        out.write(chunk)
+                digest = ws.blobs.put_file(Path(spool), move=True)
+            finally:
+                if os.path.exists(spool):
+                    os.unlink(spool)
+            ticket.details = {"digest": digest, "size": size}
+        return json_response({"digest": digest, "size": size}, 201)
 
     # -- deployments, prediction logs, monitors ---------------------------------------
 
