@@ -776,11 +776,17 @@ def _airflow_lineage(token: str) -> None:
     _, graph = _team(
         "GET",
         f"/api/v1/lineage/graph?namespace={urllib.request.quote(space)}"
-        "&name=main/raw_flights&depth=8",
+        "&name=main/flights_clean&depth=4&direction=downstream",
         token,
     )
-    nodes = [n for n in graph["nodes"] if n["kind"] == "job"]  # type: ignore[index, union-attr]
-    print("lineage from raw_flights, downstream: " + " → ".join(str(n["name"]) for n in nodes))  # type: ignore[index]
+    jobs = sorted(
+        (int(n["distance"]), str(n["name"]))  # type: ignore[index]
+        for n in graph["nodes"]  # type: ignore[union-attr]
+        if n["kind"] == "job"  # type: ignore[index]
+    )
+    print("downstream of main/flights_clean, headrace's assets and Airflow's job alike:")
+    for distance, job in jobs:
+        print(f"   {'  ' * (distance // 2)}→ {job}")
 
 
 def story() -> None:

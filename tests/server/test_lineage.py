@@ -100,6 +100,14 @@ def test_openlineage_client_events_join_the_graph(tmp_path: Path) -> None:
             "to": "job:airflow://prod:reports.delays_by_airport",
         } in graph["edges"]
         assert graph["problems"] == []
+        upstream = httpx.get(
+            f"{server.api}/lineage/graph",
+            params={"namespace": space, "name": "main/flights_clean", "direction": "upstream"},
+            headers=auth,
+        ).json()
+        up_ids = {n["id"] for n in upstream["nodes"]}
+        assert f"dataset:{space}:main/flights" in up_ids
+        assert "job:airflow://prod:reports.delays_by_airport" not in up_ids
         assert ws.store.lineage.event_count() == 2
         assert [e.action for e in ws.store.governance.audit(limit=100)].count("lineage.event") == 2
 

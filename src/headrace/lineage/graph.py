@@ -29,10 +29,15 @@ def asset_edges(ws: Workspace, branch: str = "main") -> list[tuple[Node, Node]]:
 
 
 def lineage_graph(
-    ws: Workspace, start: Node, *, depth: int = 5, branch: str = "main"
+    ws: Workspace,
+    start: Node,
+    *,
+    depth: int = 5,
+    branch: str = "main",
+    direction: str = "both",
 ) -> dict[str, Any]:
-    """The nodes within ``depth`` steps of ``start``, upstream and downstream, and the
-    edges among them. Raises KeyError when ``start`` is in no edge and is not known."""
+    """The nodes within ``depth`` steps of ``start`` (``upstream``, ``downstream`` or
+    ``both``), and the edges among them. Raises KeyError when ``start`` is in no edge."""
     edges = ws.store.lineage.io()
     problems = []
     try:
@@ -52,7 +57,12 @@ def lineage_graph(
         node = queue.popleft()
         if seen[node] >= depth:
             continue
-        for other in after.get(node, set()) | before.get(node, set()):
+        nearby: set[Node] = set()
+        if direction in ("both", "downstream"):
+            nearby |= after.get(node, set())
+        if direction in ("both", "upstream"):
+            nearby |= before.get(node, set())
+        for other in nearby:
             if other not in seen:
                 seen[other] = seen[node] + 1
                 queue.append(other)
@@ -61,6 +71,7 @@ def lineage_graph(
     return {
         "start": start.key,
         "depth": depth,
+        "direction": direction,
         "nodes": [
             {
                 "id": n.key,

@@ -371,15 +371,18 @@ def create_server_app(ws: Workspace) -> FastAPI:
         kind: Literal["dataset", "job"] = "dataset",
         depth: Annotated[int, Query(ge=1, le=50)] = 5,
         branch: Annotated[str, Query(min_length=1, max_length=200)] = "main",
+        direction: Literal["both", "upstream", "downstream"] = "both",
     ) -> Response:
         """The lineage around one node: headrace's assets and external jobs and datasets,
-        upstream and downstream, up to ``depth`` steps away."""
+        upstream, downstream or both, up to ``depth`` steps away."""
         from headrace.lineage.graph import lineage_graph
         from headrace.store.lineage import Node
 
         gate.require(who, "read")
         try:
-            graph = lineage_graph(ws, Node(kind, namespace, name), depth=depth, branch=branch)
+            graph = lineage_graph(
+                ws, Node(kind, namespace, name), depth=depth, branch=branch, direction=direction
+            )
         except KeyError as exc:
             raise ApiError(
                 404, "NOT_FOUND", f"no {kind} {namespace}/{name} in the lineage graph"
