@@ -154,7 +154,8 @@ def show_run(console: Console, run: Any, steps: list[Any]) -> None:
             (step.version_id or "-")[:16],
             escape(step.reason or ""),
         )
-    console.print(table)
+    if steps:  # a tracked run outside pipelines has none
+        console.print(table)
     for step in steps:
         if step.status == "failed":
             console.print(f"\n[red bold]✗ {escape(step.key)}[/]: {escape(step.error or '')}")
