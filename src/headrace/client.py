@@ -3,8 +3,8 @@
 Set ``HEADRACE_URL`` (the server, ``http://host:8650``) and ``HEADRACE_TOKEN`` (a token
 from ``headrace tokens issue``): then ``hr.materialize``, ``hr.backfill``, ``hr.read`` and
 tracked runs, and the CLI's ``materialize``, ``backfill``, ``runs``, ``branch``,
-``merge``, ``models list|versions|alias|transition``, ``quarantine
-list|release|discard`` and ``whoami`` go through the
+``merge``, ``models``, ``quarantine``, ``assets list``, ``audit``, ``principals``,
+``tokens`` and ``whoami`` go through the
 server, as the token's principal, with the server's role checks and audit, and answer as
 they do locally. The server's refusals come back as :class:`RemoteError` naming what was
 refused and why.
@@ -224,6 +224,7 @@ class _RemoteStore:
         self.tracking = _RemoteTracking(self)
         self.registry = _RemoteRegistry(self)
         self.quality = _RemoteQuality(remote)
+        self.governance = _RemoteGovernance(remote)
 
     def run(self, run_id: str) -> dict[str, Any]:
         if run_id not in self._runs:
@@ -292,6 +293,81 @@ class _RemoteBranches:
 
     def exists(self, name: str) -> bool:
         return any(b.name == name for b in self.list())
+
+
+class _RemoteGovernance:
+    def __init__(self, remote: Remote) -> None:
+        self._remote = remote
+
+    def audit(self, *, limit: int = 100, after: int = 0) -> list[Any]:
+        from headrace.store.governance import AuditEntry
+
+        got = self._remote.call(
+            "GET", "/audit", params={"limit": min(limit, 1000), "page_token": str(after)}
+        )
+        return [_record(AuditEntry, e) for e in got["entries"]]
+
+    def verify(self) -> tuple[int, str | None]:
+        got = self._remote.call("GET", "/audit/verify")
+        return int(got["checked"]), got["problem"]
+
+    def create_principal(
+        self, name: str, *, kind: str, role: str | None, namespace: str, actor: str | None
+    ) -> None:
+        body = {"name": name, "kind": kind, "role": role or "viewer", "namespace": namespace}
+        self._remote.call("POST", "/principals", json={**body, "token": False})
+
+    def principals(self) -> list[Any]:
+        from headrace.store.governance import Principal
+
+        out, token = [], "0"
+        while token is not None:
+            got = self._remote.call(
+                "GET", "/principals", params={"limit": 1000, "page_token": token}
+            )
+            out += [_record(Principal, {**p, "grants": p["roles"]}) for p in got["principals"]]
+            token = got["next_page_token"]
+        return out
+
+    def grant(self, name: str, role: str, *, namespace: str, actor: str) -> None:
+        self._remote.call(
+            "POST", f"/principals/{name}/grants", json={"role": role, "namespace": namespace}
+        )
+
+    def revoke_grant(self, name: str, *, namespace: str, actor: str) -> None:
+        self._remote.call("DELETE", f"/principals/{name}/grants", params={"namespace": namespace})
+
+    def set_disabled(self, name: str, disabled: bool, *, actor: str) -> None:
+        self._remote.call("POST", f"/principals/{name}/{'disable' if disabled else 'enable'}")
+
+    def issue_token(
+        self,
+        name: str,
+        *,
+        expires_in: float | None = None,
+        description: str | None = None,
+        actor: str | None = None,
+    ) -> str:
+        days = None if expires_in is None else expires_in / 86400
+        got = self._remote.call(
+            "POST",
+            f"/principals/{name}/tokens",
+            json={"expires_days": days, "description": description},
+        )
+        return str(got["token"])
+
+    def tokens(self, name: str | None = None) -> list[Any]:
+        from headrace.store.governance import TokenRecord
+
+        names = [name] if name is not None else [p.name for p in self.principals()]
+        out = []
+        for each in names:
+            got = self._remote.call("GET", f"/principals/{each}/tokens", params={"limit": 1000})
+            out += [_record(TokenRecord, t) for t in got["tokens"]]
+        return sorted(out, key=lambda t: t.created_at)
+
+    def revoke_token(self, token_id: str, *, actor: str) -> None:
+        self._remote.call("DELETE", f"/tokens/{token_id}")
 
 
 class _RemoteQuality:

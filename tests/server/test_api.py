@@ -231,3 +231,57 @@ def test_a_body_that_stops_arriving_is_answered_408(
     assert answer.startswith("HTTP/1.1 408"), answer
     assert "did not arrive within 0.5 s" in answer and time.time() - started < 5
     assert [b.name for b in team_server.ws.store.branches.list()] == ["main"]
+
+
+def test_admins_manage_principals_roles_and_tokens_over_http(team_server: TeamServer) -> None:
+    api, admin = team_server.api, team_server.headers()
+    dev_token = team_server.token_for("dev", "viewer")
+    dev = team_server.headers(dev_token)
+    assert httpx.post(f"{api}/branches", json={"name": "a"}, headers=dev).status_code == 403
+    granted = httpx.post(f"{api}/principals/dev/grants", json={"role": "developer"}, headers=admin)
+    assert granted.status_code == 200 and granted.json()["roles"] == {"*": "developer"}
+    # the grant bites at once: this process's cached token is dropped
+    assert httpx.post(f"{api}/branches", json={"name": "a"}, headers=dev).status_code == 201
+    refused = httpx.post(f"{api}/principals/dev/grants", json={"role": "admin"}, headers=dev)
+    assert refused.status_code == 403 and refused.json()["permission"] == "manage_principals"
+    bad_role = httpx.post(f"{api}/principals/dev/grants", json={"role": "god"}, headers=admin)
+    assert bad_role.status_code == 400 and "role" in bad_role.json()["message"]
+    nobody = httpx.post(f"{api}/principals/ghost/grants", json={"role": "viewer"}, headers=admin)
+    assert nobody.status_code in (400, 404) and "ghost" in nobody.json()["message"]
+
+    issued = httpx.post(
+        f"{api}/principals/dev/tokens", json={"expires_days": 1, "description": "ci"}, headers=admin
+    )
+    assert issued.status_code == 201
+    second = issued.json()["token"]
+    listed = httpx.get(f"{api}/principals/dev/tokens", headers=admin).json()["tokens"]
+    assert len(listed) == 2 and all("secret" not in str(t) for t in listed)
+    assert {t["description"] for t in listed} == {None, "ci"}
+    token_id = second.split("_")[1]
+    assert httpx.get(f"{api}/whoami", headers=team_server.headers(second)).status_code == 200
+    assert httpx.delete(f"{api}/tokens/{token_id}", headers=admin).status_code == 200
+    assert httpx.get(f"{api}/whoami", headers=team_server.headers(second)).status_code == 401
+
+    assert httpx.post(f"{api}/principals/dev/disable", headers=admin).status_code == 200
+    gone = httpx.get(f"{api}/whoami", headers=dev)
+    assert gone.status_code == 401 and "disabled" in gone.json()["message"]
+    assert httpx.post(f"{api}/principals/dev/enable", headers=admin).status_code == 200
+    assert httpx.get(f"{api}/whoami", headers=dev).status_code == 200
+    revoked = httpx.delete(f"{api}/principals/dev/grants", headers=admin)
+    assert revoked.status_code == 200 and revoked.json()["roles"] == {}
+    assert httpx.post(f"{api}/branches", json={"name": "b"}, headers=dev).status_code == 403
+
+    ws = team_server.ws
+    actions = [(e.actor, e.action, e.outcome) for e in ws.store.governance.audit(limit=1000)]
+    for expected in [
+        ("root", "role.grant", "ok"),
+        ("dev", "role.grant", "denied"),
+        ("root", "token.issue", "ok"),
+        ("root", "token.revoke", "ok"),
+        ("root", "principal.disable", "ok"),
+        ("root", "principal.enable", "ok"),
+        ("root", "role.revoke", "ok"),
+    ]:
+        assert expected in actions, expected
+    assert actions.count(("root", "role.grant", "ok")) == 1  # recorded once, by the store
+    assert ws.store.governance.verify()[1] is None

@@ -94,6 +94,64 @@ def test_the_cli_and_python_api_target_a_server(
         retired = _cli(server, lead, elsewhere, "models", "transition", "spend", "1", "retired")
         assert retired.returncode == 0 and "spend version 1: candidate → retired" in retired.stdout
 
+        promoted = _cli(server, lead, elsewhere, "models", "promote", "spend", "--to", "staging")
+        assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+        assert "promoted: staging → version 2" in promoted.stdout
+        assert "no policy is declared for staging" in promoted.stdout
+        not_yours = _cli(server, dev, elsewhere, "models", "promote", "spend", "--to", "prod")
+        assert not_yours.returncode == 1 and "promote_model" in not_yours.stderr
+        waiting = _cli(
+            server,
+            lead,
+            elsewhere,
+            "models",
+            "promote",
+            "spend",
+            "--to",
+            "prod",
+            "--require-approval",
+        )
+        assert waiting.returncode == 0 and "waiting for approval" in waiting.stdout
+        approved = _cli(server, lead, elsewhere, "models", "approve", "spend", "--alias", "prod")
+        assert approved.returncode == 0 and "promoted: prod → version 2" in approved.stdout
+        assert server.ws.store.registry.resolve("spend", "prod").version == 2
+
+        # assets, and the audit log (an admin's), through the server
+        assets = _cli(server, dev, elsewhere, "assets", "list", "+head_count")
+        assert assets.returncode == 0 and "people" in assets.stdout and "2 assets" in assets.stdout
+        assert _cli(server, dev, elsewhere, "audit", "list").returncode == 1  # an admin's
+        audit = _cli(server, server.token, elsewhere, "audit", "list", "--limit", "1000")
+        assert audit.returncode == 0 and "model.promote" in audit.stdout
+        intact = _cli(server, server.token, elsewhere, "audit", "verify")
+        assert intact.returncode == 0 and "audit log intact" in intact.stdout
+
+        # principals and tokens, managed by an admin from afar
+        root = server.token
+        bot = _cli(
+            server,
+            root,
+            elsewhere,
+            "principals",
+            "create",
+            "bot",
+            "--service",
+            "--role",
+            "developer",
+        )
+        assert bot.returncode == 0 and "created service bot as developer in *" in bot.stdout
+        bot_token = bot.stdout.strip().split()[-1]
+        assert bot_token.startswith("hr_")
+        assert "developer in *" in _cli(server, bot_token, elsewhere, "whoami").stdout
+        people = _cli(server, root, elsewhere, "principals", "list")
+        assert "bot" in people.stdout and "service" in people.stdout
+        tokens = _cli(server, root, elsewhere, "tokens", "list", "bot")
+        token_id = bot_token.split("_")[1]
+        assert token_id in tokens.stdout and "live" in tokens.stdout
+        assert bot_token not in tokens.stdout  # ids, never secrets
+        assert _cli(server, dev, elsewhere, "tokens", "revoke", token_id).returncode == 1
+        assert _cli(server, root, elsewhere, "tokens", "revoke", token_id).returncode == 0
+        assert _cli(server, bot_token, elsewhere, "whoami").returncode == 1
+
         # quarantine: a bad version held; listed, and released by a maintainer only
         bad = _cli(server, dev, elsewhere, "materialize", "people", "--branch", "dev", "-p", "n=12")
         assert bad.returncode == 1

@@ -121,34 +121,81 @@ def assets_list(
     selection: Annotated[str | None, typer.Argument(help="Selection, e.g. +features.")] = None,
 ) -> None:
     """List the project's assets."""
-    from rich.table import Table
 
     from headrace.core.selection import select
 
+    remote = _remote()
+    if remote is not None:
+        rows, token = [], "0"
+        try:
+            while token is not None:
+                got = remote.call(
+                    "GET",
+                    "/assets",
+                    params={"select": selection, "limit": 1000, "page_token": token},
+                )
+                rows += got["assets"]
+                token = got["next_page_token"]
+        finally:
+            remote.close()
+        _assets_table(
+            [
+                (
+                    a["name"],
+                    a["group"],
+                    a["partitions"] or "-",
+                    a["upstream"],
+                    a["tags"],
+                    a["owner"],
+                    a["description"],
+                )
+                for a in rows
+            ]
+        )
+        return
     ws = _workspace()
     names = select(ws.graph, selection)
-    table = Table(box=None, header_style="bold")
-    table.add_column("asset", no_wrap=True)
-    for column in ("group", "partitions", "upstream", "tags", "owner"):
-        table.add_column(column, ratio=1, overflow="fold")
-    table.add_column("description", ratio=3, overflow="fold")
+    shown = []
     for name in names:
         spec = ws.graph[name]
         parts = spec.partitions
         partitions = (
             "-" if parts is None else type(parts).__name__.replace("Partitions", "").lower()
         )
+        shown.append(
+            (
+                name,
+                spec.group,
+                partitions,
+                list(spec.upstream_names),
+                list(spec.tags),
+                spec.owner,
+                spec.description,
+            )
+        )
+    _assets_table(shown)
+
+
+def _assets_table(rows: list[tuple[Any, ...]]) -> None:
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    table.add_column("asset", no_wrap=True)
+    for column in ("group", "partitions", "upstream", "tags", "owner"):
+        table.add_column(column, ratio=1, overflow="fold")
+    table.add_column("description", ratio=3, overflow="fold")
+    for name, group, partitions, upstream, tags, owner, description in rows:
         table.add_row(
             name,
-            spec.group,
+            group,
             partitions,
-            ", ".join(spec.upstream_names) or "-",
-            " ".join(spec.tags) or "-",
-            spec.owner or "-",
-            spec.description,
+            ", ".join(upstream) or "-",
+            " ".join(tags) or "-",
+            owner or "-",
+            description,
         )
     console.print(table)
-    console.print(f"[dim]{len(names)} asset{'s' * (len(names) != 1)}[/]")
+    console.print(f"[dim]{len(rows)} asset{'s' * (len(rows) != 1)}[/]")
 
 
 def _run(

@@ -26,10 +26,10 @@ def _console() -> Any:
     return console
 
 
-def _governance() -> Any:
+def _governance(remote: bool = False) -> Any:
     from headrace.cli.app import _workspace
 
-    return _workspace().store.governance
+    return _workspace(remote).store.governance
 
 
 def _actor() -> str:
@@ -74,7 +74,7 @@ def principals_create(
     token: Annotated[bool, typer.Option(help="Issue a token now.")] = True,
 ) -> None:
     """Create a principal with a role (and a token)."""
-    governance = _governance()
+    governance = _governance(remote=True)
     kind = "service" if service else "person"
     governance.create_principal(name, kind=kind, role=role, namespace=namespace, actor=_actor())
     _console().print(f"created {kind} {escape(name)} as {role} in {escape(namespace)}")
@@ -88,7 +88,7 @@ def principals_list() -> None:
     table = Table(box=None, header_style="bold")
     for column in ("name", "kind", "roles", "created", "by", "state"):
         table.add_column(column)
-    for p in _governance().principals():
+    for p in _governance(remote=True).principals():
         roles = ", ".join(f"{r} in {ns}" for ns, r in sorted(p.grants.items())) or "-"
         state = "[red]disabled[/]" if p.disabled else "active"
         table.add_row(
@@ -109,7 +109,7 @@ def principals_grant(
     namespace: Annotated[str, typer.Option(help="Where the role applies (* everywhere).")] = "*",
 ) -> None:
     """Give a principal a role in a namespace (replacing its role there)."""
-    _governance().grant(name, role, namespace=namespace, actor=_actor())
+    _governance(remote=True).grant(name, role, namespace=namespace, actor=_actor())
     _console().print(f"{escape(name)} is {role} in {escape(namespace)}")
 
 
@@ -119,7 +119,7 @@ def principals_revoke(
     namespace: Annotated[str, typer.Option(help="The namespace whose role goes.")] = "*",
 ) -> None:
     """Take a principal's role in a namespace away."""
-    _governance().revoke_grant(name, namespace=namespace, actor=_actor())
+    _governance(remote=True).revoke_grant(name, namespace=namespace, actor=_actor())
     _console().print(f"{escape(name)} has no role in {escape(namespace)} now")
 
 
@@ -129,7 +129,7 @@ def principals_disable(
     enable: Annotated[bool, typer.Option("--enable", help="Enable it again.")] = False,
 ) -> None:
     """Disable a principal: its tokens stop working."""
-    _governance().set_disabled(name, not enable, actor=_actor())
+    _governance(remote=True).set_disabled(name, not enable, actor=_actor())
     _console().print(f"{escape(name)} {'enabled' if enable else 'disabled'}")
 
 
@@ -142,7 +142,7 @@ def tokens_issue(
     description: Annotated[str | None, typer.Option(help="What the token is for.")] = None,
 ) -> None:
     """Issue a new API token for a principal (shown once)."""
-    token = _governance().issue_token(
+    token = _governance(remote=True).issue_token(
         name, expires_in=_days(expires_days), description=description, actor=_actor()
     )
     _print_token(name, token)
@@ -151,7 +151,7 @@ def tokens_issue(
 @tokens_app.command("revoke")
 def tokens_revoke(token_id: Annotated[str, typer.Argument(help="The token's id.")]) -> None:
     """Revoke a token by its id (the part after hr_)."""
-    _governance().revoke_token(token_id, actor=_actor())
+    _governance(remote=True).revoke_token(token_id, actor=_actor())
     _console().print(f"token {escape(token_id)} revoked")
 
 
@@ -164,7 +164,7 @@ def tokens_list(
     for column in ("id", "principal", "description", "created", "expires", "last used", "state"):
         table.add_column(column)
     now = time.time()
-    for t in _governance().tokens(name):
+    for t in _governance(remote=True).tokens(name):
         if t.revoked_at is not None:
             state = "[red]revoked[/]"
         elif t.expires_at is not None and t.expires_at <= now:
@@ -192,7 +192,7 @@ def audit_list(
     table = Table(box=None, header_style="bold")
     for column in ("#", "when", "actor", "action", "target", "outcome"):
         table.add_column(column)
-    for e in _governance().audit(limit=limit, after=after):
+    for e in _governance(remote=True).audit(limit=limit, after=after):
         table.add_row(
             str(e.seq),
             _when(e.at),
@@ -207,7 +207,7 @@ def audit_list(
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Check the audit log's hash chain: any edited or removed entry shows (exit 1)."""
-    checked, problem = _governance().verify()
+    checked, problem = _governance(remote=True).verify()
     if problem is not None:
         _console().print(
             f"[red]audit log broken[/] after {checked:,} good entries: {escape(problem)}"

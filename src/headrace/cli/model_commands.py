@@ -213,6 +213,21 @@ def models_transition(
     _console().print(f"{escape(name)} version {version}: {before} → {status}")
 
 
+def _remote_outcome(answer: dict[str, Any]) -> Any:
+    """A promotion outcome from the team server, shaped as the local one."""
+    from types import SimpleNamespace as Shape
+
+    evaluation = Shape(
+        name=answer["name"],
+        alias=answer["alias"],
+        candidate=Shape(version=answer["candidate"]),
+        holder=None if answer["holder"] is None else Shape(version=answer["holder"]),
+        policy=answer["policy"] or None,
+        verdicts=[Shape(**v) for v in answer["verdicts"]],
+    )
+    return Shape(status=answer["status"], evaluation=evaluation, previous=answer["previous"])
+
+
 def _print_outcome(outcome: Any) -> None:
     console = _console()
     evaluation = outcome.evaluation
@@ -254,14 +269,24 @@ def models_promote(
     """Evaluate the promotion policy, rule by rule; move the alias if it passes."""
     from headrace.registry.promotion import promote
 
-    outcome = promote(
-        _workspace(),
-        name,
-        to,
-        version=version,
-        require_approval=True if require_approval else None,
-        reason=reason,
-    )
+    remote = _remote()
+    if remote is not None:
+        body = {
+            "to": to,
+            "version": version,
+            "require_approval": require_approval,
+            "reason": reason,
+        }
+        outcome = _remote_outcome(remote.call("POST", f"/models/{name}/promote", json=body))
+    else:
+        outcome = promote(
+            _workspace(),
+            name,
+            to,
+            version=version,
+            require_approval=True if require_approval else None,
+            reason=reason,
+        )
     _print_outcome(outcome)
     if outcome.status == "refused":
         raise typer.Exit(1)
@@ -270,7 +295,15 @@ def models_promote(
 def _decide(name: str, alias: str, approve: bool, reason: str | None) -> None:
     from headrace.registry.promotion import decide
 
-    outcome = decide(_workspace(), name, alias, approve=approve, reason=reason)
+    remote = _remote()
+    if remote is not None:
+        verb = "approve" if approve else "reject"
+        answer = remote.call(
+            "POST", f"/models/{name}/{verb}", json={"alias": alias, "reason": reason}
+        )
+        outcome = _remote_outcome(answer)
+    else:
+        outcome = decide(_workspace(), name, alias, approve=approve, reason=reason)
     _print_outcome(outcome)
     if approve and outcome.status != "promoted":
         raise typer.Exit(1)

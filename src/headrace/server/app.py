@@ -35,13 +35,14 @@ from headrace.server.context import (
 )
 from headrace.server.deps import Caller, Paging
 from headrace.server.lineage_api import LineageEventIn
-from headrace.server.models import PrincipalIn
+from headrace.server.models import GrantIn, PrincipalIn, TokenIn
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from starlette.types import ASGIApp, Receive, Scope, Send
 
     from headrace.runtime.workspace import Workspace
+    from headrace.store.governance import Principal
 
 __all__ = ["MAX_BODY", "MAX_LIMIT", "ApiError", "create_server_app"]
 
@@ -267,7 +268,14 @@ def create_server_app(ws: Workspace) -> FastAPI:
         return json_response(
             {
                 "principals": [
-                    {"name": p.name, "kind": p.kind, "roles": p.grants, "disabled": p.disabled}
+                    {
+                        "name": p.name,
+                        "kind": p.kind,
+                        "roles": p.grants,
+                        "disabled": p.disabled,
+                        "created_at": p.created_at,
+                        "created_by": p.created_by,
+                    }
                     for p in chunk
                 ],
                 "next_page_token": following,
@@ -290,7 +298,7 @@ def create_server_app(ws: Workspace) -> FastAPI:
                 namespace=body.namespace,
                 actor=who.name,
             )
-            token = governance.issue_token(body.name, actor=who.name)
+            token = governance.issue_token(body.name, actor=who.name) if body.token else None
         return json_response(
             {
                 "name": body.name,
@@ -301,6 +309,110 @@ def create_server_app(ws: Workspace) -> FastAPI:
             },
             201,
         )
+
+    def _governed(who: Principal, action: str, target: str) -> Any:
+        """Authorise an admin call whose store method writes its own audit entry; a
+        change to who may do what drops this process's cached tokens."""
+        return gate.audited(who, action, target, "manage_principals")
+
+    @app.post(
+        f"{prefix}/principals/{{name}}/grants",
+        tags=["governance"],
+        responses=errors,
+        openapi_extra={"x-audit-action": "role.grant"},
+    )
+    def grant(name: str, body: GrantIn, who: Caller) -> Response:
+        with _governed(who, "role.grant", name) as ticket:
+            governance.grant(name, body.role, namespace=body.namespace, actor=who.name)
+            ticket.written = True  # the store recorded it with the grant
+        gate.forget()
+        return json_response({"name": name, "roles": governance.principal(name).grants})
+
+    @app.delete(
+        f"{prefix}/principals/{{name}}/grants",
+        tags=["governance"],
+        responses=errors,
+        openapi_extra={"x-audit-action": "role.revoke"},
+    )
+    def revoke_grant(
+        name: str, who: Caller, namespace: Annotated[str, Query(max_length=200)] = "*"
+    ) -> Response:
+        with _governed(who, "role.revoke", name) as ticket:
+            governance.revoke_grant(name, namespace=namespace, actor=who.name)
+            ticket.written = True
+        gate.forget()
+        return json_response({"name": name, "roles": governance.principal(name).grants})
+
+    @app.post(
+        f"{prefix}/principals/{{name}}/disable",
+        tags=["governance"],
+        responses=errors,
+        openapi_extra={"x-audit-action": "principal.disable"},
+    )
+    def disable(name: str, who: Caller) -> Response:
+        """Disable a principal: every token of theirs stops working."""
+        with _governed(who, "principal.disable", name) as ticket:
+            governance.set_disabled(name, True, actor=who.name)
+            ticket.written = True
+        gate.forget()
+        return json_response({"name": name, "disabled": True})
+
+    @app.post(
+        f"{prefix}/principals/{{name}}/enable",
+        tags=["governance"],
+        responses=errors,
+        openapi_extra={"x-audit-action": "principal.enable"},
+    )
+    def enable(name: str, who: Caller) -> Response:
+        with _governed(who, "principal.enable", name) as ticket:
+            governance.set_disabled(name, False, actor=who.name)
+            ticket.written = True
+        gate.forget()
+        return json_response({"name": name, "disabled": False})
+
+    @app.post(
+        f"{prefix}/principals/{{name}}/tokens",
+        tags=["governance"],
+        status_code=201,
+        responses=errors,
+        openapi_extra={"x-audit-action": "token.issue"},
+    )
+    def issue_token(name: str, body: TokenIn, who: Caller) -> Response:
+        """A new token for ``name``, shown once."""
+        with _governed(who, "token.issue", name) as ticket:
+            token = governance.issue_token(
+                name,
+                expires_in=None if body.expires_days is None else body.expires_days * 86400,
+                description=body.description,
+                actor=who.name,
+            )
+            ticket.written = True
+        return json_response({"name": name, "token": token}, 201)
+
+    @app.get(f"{prefix}/principals/{{name}}/tokens", tags=["governance"], responses=errors)
+    def list_tokens(name: str, who: Caller, page: Paging) -> Response:
+        """A principal's tokens: ids and dates, never secrets."""
+        gate.require(who, "manage_principals")
+        governance.principal(name)
+        rows = [t.__dict__ for t in governance.tokens(name)]
+        limit, offset = page
+        chunk, following = page_of(rows, limit, offset)
+        return json_response({"tokens": chunk, "next_page_token": following})
+
+    @app.delete(
+        f"{prefix}/tokens/{{token_id}}",
+        tags=["governance"],
+        responses=errors,
+        openapi_extra={"x-audit-action": "token.revoke"},
+    )
+    def revoke_token(token_id: str, who: Caller) -> Response:
+        """Revoke a token: it stops working at once in this process, within 10 s in
+        the others."""
+        with _governed(who, "token.revoke", token_id) as ticket:
+            governance.revoke_token(token_id, actor=who.name)
+            ticket.written = True
+        gate.forget()
+        return json_response({"revoked": token_id})
 
     @app.get(f"{prefix}/audit", tags=["governance"], responses=errors)
     def audit(who: Caller, page: Paging) -> Response:

@@ -71,6 +71,18 @@ class ModelVersionIn(_Strict):
     description: str | None = Field(None, max_length=5000)
 
 
+class PromoteIn(_Strict):
+    to: Name = "champion"
+    version: int | None = Field(None, ge=1, description="Default: the challenger, else newest")
+    require_approval: bool = False
+    reason: str | None = Field(None, max_length=2000)
+
+
+class DecisionIn(_Strict):
+    alias: Name = "champion"
+    reason: str | None = Field(None, max_length=2000)
+
+
 class TransitionIn(_Strict):
     status: Literal["candidate", "approved", "production", "retired"]
     reason: str | None = Field(None, max_length=2000)
@@ -116,12 +128,19 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
 
     @router.get("/assets", tags=["data"], responses=errors)
     def list_assets(
-        who: Caller, page: Paging, branch: Annotated[str, Query(max_length=200)] = "main"
+        who: Caller,
+        page: Paging,
+        branch: Annotated[str, Query(max_length=200)] = "main",
+        select: Annotated[
+            str | None, Query(max_length=2000, description="An asset selection (+features)")
+        ] = None,
     ) -> Response:
+        from headrace.core.selection import select as chosen
+
         gate.require(who, "read")
         limit, offset = page
         graph = graph_or_error()
-        names, following = page_of(list(graph.order), limit, offset)
+        names, following = page_of(list(chosen(graph, select)), limit, offset)
         heads = ws.store.versions.heads(branch, names)
         assets = []
         for name in names:
@@ -134,6 +153,11 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
                     "group": spec.group,
                     "upstream": list(spec.upstream_names),
                     "partitioned": spec.partitions is not None,
+                    "partitions": None
+                    if spec.partitions is None
+                    else type(spec.partitions).__name__.replace("Partitions", "").lower(),
+                    "tags": list(spec.tags),
+                    "owner": spec.owner,
                     "primary_key": list(spec.primary_key),
                     "personal": list(spec.personal),
                     "checks": [c.name for c in spec.checks],
@@ -413,7 +437,8 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
     def start_run(body: RunIn, who: Caller) -> Response:
         """Plan and start a run of a selection in the server; answers once the run has
         started (202, with its id): follow it with ``GET /runs/{id}``."""
-        permission = "run" if body.branch not in ("main",) else "merge_protected"
+        protected = branch_permission(body.branch) == "merge_protected"
+        permission = "merge_protected" if protected else "run"
         with gate.audited(who, "run.start", body.select or "*", permission) as ticket:
             run_id = _start_in_background(ws, body, who.name)
             ticket.details = {"run_id": run_id, "branch": body.branch}
@@ -557,6 +582,64 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         return json_response(
             {**_model_version_json(ws.store.registry.version(name, version)), "previous": before}
         )
+
+    @router.post(
+        "/models/{name}/promote",
+        tags=["registry"],
+        responses=errors,
+        openapi_extra={"x-audit-action": "model.promote"},
+    )
+    def promote(name: str, body: PromoteIn, who: Caller) -> Response:
+        """Evaluate the alias's promotion policy, rule by rule, for a version; move the
+        alias when it passes (or leave it pending approval)."""
+        from headrace.registry.promotion import promote as run_policy
+
+        with (
+            gate.audited(who, "model.promote", f"{name}@{body.to}", "promote_model") as ticket,
+            acting_as(who.name),
+        ):
+            outcome = run_policy(
+                ws,
+                name,
+                body.to,
+                version=body.version,
+                require_approval=True if body.require_approval else None,
+                reason=body.reason,
+            )
+            ticket.details = {"status": outcome.status}
+        return json_response(_outcome_json(outcome))
+
+    @router.post(
+        "/models/{name}/approve",
+        tags=["registry"],
+        responses=errors,
+        openapi_extra={"x-audit-action": "model.approve"},
+    )
+    def approve(name: str, body: DecisionIn, who: Caller) -> Response:
+        """Approve a pending promotion (the policy is evaluated again first)."""
+        return _decision(name, body, who, approve=True)
+
+    @router.post(
+        "/models/{name}/reject",
+        tags=["registry"],
+        responses=errors,
+        openapi_extra={"x-audit-action": "model.reject"},
+    )
+    def reject(name: str, body: DecisionIn, who: Caller) -> Response:
+        """Reject a pending promotion."""
+        return _decision(name, body, who, approve=False)
+
+    def _decision(name: str, body: DecisionIn, who: Principal, *, approve: bool) -> Response:
+        from headrace.registry.promotion import decide
+
+        action = "model.approve" if approve else "model.reject"
+        with (
+            gate.audited(who, action, f"{name}@{body.alias}", "approve_model") as ticket,
+            acting_as(who.name),
+        ):
+            outcome = decide(ws, name, body.alias, approve=approve, reason=body.reason)
+            ticket.details = {"status": outcome.status}
+        return json_response(_outcome_json(outcome))
 
     @router.get("/models/{name}/aliases/{alias}", tags=["registry"], responses=errors)
     def get_alias(name: str, alias: str, who: Caller) -> Response:
@@ -783,6 +866,21 @@ def _written_flavor(ws: Workspace, asset: str, branch: str, version: str | None)
         return ws.store.versions.get(version).flavor
     heads = ws.store.versions.heads(branch, [asset])
     return next((v.flavor for (a, _), v in heads.items() if a == asset), "arrow")
+
+
+def _outcome_json(outcome: Any) -> dict[str, Any]:
+    """A promotion's outcome: the status and each rule's verdict."""
+    evaluation = outcome.evaluation
+    return {
+        "status": outcome.status,
+        "name": evaluation.name,
+        "alias": evaluation.alias,
+        "candidate": evaluation.candidate.version,
+        "holder": None if evaluation.holder is None else evaluation.holder.version,
+        "policy": evaluation.policy is not None,
+        "verdicts": [_plain(v) for v in evaluation.verdicts],
+        "previous": outcome.previous,
+    }
 
 
 def _version_json(v: Any) -> dict[str, Any]:

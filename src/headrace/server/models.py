@@ -21,3 +21,14 @@ class PrincipalIn(_Strict):
     kind: Literal["person", "service"] = "person"
     role: Role = "viewer"
     namespace: str = Field("*", min_length=1, max_length=200)
+    token: bool = Field(True, description="Issue a token now (shown once)")
+
+
+class GrantIn(_Strict):
+    role: Role
+    namespace: str = Field("*", min_length=1, max_length=200)
+
+
+class TokenIn(_Strict):
+    expires_days: float | None = Field(None, gt=0, le=3650)
+    description: str | None = Field(None, max_length=500)
