@@ -361,7 +361,21 @@ def search_runs(
 ) -> SearchPage:
     """Tracked runs matching ``filter`` (the language of ``headrace runs search``), a
     page at a time: ``page.runs`` and ``page.next_page_token``. ``columns`` limits the
-    params, metrics and tags loaded (``["metrics.auc", "params.*"]``)."""
+    params, metrics and tags loaded (``["metrics.auc", "params.*"]``). With
+    ``HEADRACE_URL`` set (and no ``workspace``), the team server answers."""
+    remote = _remote(workspace, None)
+    if remote is not None:
+        try:
+            return remote.search_runs(  # type: ignore[no-any-return]
+                filter,
+                experiments=experiments,
+                order_by=order_by,
+                max_results=max_results,
+                page_token=page_token,
+                columns=columns,
+            )
+        finally:
+            remote.close()
     with _borrowed(workspace) as ws:
         return ws.store.tracking.search(
             experiments_=experiments,

@@ -75,6 +75,45 @@ class Remote(_Transport):
         }
         return RunResult(run_id=run_id, status=run["status"], steps=steps)
 
+    # -- tracking -----------------------------------------------------------------------
+
+    def search_runs(
+        self,
+        filter: str | None = None,
+        *,
+        experiments: Sequence[str] | None = None,
+        order_by: str | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> Any:
+        """``hr.search_runs`` answered by the server, a page of ``max_results`` at a time
+        (fetched in pieces of at most 1,000)."""
+        from headrace.store.tracking import SearchPage, TrackedRun
+
+        if not isinstance(max_results, int) or not 1 <= max_results <= 50_000:
+            raise RemoteError(f"max_results must be 1 to 50000, got {max_results!r}")
+        found: list[Any] = []
+        token = page_token
+        while len(found) < max_results:
+            got = self.call(
+                "GET",
+                "/tracked-runs",
+                params={
+                    "experiment": list(experiments) if experiments is not None else None,
+                    "filter": filter,
+                    "order_by": order_by,
+                    "column": list(columns) if columns is not None else None,
+                    "limit": min(1000, max_results - len(found)),
+                    "page_token": token,
+                },
+            )
+            found += [_record(TrackedRun, r) for r in got["runs"]]
+            token = got["next_page_token"]
+            if token is None:
+                break
+        return SearchPage(runs=found, next_page_token=token)
+
     # -- models -------------------------------------------------------------------------
 
     def log_model(

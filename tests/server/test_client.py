@@ -212,6 +212,20 @@ def test_tracked_runs_log_to_the_server(
         fitted = LinearRegression().fit(frame, [0.0, 2.0, 4.0])
         made = hr.log_model(fitted, "doubler", frame=frame)
         assert made.version == 1 and made.run_id == run.id
+    with hr.start_run("remote", name="r3", params={"lr": 0.5}):
+        hr.log_metric("auc", 0.7)
+    found_remote = hr.search_runs("params.lr > 0.2", experiments=["remote"])
+    assert [r.name for r in found_remote.runs] == ["r3"]
+    ordered = hr.search_runs(experiments=["remote"], order_by="metrics.auc DESC", max_results=1)
+    assert [r.name for r in ordered.runs] == ["r1"] and ordered.next_page_token
+    rest = hr.search_runs(
+        experiments=["remote"], order_by="metrics.auc DESC", page_token=ordered.next_page_token
+    )
+    assert [r.name for r in rest.runs] == ["r3"] and rest.next_page_token is None
+    only = hr.search_runs(experiments=["remote"], columns=["metrics.auc"], max_results=5)
+    assert all(r.params == {} for r in only.runs)
+    with pytest.raises(RemoteError, match=r"400.*at position 12"):
+        hr.search_runs("params.lr >>> 1")
     ws = team_server.ws
     stored = ws.store.registry.version("doubler", 1)
     assert stored.run_id == run.id and stored.flavor == "sklearn" and stored.created_by == "dev"
@@ -226,7 +240,7 @@ def test_tracked_runs_log_to_the_server(
         hr.load_model("doubler").predict(pd.DataFrame({"y": [1.0]}))
     with pytest.raises(RemoteError, match="no alias"):
         hr.load_model("doubler@champion")
-    found = ws.store.tracking.search(experiments_=["remote"])
+    found = ws.store.tracking.search(experiments_=["remote"], filter="attributes.name = 'r1'")
     assert [r.id for r in found.runs] == [run.id]
     tracked = found.runs[0]
     assert tracked.status == "success" and tracked.name == "r1"

@@ -525,6 +525,31 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
             {"runs": [_plain(r) for r in page.runs], "next_page_token": page.next_page_token}
         )
 
+    @router.get("/tracked-runs", tags=["tracking"], responses=errors)
+    def tracked_runs(
+        who: Caller,
+        experiment: Annotated[list[str] | None, Query(max_length=100)] = None,
+        filter: Annotated[str | None, Query(max_length=5000)] = None,
+        order_by: Annotated[str | None, Query(max_length=1000)] = None,
+        column: Annotated[list[str] | None, Query(max_length=200)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        page_token: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> Response:
+        """Tracked runs of any experiments matching a filter, as ``hr.search_runs``;
+        ``column`` (repeatable) limits what is loaded (``metrics.auc``, ``params.*``)."""
+        gate.require(who, "read")
+        page = ws.store.tracking.search(
+            experiments_=experiment,
+            filter=filter,
+            order_by=order_by,
+            max_results=limit,
+            page_token=page_token,
+            columns=column,
+        )
+        return json_response(
+            {"runs": [_plain(r) for r in page.runs], "next_page_token": page.next_page_token}
+        )
+
     # -- models -----------------------------------------------------------------------
 
     @router.get("/models", tags=["registry"], responses=errors)
