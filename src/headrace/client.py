@@ -178,14 +178,7 @@ class Remote(_Transport):
         )
 
     def _versions(self, name: str) -> list[dict[str, Any]]:
-        out, token = [], "0"
-        while token is not None:
-            got = self.call(
-                "GET", f"/models/{name}/versions", params={"limit": 1000, "page_token": token}
-            )
-            out += got["versions"]
-            token = got["next_page_token"]
-        return out
+        return self.pages(f"/models/{name}/versions", "versions")
 
     # -- data ---------------------------------------------------------------------------
 
@@ -323,12 +316,7 @@ class _RemoteBranches:
     def list(self) -> builtins.list[Any]:
         from headrace.store.branches import BranchRecord
 
-        out, token = [], "0"
-        while token is not None:
-            got = self._remote.call("GET", "/branches", params={"limit": 1000, "page_token": token})
-            out += [_record(BranchRecord, b) for b in got["branches"]]
-            token = got["next_page_token"]
-        return out
+        return [_record(BranchRecord, b) for b in self._remote.pages("/branches", "branches")]
 
     def exists(self, name: str) -> bool:
         return any(b.name == name for b in self.list())
@@ -359,14 +347,10 @@ class _RemoteGovernance:
     def principals(self) -> list[Any]:
         from headrace.store.governance import Principal
 
-        out, token = [], "0"
-        while token is not None:
-            got = self._remote.call(
-                "GET", "/principals", params={"limit": 1000, "page_token": token}
-            )
-            out += [_record(Principal, {**p, "grants": p["roles"]}) for p in got["principals"]]
-            token = got["next_page_token"]
-        return out
+        return [
+            _record(Principal, {**p, "grants": p["roles"]})
+            for p in self._remote.pages("/principals", "principals")
+        ]
 
     def grant(self, name: str, role: str, *, namespace: str, actor: str) -> None:
         self._remote.call(
@@ -445,12 +429,7 @@ class _RemoteRegistry:
         self._store = store
 
     def _pages(self, path: str, key: str) -> builtins.list[Any]:
-        out, token = [], "0"
-        while token is not None:
-            got = self._store._remote.call("GET", path, params={"limit": 1000, "page_token": token})
-            out += got[key]
-            token = got["next_page_token"]
-        return out
+        return self._store._remote.pages(path, key)
 
     def names(self) -> builtins.list[str]:
         return [str(n) for n in self._pages("/models", "models")]

@@ -126,16 +126,8 @@ def assets_list(
 
     remote = _remote()
     if remote is not None:
-        rows, token = [], "0"
         try:
-            while token is not None:
-                got = remote.call(
-                    "GET",
-                    "/assets",
-                    params={"select": selection, "limit": 1000, "page_token": token},
-                )
-                rows += got["assets"]
-                token = got["next_page_token"]
+            rows = remote.pages("/assets", "assets", {"select": selection})
         finally:
             remote.close()
         _assets_table(

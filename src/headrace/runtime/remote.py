@@ -88,5 +88,17 @@ class Remote:
             )
         return answer if raw else answer.json()
 
+    def pages(self, path: str, key: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """Every item of a paged ``/api/v1`` list, fetched 1,000 at a time."""
+        out: list[Any] = []
+        token: str | None = "0"
+        while token is not None:
+            got = self.call(
+                "GET", path, params={**(params or {}), "limit": 1000, "page_token": token}
+            )
+            out += got[key]
+            token = got["next_page_token"]
+        return out
+
 
 __all__ = ["Remote", "RemoteError"]

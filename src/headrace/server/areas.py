@@ -750,28 +750,11 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
     async def upload_blob(request: Request, who: Caller) -> Response:
         """Store the body (up to 512 MiB) content-addressed; its digest names it in
         ``POST /models/{name}/versions``. Unreferenced uploads go at the next gc."""
-        import os
-        import tempfile
-        from pathlib import Path
-
+        from headrace.server.context import spool_upload
         from headrace.server.mlflow_api import MAX_ARTIFACT
 
         with gate.audited(who, "blob.upload", None, "register_model") as ticket:
-            handle, spool = tempfile.mkstemp(prefix="hr-upload-")
-            size = 0
-            try:
-                with os.fdopen(handle, "wb") as out:
-                    async for chunk in request.stream():
-                        size += len(chunk)
-                        if size > MAX_ARTIFACT:
-                            raise ApiError(
-                                413, "REQUEST_TOO_LARGE", f"an upload is at most {MAX_ARTIFACT:,} B"
-                            )
-                        out.write(chunk)
-                digest = ws.blobs.put_file(Path(spool), move=True)
-            finally:
-                if os.path.exists(spool):
-                    os.unlink(spool)
+            digest, size = await spool_upload(ws.blobs, request, MAX_ARTIFACT)
             ticket.details = {"digest": digest, "size": size}
         return json_response({"digest": digest, "size": size}, 201)
 

@@ -80,6 +80,29 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     return b"".join(chunks)
 
 
+async def spool_upload(blobs: Any, request: Request, limit: int) -> tuple[str, int]:
+    """Stream a request's body to a spool file (refused with 413 past ``limit`` bytes)
+    and move it into the blob store; (digest, size). Nothing is left behind on refusal."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    handle, spool = tempfile.mkstemp(prefix="hr-upload-")
+    size = 0
+    try:
+        with os.fdopen(handle, "wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, "REQUEST_TOO_LARGE", f"an upload is at most {limit:,} B")
+                out.write(chunk)
+        digest: str = blobs.put_file(Path(spool), move=True)
+    finally:
+        if os.path.exists(spool):
+            os.unlink(spool)
+    return digest, size
+
+
 async def json_body(request: Request) -> dict[str, Any]:
     raw = await read_body(request)
     try:

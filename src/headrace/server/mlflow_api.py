@@ -32,7 +32,14 @@ import zipfile
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from headrace.server.context import ApiError, Gate, finite, json_body, json_response
+from headrace.server.context import (
+    ApiError,
+    Gate,
+    finite,
+    json_body,
+    json_response,
+    spool_upload,
+)
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -748,8 +755,6 @@ class MlflowApi:
         )
 
     async def upload_artifact(self, request: Request, who: Principal, path: str) -> Response:
-        import os
-        import tempfile
 
         from sqlalchemy import delete, insert
 
@@ -763,25 +768,7 @@ class MlflowApi:
         if declared and declared.isdigit() and int(declared) > MAX_ARTIFACT:
             raise ApiError(413, "REQUEST_TOO_LARGE", f"an artifact is at most {MAX_ARTIFACT:,} B")
         with self.gate.audited(who, "artifact.upload", path, "log_run") as ticket:
-            handle, spool = tempfile.mkstemp(prefix="hr-upload-")
-            size = 0
-            try:
-                with os.fdopen(handle, "wb") as out:
-                    async for chunk in request.stream():
-                        size += len(chunk)
-                        if size > MAX_ARTIFACT:
-                            raise ApiError(
-                                413,
-                                "REQUEST_TOO_LARGE",
-                                f"an artifact is at most {MAX_ARTIFACT:,} B",
-                            )
-                        out.write(chunk)
-                from pathlib import Path
-
-                blob = self.ws.blobs.put_file(Path(spool), move=True)
-            finally:
-                if os.path.exists(spool):
-                    os.unlink(spool)
+            blob, size = await spool_upload(self.ws.blobs, request, MAX_ARTIFACT)
             ticket.details = {"size": size}
             with self.store.write() as c:
                 c.execute(
