@@ -2,10 +2,12 @@
 
 Set ``HEADRACE_URL`` (the server, ``http://host:8650``) and ``HEADRACE_TOKEN`` (a token
 from ``headrace tokens issue``): then ``hr.materialize``, ``hr.backfill``, ``hr.read`` and
-tracked runs, and the CLI's ``materialize``, ``backfill``, ``runs``, ``branch``,
-``merge``, ``models``, ``quarantine``, ``assets list``, ``audit``, ``principals``,
-``tokens`` and ``whoami`` go through the
-server, as the token's principal, with the server's role checks and audit, and answer as
+tracked runs, and the CLI's ``materialize``, ``backfill``, ``runs`` (``list``, ``show``,
+``logs``, ``resume``), ``branch``, ``merge``, ``log``, ``versions``, ``show``, ``diff``,
+``lineage``, ``models``, ``quarantine``, ``assets list``, ``predictions list``,
+``experiments list``, ``runs search``,
+``monitor list`` and ``show``, ``audit``, ``principals``, ``tokens`` and ``whoami`` go
+through the server, as the token's principal, with the server's role checks and audit, and answer as
 they do locally. The server's refusals come back as :class:`RemoteError` naming what was
 refused and why.
 """
@@ -40,9 +42,6 @@ class Remote(_Transport):
         poll: float = 0.2,
     ) -> Any:
         """Start a run in the server and follow it to its end; a ``RunResult``."""
-        from headrace.orchestration.recording import StepState
-        from headrace.orchestration.runner import RunResult
-
         expression = (
             selection if selection is None or isinstance(selection, str) else " ".join(selection)
         )
@@ -60,7 +59,31 @@ class Remote(_Transport):
                 "missing_only": missing_only,
             },
         )
-        run_id = started["run_id"]
+        return self.follow(started["run_id"], on_progress=on_progress, poll=poll)
+
+    def resume(
+        self,
+        run_id: str,
+        *,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        poll: float = 0.2,
+    ) -> Any:
+        """Resume an interrupted or failed run in the server (completed steps are kept)
+        and follow it to its end; a ``RunResult``."""
+        started = self.call("POST", f"/runs/{run_id}/resume")
+        return self.follow(started["run_id"], on_progress=on_progress, poll=poll)
+
+    def follow(
+        self,
+        run_id: str,
+        *,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        poll: float = 0.2,
+    ) -> Any:
+        """Poll a run in the server until it ends; a ``RunResult``."""
+        from headrace.orchestration.recording import StepState
+        from headrace.orchestration.runner import RunResult
+
         while True:
             run = self.call("GET", f"/runs/{run_id}")
             if on_progress is not None:
@@ -182,6 +205,27 @@ class Remote(_Transport):
 
     # -- data ---------------------------------------------------------------------------
 
+    def lineage(self, version_id: str, *, upstream: bool = True, depth: int = 20) -> Any:
+        """The version lineage tree the server computes (``headrace lineage``), as
+        :class:`~headrace.data.lineage.LineageNode` objects."""
+        from headrace.data.lineage import LineageNode
+
+        got = self.call(
+            "GET",
+            f"/versions/{version_id}/lineage",
+            params={"direction": "upstream" if upstream else "downstream", "depth": depth},
+        )
+
+        def node(data: Mapping[str, Any]) -> LineageNode:
+            return LineageNode(
+                version=_version_record(data["version"]),
+                parameter=data["parameter"],
+                repeated=data["repeated"],
+                children=[node(child) for child in data["children"]],
+            )
+
+        return node(got)
+
     def read(
         self,
         asset: str,
@@ -257,6 +301,9 @@ class _RemoteStore:
         self.registry = _RemoteRegistry(self)
         self.quality = _RemoteQuality(remote)
         self.governance = _RemoteGovernance(remote)
+        self.versions = _RemoteVersions(remote)
+        self.predictions = _RemotePredictions(remote)
+        self.monitoring = _RemoteMonitoring(remote)
 
     def run(self, run_id: str) -> dict[str, Any]:
         if run_id not in self._runs:
@@ -320,6 +367,93 @@ class _RemoteBranches:
 
     def exists(self, name: str) -> bool:
         return any(b.name == name for b in self.list())
+
+    def log(
+        self, *, branch: str | None = None, asset: str | None = None, limit: int = 100
+    ) -> builtins.list[Any]:
+        from headrace.store.branches import EventRecord
+
+        got = self._remote.call(
+            "GET", "/log", params={"branch": branch, "asset": asset, "limit": min(limit, 1000)}
+        )
+        return [_record(EventRecord, e) for e in got["events"]]
+
+
+def _version_record(data: Mapping[str, Any]) -> Any:
+    from headrace.store.records import VersionRecord
+
+    return _record(
+        VersionRecord, {**data, "blob": "", "primary_key": tuple(data.get("primary_key") or ())}
+    )
+
+
+class _RemoteVersions:
+    def __init__(self, remote: Remote) -> None:
+        self._remote = remote
+
+    def list(
+        self, asset: str, *, partition: str | None = None, limit: int = 20
+    ) -> builtins.list[Any]:
+        got = self._remote.call(
+            "GET",
+            f"/assets/{asset}/versions",
+            params={"partition": partition, "limit": min(limit, 1000)},
+        )
+        return [_version_record(v) for v in got["versions"]]
+
+    def heads(self, branch: str, assets: Any = None) -> dict[tuple[str, str | None], Any]:
+        params = {"asset": None if assets is None else builtins.list(assets)}
+        found = self._remote.pages(f"/branches/{branch}/heads", "versions", params)
+        return {(v["asset"], v["partition"]): _version_record(v) for v in found}
+
+    def get(self, ref: str) -> Any:
+        return _version_record(self._remote.call("GET", f"/versions/{ref}"))
+
+
+class _RemotePredictions:
+    def __init__(self, remote: Remote) -> None:
+        self._remote = remote
+        self._totals: dict[str, int] = {}
+
+    def list(self, model: str, *, limit: int = 100, latest: bool = True) -> builtins.list[Any]:
+        """The newest ``limit`` logged rows, newest first (the server's only order)."""
+        from headrace.store.predictions import PredictionRecord
+
+        got = self._remote.call(
+            "GET", "/predictions", params={"model": model, "limit": min(limit, 1000)}
+        )
+        self._totals[model] = int(got["total"])
+        return [_record(PredictionRecord, p) for p in got["predictions"]]
+
+    def count(self, model: str) -> int:
+        if model not in self._totals:
+            self.list(model, limit=1)
+        return self._totals[model]
+
+
+class _RemoteMonitoring:
+    def __init__(self, remote: Remote) -> None:
+        self._remote = remote
+
+    def declared(self) -> builtins.list[dict[str, Any]]:
+        """The server's monitors: declared ones with their settings, stored ones."""
+        return self._remote.pages("/monitors", "monitors")
+
+    def windows(self, monitor: str, *, limit: int | None = None) -> builtins.list[Any]:
+        from headrace.store.monitoring import WindowRecord
+
+        got = self._remote.call(
+            "GET", f"/monitors/{monitor}/windows", params={"limit": min(limit or 1000, 1000)}
+        )
+        return [_record(WindowRecord, w) for w in reversed(got["windows"])]
+
+    def alerts(self, monitor: str | None = None, *, limit: int = 50) -> builtins.list[Any]:
+        from headrace.store.monitoring import AlertRecord
+
+        got = self._remote.call(
+            "GET", "/alerts", params={"monitor": monitor, "limit": min(limit, 1000)}
+        )
+        return [_record(AlertRecord, a) for a in got["alerts"]]
 
 
 class _RemoteGovernance:
@@ -422,6 +556,37 @@ class _RemoteTracking:
 
     def tags(self, run_id: str) -> dict[str, str]:
         return dict(self._store.run(run_id)["tracked"]["tags"])
+
+    def experiments(self) -> builtins.list[Any]:
+        from headrace.store.tracking import ExperimentRecord
+
+        found = self._store._remote.pages("/experiments", "experiments")
+        self._counts = {e["id"]: int(e["runs"]) for e in found}
+        return [_record(ExperimentRecord, e) for e in found]
+
+    def run_counts(self) -> dict[str, int]:
+        if not hasattr(self, "_counts"):
+            self.experiments()
+        return dict(self._counts)
+
+    def search(
+        self,
+        *,
+        experiments_: Sequence[str] | None = None,
+        filter: str | None = None,
+        order_by: str | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> Any:
+        return self._store._remote.search_runs(
+            filter,
+            experiments=experiments_,
+            order_by=order_by,
+            max_results=max_results,
+            page_token=page_token,
+            columns=columns,
+        )
 
 
 class _RemoteRegistry:

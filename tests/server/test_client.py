@@ -260,3 +260,187 @@ def test_tracked_runs_log_to_the_server(
     with pytest.raises(RemoteError, match=r"403.*register model"):
         hr.log_model(fitted, "doubler")
     assert len(ws.store.registry.versions("doubler")) == 1
+
+    # the CLI's tracking reads, through the server
+    vera = os.environ["HEADRACE_TOKEN"]
+    listed = _cli(team_server, vera, tmp_path, "experiments", "list")
+    assert listed.returncode == 0, listed.stderr
+    row = next(line.split() for line in listed.stdout.splitlines() if "remote" in line)
+    assert row[:2] == ["remote", "3"]
+    searched = _cli(
+        team_server, vera, tmp_path, "runs", "search", "params.lr > 0.2", "--experiment", "remote"
+    )
+    assert searched.returncode == 0, searched.stderr
+    assert "r3" in searched.stdout and "r1" not in searched.stdout
+    wrong = _cli(team_server, vera, tmp_path, "runs", "search", "params.lr >>> 1")
+    assert wrong.returncode == 1 and "at position 12" in wrong.stderr
+
+
+DATA_PROJECT = """
+import os
+from pathlib import Path
+
+import pandas as pd
+
+@hr.asset(personal=["email"], primary_key=["id"])
+def people(*, n: int = 3) -> pd.DataFrame:
+    return pd.DataFrame({"id": range(n), "email": [f"p{i}@x.io" for i in range(n)]})
+
+@hr.asset
+def head_count(people: pd.DataFrame) -> int:
+    if not (Path(__file__).parent / "ready").exists():
+        raise RuntimeError("not ready yet")
+    return len(people)
+"""
+
+
+def test_data_run_and_monitor_commands_target_a_server(tmp_path: Path) -> None:
+    """versions, log, show, diff, lineage, runs resume, predictions list and monitor
+    list/show answer through the server as they do locally, masking by role."""
+    import time
+
+    from headrace.store.monitoring import AlertRecord, WindowRecord
+
+    elsewhere = tmp_path / "laptop"
+    elsewhere.mkdir()
+    with running_server(tmp_path / "ws", DATA_PROJECT) as server:
+        dev = server.token_for("dev", "developer")
+        lead = server.token_for("lead", "maintainer")
+        assert _cli(server, lead, elsewhere, "materialize", "people").returncode == 0
+        assert _cli(server, dev, elsewhere, "branch", "create", "dev").returncode == 0
+        grown = _cli(
+            server, dev, elsewhere, "materialize", "people", "--branch", "dev", "-p", "n=4"
+        )
+        assert grown.returncode == 0, grown.stdout + grown.stderr
+
+        # a run that fails, then is resumed through the server once it can succeed
+        failed = _cli(server, dev, elsewhere, "materialize", "head_count", "--branch", "dev")
+        assert failed.returncode == 1 and "not ready yet" in failed.stdout + failed.stderr
+        run_id = failed.stdout.split("run ", 1)[1].split()[0]
+        (tmp_path / "ws" / "ready").touch()
+        resumed = _cli(server, dev, elsewhere, "runs", "resume", run_id[:12])
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert f"run {run_id} success" in resumed.stdout
+        assert server.ws.store.runs.get(run_id).status == "success"
+        again = _cli(server, dev, elsewhere, "runs", "resume", run_id)
+        assert again.returncode == 1 and "already succeeded" in again.stderr
+        assert _cli(server, dev, elsewhere, "runs", "resume", "nope").returncode == 1
+        resumes = [
+            e for e in server.ws.store.governance.audit(limit=1000) if e.action == "run.resume"
+        ]
+        assert [e.outcome for e in resumes] == ["ok", "failed", "failed"] and resumes[
+            0
+        ].actor == "dev"
+
+        main_v = server.ws.store.versions.heads("main", ["people"])[("people", None)].id
+        dev_v = server.ws.store.versions.heads("dev", ["people"])[("people", None)].id
+        versions = _cli(server, dev, elsewhere, "versions", "people")
+        assert versions.returncode == 0, versions.stderr
+        lines = {line.split()[0]: line for line in versions.stdout.splitlines()[1:]}
+        assert lines[main_v].rstrip().endswith("main") and lines[dev_v].rstrip().endswith("dev")
+
+        log = _cli(server, dev, elsewhere, "log", "--branch", "dev")
+        assert log.returncode == 0 and "materialize" in log.stdout and "dev" in log.stdout
+        rows = [line.split() for line in log.stdout.splitlines()[1:]]
+        assert {row[2] for row in rows} == {"dev"} and "head_count" in log.stdout
+
+        shown = _cli(server, dev, elsewhere, "show", "people", "--branch", "dev")
+        assert shown.returncode == 0, shown.stderr
+        assert "***" in shown.stdout and "p0@x.io" not in shown.stdout
+        assert "4 of 4 rows" in shown.stdout
+        unmasked = _cli(server, lead, elsewhere, "show", "people", "--branch", "dev")
+        assert "p0@x.io" in unmasked.stdout
+        old = _cli(server, dev, elsewhere, "show", "people", "--version", main_v[:12])
+        assert "3 of 3 rows" in old.stdout
+        missing = _cli(server, dev, elsewhere, "show", "nobody")
+        assert missing.returncode == 1 and "nobody" in missing.stderr
+
+        diff = _cli(server, dev, elsewhere, "diff", "people", "main", "dev")
+        assert diff.returncode == 0, diff.stderr
+        assert "rows: 3 → 4 (+1)" in diff.stdout and "added rows (sample of 1)" in diff.stdout
+        assert "***" in diff.stdout and "p3@x.io" not in diff.stdout
+        bad_side = _cli(server, dev, elsewhere, "diff", "people", "main", "nowhere")
+        assert bad_side.returncode == 1 and "nowhere" in bad_side.stderr
+
+        tree = _cli(server, dev, elsewhere, "lineage", "head_count", "--branch", "dev")
+        assert tree.returncode == 0, tree.stderr
+        assert "head_count" in tree.stdout and "people" in tree.stdout and dev_v[:16] in tree.stdout
+        down = _cli(server, dev, elsewhere, "lineage", "people", "--branch", "dev", "--downstream")
+        assert down.returncode == 0 and "head_count" in down.stdout
+
+        # prediction logs and monitors, as stored in the server's store
+        from sklearn.linear_model import LinearRegression
+
+        from headrace.registry.service import register_model
+
+        register_model(server.ws, LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]), "spend")
+        now = time.time()
+        server.ws.store.predictions.write(
+            [
+                {
+                    "id": f"p{i}",
+                    "request_id": f"r{i}",
+                    "model": "spend",
+                    "version": 1,
+                    "role": "served",
+                    "row": 0,
+                    "key": None,
+                    "inputs": '{"amount": 3.0}',
+                    "output": str(i * 1.5),
+                    "latency_ms": 1.0,
+                    "created_at": now + i,
+                    "score": None,
+                    "label": None,
+                    "labeled_at": None,
+                }
+                for i in range(3)
+            ]
+        )
+        logged = _cli(server, dev, elsewhere, "predictions", "list", "spend", "--limit", "2")
+        assert logged.returncode == 0, logged.stderr
+        assert (
+            "r2" in logged.stdout
+            and "r0" not in logged.stdout
+            and "3 logged in all" in logged.stdout
+        )
+        window = WindowRecord(
+            id="w1",
+            monitor="spend_drift",
+            model="spend",
+            version=1,
+            asset_version=None,
+            start=now - 3600,
+            end=now,
+            rows=3,
+            labeled=0,
+            status="alert",
+            drift_share=0.5,
+            evaluated_at=now,
+            reference=None,
+        )
+        server.ws.store.monitoring.save_window(window, [])
+        server.ws.store.monitoring.add_alert(
+            AlertRecord(
+                id="a1",
+                monitor="spend_drift",
+                key="drift",
+                window_id="w1",
+                message="half the columns drifted",
+                payload={},
+                created_at=now,
+                suppressed=False,
+                outcomes=[],
+            )
+        )
+        monitors = _cli(server, dev, elsewhere, "monitor", "list")
+        assert monitors.returncode == 0, monitors.stderr
+        assert "spend_drift" in monitors.stdout and "(no longer declared)" in monitors.stdout
+        windows = _cli(server, dev, elsewhere, "monitor", "show", "spend_drift")
+        assert windows.returncode == 0, windows.stderr
+        assert "alert" in windows.stdout and "50%" in windows.stdout
+        assert "half the columns drifted" in windows.stdout
+        none = _cli(server, dev, elsewhere, "monitor", "show", "other")
+        assert none.returncode == 0 and "has no windows yet" in none.stdout
+        assert "local workspace" not in "".join(
+            r.stderr for r in (versions, log, shown, diff, tree, logged, monitors, windows)
+        )

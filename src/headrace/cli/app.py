@@ -245,6 +245,23 @@ def _run_remotely(
     exclude: str | None,
 ) -> Any:
     """Start the run in the team server and follow it with a progress bar."""
+    return _follow_remotely(
+        remote,
+        lambda show: remote.materialize(
+            selection,
+            params=_parse_params(params),
+            partitions=partition or None,
+            branch=branch,
+            force=force,
+            missing_only=backfill,
+            exclude=exclude,
+            on_progress=show,
+        ),
+    )
+
+
+def _follow_remotely(remote: Any, start: Any) -> Any:
+    """``start(on_progress)`` a run in the team server, following it with a progress bar."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     done_states = {"success", "failed", "skipped", "upstream_failed", "cached", "canceled"}
@@ -265,18 +282,15 @@ def _run_remotely(
             )
 
         try:
-            return remote.materialize(
-                selection,
-                params=_parse_params(params),
-                partitions=partition or None,
-                branch=branch,
-                force=force,
-                missing_only=backfill,
-                exclude=exclude,
-                on_progress=show,
-            )
+            result = start(show)
         finally:
             remote.close()
+    from rich.markup import escape
+
+    for key, state in result.steps.items():  # what the live reporter shows locally
+        if state.status == "failed":
+            console.print(f"[red]✗ {escape(key)}[/]: {escape(state.error or 'failed')}")
+    return result
 
 
 def _summarise(result: Any) -> None:
@@ -423,8 +437,11 @@ def runs_resume(
     from headrace.cli.render import LiveReporter
     from headrace.orchestration import service
 
-    ws = _workspace()
-    result = service.resume(ws, run_id, reporter=LiveReporter(console))
+    remote = _remote()
+    if remote is not None:
+        result = _follow_remotely(remote, lambda show: remote.resume(run_id, on_progress=show))
+    else:
+        result = service.resume(_workspace(), run_id, reporter=LiveReporter(console))
     style = "green" if result.success else "red"
     console.print(f"[{style}]run {result.run_id} {result.status}[/]")
     if not result.success:

@@ -146,7 +146,7 @@ def log(
     limit: Annotated[int, typer.Option(min=1, help="How many entries.")] = 30,
 ) -> None:
     """The history of what moved on the branches: when, by whom, from which run."""
-    ws = _workspace()
+    ws = _workspace(remote=True)
     events = ws.store.branches.log(branch=branch, asset=asset, limit=limit)
     if not events:
         _console().print("no history yet")
@@ -179,7 +179,7 @@ def versions(
     limit: Annotated[int, typer.Option(min=1, help="How many versions.")] = 20,
 ) -> None:
     """List an asset's versions, newest first, and which branches point at them."""
-    ws = _workspace()
+    ws = _workspace(remote=True)
     records = ws.store.versions.list(asset, partition=partition, limit=limit)
     if not records:
         _console().print(f"asset {escape(asset)} has no versions yet")
@@ -238,9 +238,22 @@ def diff(
 ) -> None:
     """Compare two versions of a table: schema, row counts, and (with a primary key)
     the rows added, removed and changed."""
-    from headrace.data.diff import diff_tables, render
+    from headrace.data.diff import TableDiff, diff_tables, render
     from headrace.data.errors import DataError
 
+    remote = _remote()
+    if remote is not None:
+        try:
+            got = remote.call(
+                "GET",
+                f"/assets/{asset}/diff",
+                params={"old": old, "new": new, "key": key, "sample": sample},
+            )
+        finally:
+            remote.close()
+        _console().print(f"[bold]{escape(asset)}[/]: {escape(old)} → {escape(new)}")
+        render(TableDiff.from_dict(got["diff"]), _console())
+        return
     ws = _workspace()
     old_records, old_label = _side(ws, asset, old)
     new_records, new_label = _side(ws, asset, new)
@@ -279,7 +292,7 @@ def lineage(
 
     from headrace.data.lineage import LineageNode, lineage_tree
 
-    ws = _workspace()
+    ws = _workspace(remote=True)
     if version is not None:
         root = ws.store.versions.get(version)
     else:
@@ -292,7 +305,10 @@ def lineage(
                 f"asset {asset!r} has no version on branch {branch!r}", asset=asset
             )
         root = max(candidates, key=lambda v: v.created_at)
-    node = lineage_tree(ws, root, upstream=not downstream, depth=depth)
+    if hasattr(ws, "remote"):
+        node = ws.remote.lineage(root.id, upstream=not downstream, depth=depth)
+    else:
+        node = lineage_tree(ws, root, upstream=not downstream, depth=depth)
 
     def label(item: LineageNode) -> str:
         v = item.version
@@ -411,11 +427,12 @@ def show(
 ) -> None:
     """Print an asset's value: the first rows of a table, or the stored object."""
     import json
+    from functools import partial
 
     from headrace.data.versions import read
 
-    value = read(
-        _workspace(),
+    remote = _remote()
+    value = (remote.read if remote is not None else partial(read, _workspace()))(
         asset,
         partition=partition,
         branch=branch,

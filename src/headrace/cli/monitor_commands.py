@@ -18,10 +18,10 @@ def _console() -> Any:
     return console
 
 
-def _workspace() -> Any:
+def _workspace(remote: bool = False) -> Any:
     from headrace.cli.app import _workspace as open_it
 
-    return open_it()
+    return open_it(remote)
 
 
 def _when(epoch: float | None) -> str:
@@ -33,12 +33,11 @@ def _when(epoch: float | None) -> str:
 @monitor_app.command("list")
 def list_monitors() -> None:
     """The project's monitors: what each watches, its window and when it last ran."""
-    from headrace.monitoring.runner import declared
+    from headrace.monitoring.runner import overview
 
-    ws = _workspace()
-    known = declared(ws)
-    stored = ws.store.monitoring.monitors()
-    if not known and not stored:
+    ws = _workspace(remote=True)
+    rows = ws.store.monitoring.declared() if hasattr(ws, "remote") else overview(ws)
+    if not rows:
         _console().print(
             "no monitors: declare one with headrace.monitors.monitor() or monitors.yaml"
         )
@@ -46,20 +45,22 @@ def list_monitors() -> None:
     table = Table(box=None, header_style="bold")
     for name in ("monitor", "watches", "window", "limits", "actions", "windows", "last window"):
         table.add_column(name)
-    for name in sorted(set(known) | set(stored)):
-        m = known.get(name)
-        count, last = stored.get(name, (0, None))
+    for row in rows:
         window = "-"
-        if m is not None:
-            window = f"{m.window_rows:,} predictions" if m.window_rows else f"{m.window:g} s"
+        if row["declared"]:
+            window = (
+                f"{row['window_rows']:,} predictions"
+                if row["window_rows"]
+                else f"{row['window_seconds']:g} s"
+            )
         table.add_row(
-            escape(name),
-            escape(m.watches) if m else "[dim](no longer declared)[/]",
+            escape(row["name"]),
+            escape(row["watches"]) if row["declared"] else "[dim](no longer declared)[/]",
             window,
-            ", ".join(escape(limit.metric) for limit in m.limits) if m else "-",
-            ", ".join(a.kind for a in m.actions) if m else "-",
-            f"{count:,}",
-            _when(last),
+            ", ".join(escape(metric) for metric in row["limits"]) or "-",
+            ", ".join(row["actions"]) or "-",
+            f"{row['windows']:,}",
+            _when(row["last_evaluated"]),
         )
     _console().print(table)
 
@@ -147,7 +148,7 @@ def show(
     limit: Annotated[int, typer.Option(min=1, help="How many windows.")] = 20,
 ) -> None:
     """A monitor's recent windows and alerts."""
-    ws = _workspace()
+    ws = _workspace(remote=True)
     windows = ws.store.monitoring.windows(name, limit=limit)
     if not windows:
         _console().print(f"monitor {escape(name)} has no windows yet: run headrace monitor run")

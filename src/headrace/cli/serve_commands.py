@@ -112,8 +112,8 @@ def predictions_list(
     from headrace.cli.app import _workspace
     from headrace.cli.render import when
 
-    ws = _workspace()
-    rows = ws.store.predictions.list(model, limit=limit)
+    ws = _workspace(remote=True)
+    rows = ws.store.predictions.list(model, limit=limit, latest=True)
     for r in rows:
         _console().print(
             f"{when(r.created_at)} {r.request_id[:16]}:{r.row} v{r.version} {r.role} "

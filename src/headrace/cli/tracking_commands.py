@@ -19,10 +19,10 @@ def _console() -> Any:
     return console
 
 
-def _workspace() -> Any:
+def _workspace(remote: bool = False) -> Any:
     from headrace.cli.app import _workspace as open_it
 
-    return open_it()
+    return open_it(remote)
 
 
 def _number(value: Any) -> str:
@@ -51,7 +51,7 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """Search tracked runs with the filter language (see the README)."""
-    ws = _workspace()
+    ws = _workspace(remote=True)
     wanted = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     page = ws.store.tracking.search(
         experiments_=experiment or None,
@@ -145,7 +145,7 @@ def experiments_list() -> None:
     """List experiments with their number of runs."""
     from headrace.cli.render import when
 
-    ws = _workspace()
+    ws = _workspace(remote=True)
     found = ws.store.tracking.experiments()
     if not found:
         _console().print("no experiments yet")

@@ -123,6 +123,17 @@ class TableDiff:
             return True
         return not (self.added_rows or self.removed_rows or self.changed_rows)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TableDiff:
+        """The diff :meth:`to_dict` gave (as a team server sends it)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in fields}
+        for name in ("added_columns", "removed_columns", "retyped_columns"):
+            values[name] = [tuple(c) for c in values.get(name) or []]
+        if values.get("primary_key") is not None:
+            values["primary_key"] = tuple(values["primary_key"])
+        return cls(**values)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable dict of every field, plus ``identical``."""
         data = dataclasses.asdict(self)

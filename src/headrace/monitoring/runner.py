@@ -837,6 +837,38 @@ def _run_asset_monitor(
     return run
 
 
+def overview(ws: Workspace, *, strict: bool = True) -> list[dict[str, Any]]:
+    """Every monitor, declared or with stored windows, as plain values: what it watches,
+    its window, limits and actions, how many windows it has and when the last ended
+    (``headrace monitor list``, ``GET /api/v1/monitors``). Not ``strict``: a project
+    that does not load still shows what is stored."""
+    try:
+        known = declared(ws)
+    except Exception:
+        if strict:
+            raise
+        known = {}
+    stored = ws.store.monitoring.monitors()
+    rows = []
+    for name in sorted(set(known) | set(stored)):
+        m = known.get(name)
+        count, last = stored.get(name, (0, None))
+        rows.append(
+            {
+                "name": name,
+                "declared": m is not None,
+                "watches": m.watches if m else None,
+                "window_seconds": m.window if m else None,
+                "window_rows": m.window_rows if m else None,
+                "limits": [limit.metric for limit in m.limits] if m else [],
+                "actions": [a.kind for a in m.actions] if m else [],
+                "windows": count,
+                "last_evaluated": last,
+            }
+        )
+    return rows
+
+
 def declared(ws: Workspace) -> dict[str, Monitor]:
     """The monitors of the workspace's project: its code (importing the project declares
     them), then ``monitors.yaml`` beside it."""

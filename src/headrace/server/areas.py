@@ -191,6 +191,31 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
             }
         )
 
+    @router.get("/versions/{version_id}/lineage", tags=["data"], responses=errors)
+    def version_lineage(
+        version_id: str,
+        who: Caller,
+        direction: Annotated[Literal["upstream", "downstream"], Query()] = "upstream",
+        depth: Annotated[int, Query(ge=1, le=100)] = 20,
+    ) -> Response:
+        """The version lineage tree: what made this version (upstream) or what it made
+        (downstream), each node a version with the parameter it was read as."""
+        from headrace.data.lineage import LineageNode, lineage_tree
+
+        gate.require(who, "read")
+        root = ws.store.versions.get(version_id)
+        tree = lineage_tree(ws, root, upstream=direction == "upstream", depth=depth)
+
+        def node_json(node: LineageNode) -> dict[str, Any]:
+            return {
+                "version": _version_json(node.version),
+                "parameter": node.parameter,
+                "repeated": node.repeated,
+                "children": [node_json(child) for child in node.children],
+            }
+
+        return json_response(node_json(tree))
+
     @router.get("/versions/{version_id}/preview", tags=["data"], responses=errors)
     def preview(
         version_id: str, who: Caller, limit: Annotated[int, Query(ge=1, le=PREVIEW_MAX)] = 20
@@ -279,6 +304,9 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         old: Annotated[str, Query(min_length=1, max_length=200)],
         new: Annotated[str, Query(min_length=1, max_length=200)],
         sample: Annotated[int, Query(ge=0, le=100)] = 5,
+        key: Annotated[
+            str | None, Query(max_length=2000, description="Key column(s), comma-separated")
+        ] = None,
     ) -> Response:
         """Two versions (or branches' heads) of a table compared: schema, counts and,
         with a primary key, the rows added, removed and changed (personal columns
@@ -288,7 +316,11 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         gate.require(who, "read")
         old_records = _side(ws, asset, old)
         new_records = _side(ws, asset, new)
-        primary_key = new_records[-1].primary_key or old_records[-1].primary_key
+        primary_key = (
+            tuple(k.strip() for k in key.split(",") if k.strip())
+            if key
+            else (new_records[-1].primary_key or old_records[-1].primary_key)
+        )
         local = getattr(ws.blobs, "path_of", None)
         if local is None:
             raise ApiError(
@@ -376,6 +408,36 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         events = ws.store.branches.log(branch=name, limit=offset + limit + 1)
         return _paged("events", [_plain(e) for e in events], page)
 
+    @router.get("/branches/{name}/heads", tags=["data"], responses=errors)
+    def branch_heads(
+        name: str,
+        who: Caller,
+        page: Paging,
+        asset: Annotated[list[str] | None, Query(max_length=1000)] = None,
+    ) -> Response:
+        """The versions a branch points at (every asset's, or only the ``asset``s named),
+        one per asset and partition."""
+        gate.require(who, "read")
+        if not ws.store.branches.exists(name):
+            raise ApiError(404, "NOT_FOUND", f"branch {name!r} does not exist")
+        heads = ws.store.versions.heads(name, asset)
+        ordered = [v for _, v in sorted(heads.items(), key=lambda kv: (kv[0][0], kv[0][1] or ""))]
+        return _paged("versions", [_version_json(v) for v in ordered], page)
+
+    @router.get("/log", tags=["data"], responses=errors)
+    def head_log(
+        who: Caller,
+        page: Paging,
+        branch: Annotated[str | None, Query(max_length=200)] = None,
+        asset: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> Response:
+        """Every head move, newest first: what moved on which branch, when, by whom, from
+        which run (``headrace log``)."""
+        gate.require(who, "read")
+        limit, offset = page
+        events = ws.store.branches.log(branch=branch, asset=asset, limit=offset + limit + 1)
+        return _paged("events", [_plain(e) for e in events], page)
+
     # -- runs -------------------------------------------------------------------------
 
     @router.get("/runs", tags=["runs"], responses=errors)
@@ -443,6 +505,28 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
             run_id = _start_in_background(ws, body, who.name)
             ticket.details = {"run_id": run_id, "branch": body.branch}
         return json_response({"run_id": run_id, "status": "running"}, 202)
+
+    @router.post(
+        "/runs/{run_id}/resume",
+        tags=["runs"],
+        status_code=202,
+        responses=errors,
+        openapi_extra={"x-audit-action": "run.resume"},
+    )
+    def resume_run(run_id: str, who: Caller) -> Response:
+        """Finish an interrupted or failed run without redoing its completed steps
+        (``headrace runs resume``); answers once it has started again."""
+        try:
+            run = ws.store.runs.get(run_id)
+        except Exception:  # refused, and recorded as the failed resume of that id
+            with gate.audited(who, "run.resume", run_id, "run"):
+                raise
+        protected = branch_permission(run.branch) == "merge_protected"
+        permission = "merge_protected" if protected else "run"
+        with gate.audited(who, "run.resume", run.id, permission) as ticket:
+            started = _resume_in_background(ws, run.id, who.name)
+            ticket.details = {"run_id": started, "branch": run.branch}
+        return json_response({"run_id": started, "status": "running"}, 202)
 
     # -- checks and quarantine --------------------------------------------------------
 
@@ -790,7 +874,7 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         """A model's logged predictions, newest first (personal inputs masked)."""
         gate.require(who, "read")
         limit, offset = page
-        rows = ws.store.predictions.list(model, limit=offset + limit + 1)
+        rows = ws.store.predictions.list(model, limit=offset + limit + 1, latest=True)
         hidden: set[str] = set()
         for version in {r.version for r in rows}:
             record = ws.store.registry.version(model, version)
@@ -801,16 +885,17 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
             [{**_plain(r), "inputs": _masked([r.inputs], hidden)[0]} for r in rows],
             page,
             masked=sorted(hidden),
+            total=ws.store.predictions.count(model),
         )
 
     @router.get("/monitors", tags=["monitoring"], responses=errors)
     def monitors(who: Caller, page: Paging) -> Response:
+        """The declared monitors (what each watches, its window, limits and actions)
+        and every monitor that has stored windows, with their count and the last."""
+        from headrace.monitoring.runner import overview
+
         gate.require(who, "read")
-        known = ws.store.monitoring.monitors()
-        rows = [
-            {"name": name, "windows": count, "last_evaluated": last}
-            for name, (count, last) in sorted(known.items())
-        ]
+        rows = overview(ws, strict=False)
         return _paged("monitors", rows, page)
 
     @router.get("/monitors/{name}/windows", tags=["monitoring"], responses=errors)
@@ -914,6 +999,34 @@ def _start_in_background(ws: Workspace, body: RunIn, who: str) -> str:
     that kept it from starting."""
     from headrace.orchestration.service import materialize
 
+    return _in_background(
+        who,
+        lambda observers: materialize(
+            ws,
+            body.select,
+            params=body.params,
+            partitions=body.partitions,
+            branch=body.branch,
+            exclude=body.exclude,
+            force=body.force,
+            missing_only=body.missing_only,
+            trigger="server",
+            observers=observers,
+        ),
+        ws,
+    )
+
+
+def _resume_in_background(ws: Workspace, run_id: str, who: str) -> str:
+    """``runs resume`` on a thread; the run's id once it has started again."""
+    from headrace.orchestration.service import resume
+
+    return _in_background(who, lambda observers: resume(ws, run_id, observers=observers), ws)
+
+
+def _in_background(who: str, start: Any, ws: Workspace) -> str:
+    """Call ``start(observers)`` on a thread as ``who``; the run's id once the run has
+    started, or the error that kept it from starting."""
     started = threading.Event()
     box: dict[str, Any] = {}
 
@@ -933,18 +1046,7 @@ def _start_in_background(ws: Workspace, body: RunIn, who: str) -> str:
 
         try:
             with acting_as(who):
-                materialize(
-                    ws,
-                    body.select,
-                    params=body.params,
-                    partitions=body.partitions,
-                    branch=body.branch,
-                    exclude=body.exclude,
-                    force=body.force,
-                    missing_only=body.missing_only,
-                    trigger="server",
-                    observers=[*default_observers(ws), Watch()],
-                )
+                start([*default_observers(ws), Watch()])
         except BaseException as exc:  # reported to the caller when the run never started
             box["error"] = exc
         finally:

@@ -85,13 +85,17 @@ class PredictionRepository:
         request_id: str | None = None,
         since: float | None = None,
         limit: int = 1000,
+        latest: bool = False,
     ) -> builtins.list[PredictionRecord]:
+        """Logged rows of ``model``, oldest first; with ``latest``, the newest ``limit``
+        rows, newest first."""
         query = select(predictions).where(predictions.c.model == model)
         if request_id is not None:
             query = query.where(predictions.c.request_id == request_id)
         if since is not None:
             query = query.where(predictions.c.created_at >= since)
-        query = query.order_by(predictions.c.created_at, predictions.c.row).limit(limit)
+        order = (predictions.c.created_at, predictions.c.row)
+        query = query.order_by(*(c.desc() for c in order) if latest else order).limit(limit)
         with self._store.read() as c:
             return [PredictionRecord.from_row(r) for r in c.execute(query)]
 
