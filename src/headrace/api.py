@@ -194,7 +194,14 @@ def resume(
     workspace: Workspace | Path | str | None = None,
     reporter: Reporter | None = None,
 ) -> RunResult:
-    """Finish an interrupted or failed run; completed steps are not run again."""
+    """Finish an interrupted or failed run; completed steps are not run again (in the
+    team server, when ``HEADRACE_URL`` is set and no workspace is given)."""
+    remote = _remote(workspace, assets, reporter=reporter)
+    if remote is not None:
+        try:
+            return remote.resume(run_id)  # type: ignore[no-any-return]
+        finally:
+            remote.close()
     return service.resume(_workspace(workspace, assets), run_id, reporter=reporter)
 
 

@@ -322,15 +322,19 @@ def test_data_run_and_monitor_commands_target_a_server(tmp_path: Path) -> None:
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
         assert f"run {run_id} success" in resumed.stdout
         assert server.ws.store.runs.get(run_id).status == "success"
+        with pytest.MonkeyPatch.context() as env:  # and from Python
+            env.setenv("HEADRACE_URL", server.root)
+            env.setenv("HEADRACE_TOKEN", dev)
+            with pytest.raises(RemoteError, match="already succeeded"):
+                hr.resume(run_id)
         again = _cli(server, dev, elsewhere, "runs", "resume", run_id)
         assert again.returncode == 1 and "already succeeded" in again.stderr
         assert _cli(server, dev, elsewhere, "runs", "resume", "nope").returncode == 1
         resumes = [
             e for e in server.ws.store.governance.audit(limit=1000) if e.action == "run.resume"
         ]
-        assert [e.outcome for e in resumes] == ["ok", "failed", "failed"] and resumes[
-            0
-        ].actor == "dev"
+        outcomes = [e.outcome for e in resumes]
+        assert outcomes == ["ok", "failed", "failed", "failed"] and resumes[0].actor == "dev"
 
         main_v = server.ws.store.versions.heads("main", ["people"])[("people", None)].id
         dev_v = server.ws.store.versions.heads("dev", ["people"])[("people", None)].id
