@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from headrace.cli import (
+    automation_commands,
     data_commands,
     governance_commands,
     model_commands,
@@ -39,6 +40,7 @@ model_commands.register(app)
 serve_commands.register(app)
 monitor_commands.register(app)
 governance_commands.register(app)
+automation_commands.register(app)
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)

@@ -125,6 +125,10 @@ class TimePartitions(PartitionsDefinition):
     def _next(self, day: dt.date, n: int) -> dt.date:
         raise NotImplementedError
 
+    def key_for(self, day: dt.date) -> str:
+        """The key of the partition holding ``day`` (it may lie outside start..end)."""
+        return self._key(day)
+
     def keys(self, *, until: dt.date | None = None) -> list[str]:
         last = self.end or until or dt.date.today()
         if last < self.start:

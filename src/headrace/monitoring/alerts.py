@@ -247,7 +247,7 @@ def _webhook(options: Mapping[str, Any], alert: Mapping[str, Any]) -> Delivery:
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "headrace",
-            "X-Headrace-Event": "alert",
+            "X-Headrace-Event": str(alert.get("event") or "alert"),
             "X-Headrace-Delivery": str(alert.get("id", "")),
             "X-Headrace-Timestamp": timestamp,
         }
@@ -307,6 +307,13 @@ def _when(value: Any) -> str:
 
 
 def _footer(alert: Mapping[str, Any]) -> str:
+    if alert.get("monitor") is None and alert.get("event"):  # a run or freshness notice
+        lines = [f"event: {alert.get('event')}"]
+        for key in ("pipeline", "run_id", "step", "asset", "inspect"):
+            if alert.get(key):
+                lines.append(f"{key.replace('_', ' ')}: {alert.get(key)}")
+        lines.append(f"notification: {alert.get('id')} (attached as alert.json)")
+        return "\n".join(lines)
     window = alert.get("window")
     if isinstance(window, Mapping):
         rows = window.get("rows")

@@ -144,6 +144,11 @@ class MetadataStore:
     """The one metadata store of a workspace, with a repository per area."""
 
     def __init__(self, engine: Engine) -> None:
+        from headrace.store.automation import (
+            AutomationStateRepository,
+            NotificationRepository,
+            QueueRepository,
+        )
         from headrace.store.branches import BranchRepository
         from headrace.store.governance import GovernanceRepository
         from headrace.store.lineage import LineageRepository
@@ -157,13 +162,16 @@ class MetadataStore:
         from headrace.store.versions import VersionRepository
 
         self.engine = engine
+        self.automation = AutomationStateRepository(self)
         self.branches = BranchRepository(self)
         self.governance = GovernanceRepository(self)
         self.lineage = LineageRepository(self)
         self.monitoring = MonitorRepository(self)
+        self.notifications = NotificationRepository(self)
         self.predictions = PredictionRepository(self)
         self.profiles = ProfileRepository(self)
         self.quality = QualityRepository(self)
+        self.queue = QueueRepository(self)
         self.registry = RegistryRepository(self)
         self.runs = RunRepository(self)
         self.tracking = TrackingRepository(self)

@@ -22,7 +22,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: The Alembic revision this code expects; checked without importing Alembic.
-SCHEMA_HEAD = "0011"
+SCHEMA_HEAD = "0012"
 
 runs = Table(
     "runs",
@@ -582,4 +582,79 @@ lineage_events = Table(
     Column("received_by", String(200), nullable=True),
     Column("body", Text, nullable=False),
     Index("ix_lineage_events_run", "run_id"),
+)
+
+#: Automation: the durable run queue workers take runs from.
+run_queue = Table(
+    "run_queue",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("pipeline", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),  # assets | monitor
+    Column("selection", Text, nullable=True),  # a selection, or the monitor's name
+    Column("exclude", Text, nullable=True),
+    Column("params", Text, nullable=False),
+    Column("partitions", Text, nullable=True),
+    Column("branch", String(200), nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("trigger", String(300), nullable=False),
+    #: what made it (schedule tick, file, version, alert): enqueued at most once
+    Column("dedupe_key", String(500), nullable=True, unique=True),
+    Column("status", String(16), nullable=False),  # queued | running | success | failed
+    Column("priority", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("enqueued_at", Float, nullable=False),
+    Column("not_before", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("ended_at", Float, nullable=True),
+    Column("worker", String(300), nullable=True),
+    Column("lease_until", Float, nullable=True),
+    Column("heartbeat_at", Float, nullable=True),
+    Column("run_id", String(32), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("waiting", Text, nullable=True),  # why a queued run has not started
+    Column("details", Text, nullable=False),
+    Index("ix_run_queue_status", "status", "priority", "enqueued_at"),
+)
+
+#: Automation: each schedule's, sensor's and freshness policy's switch and cursor.
+automation_state = Table(
+    "automation_state",
+    metadata,
+    Column("kind", String(16), primary_key=True),  # schedule | sensor | freshness
+    Column("name", String(200), primary_key=True),
+    Column("enabled", Boolean, nullable=True),  # None: as declared
+    Column("cursor", Text, nullable=True),
+    Column("evaluated_at", Float, nullable=True),
+    Column("updated_at", Float, nullable=False),
+)
+
+#: Automation: the files a sensor has handled (by path, with the fingerprint seen).
+sensor_files = Table(
+    "sensor_files",
+    metadata,
+    Column("sensor", String(200), primary_key=True),
+    Column("path", String(2000), primary_key=True),
+    Column("fingerprint", String(300), nullable=False),
+    Column("seen_at", Float, nullable=False),
+)
+
+#: Automation: failure notifications, kept until sent (retried) or given up.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("event", String(32), nullable=False),
+    Column("subject", String(500), nullable=False),
+    Column("dedupe_key", String(500), nullable=True, unique=True),
+    Column("payload", Text, nullable=False),
+    Column("channels", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("outcomes", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("sent_at", Float, nullable=True),
+    Index("ix_notifications_status", "status", "next_attempt_at"),
 )

@@ -1,0 +1,159 @@
+"""``headrace daemon``: evaluate schedules, sensors and freshness policies, keep the run
+queue healthy (runs of dead workers back in the queue), deliver notifications, and run
+worker processes that execute the queue.
+
+``run_once`` does all of it once and drains the queue in this process: for cron-style
+deployment, tests and the demo. It repeats evaluate-then-run until nothing new is
+queued (at most ``rounds`` times), so a monitor run that raises an alert starts the
+retraining its alert sensor asks for within the same call.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from headrace.scheduling.definitions import load_automation
+from headrace.scheduling.evaluate import Evaluation, evaluate
+from headrace.scheduling.notify import deliver_due
+from headrace.scheduling.worker import DEFAULT_LEASE, Worker, process_main, reap
+
+if TYPE_CHECKING:
+    from headrace.core.automation import Automation
+    from headrace.runtime.workspace import Workspace
+
+log = logging.getLogger("headrace.scheduling")
+
+
+@dataclass
+class OnceReport:
+    """What ``daemon --once`` did."""
+
+    evaluation: Evaluation = field(default_factory=Evaluation)
+    ran: list[tuple[str, str, str]] = field(default_factory=list)  # (id, pipeline, status)
+    lost: list[str] = field(default_factory=list)
+    sent: int = 0
+    failing: int = 0
+
+
+def run_once(
+    ws: Workspace,
+    *,
+    now: float | None = None,
+    run: bool = True,
+    rounds: int = 10,
+    on_run: Any = None,
+) -> OnceReport:
+    """Evaluate everything once as of ``now`` and (with ``run``) execute what it queued
+    in this process, repeating while runs queue more; then send due notifications."""
+    automation = load_automation(ws)
+    report = OnceReport()
+    worker = Worker(ws, automation, name=f"once:{id(report):x}")
+    for _ in range(max(1, rounds)):
+        report.lost += reap(ws, automation)
+        evaluation = evaluate(ws, automation, now=now)
+        report.evaluation.merge(evaluation)
+        ran = 0
+        while run:
+            item = worker.ws.store.queue.claim(
+                worker.name, lease=worker.lease, limits=worker.limits
+            )
+            if item is None:
+                break
+            if on_run is not None:
+                on_run(item)
+            status = worker.execute(item)
+            report.ran.append((item.id, item.pipeline, status))
+            ran += 1
+        if not evaluation.enqueued and not ran:
+            break
+    report.sent, report.failing = deliver_due(ws)
+    return report
+
+
+class Daemon:
+    """The long-running daemon: evaluates every ``tick`` seconds (each sensor at its own
+    interval, freshness every minute), reaps lost runs, sends notifications, and keeps
+    ``workers`` worker processes running (restarting one that dies)."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        *,
+        workers: int = 1,
+        lease: float = DEFAULT_LEASE,
+        tick: float = 1.0,
+        poll: float = 0.2,
+        automation: Automation | None = None,
+    ) -> None:
+        self.ws = ws
+        self.automation = automation if automation is not None else load_automation(ws)
+        self.workers = workers
+        self.lease = lease
+        self.tick = tick
+        self.poll = poll
+        self._processes: list[Any] = []
+        self._next: dict[str, float] = {}
+
+    def serve(self, stop: threading.Event) -> None:
+        context = multiprocessing.get_context("spawn")
+        try:
+            while not stop.is_set():
+                self._supervise(context)
+                self.step()
+                stop.wait(self.tick)
+        finally:
+            self._stop_workers()
+
+    def step(self, now: float | None = None) -> Evaluation:
+        """One pass: what is due is evaluated, lost runs are reaped, notifications sent."""
+        at = time.time() if now is None else now
+        due = [s.name for s in self.automation.schedules.values()]
+        for sensor in self.automation.sensors.values():
+            if self._next.get(sensor.name, 0.0) <= at:
+                due.append(sensor.name)
+                self._next[sensor.name] = at + sensor.interval
+        if self._next.get("freshness", 0.0) <= at:
+            due.append("freshness")
+            self._next["freshness"] = at + 60.0
+        for line in reap(self.ws, self.automation, now=at):
+            log.warning("%s", line)
+        evaluation = evaluate(self.ws, self.automation, now=at, only=due)
+        for line in evaluation.skipped:
+            log.info("%s", line)
+        try:
+            deliver_due(self.ws)
+        except Exception:
+            log.exception("sending notifications failed")
+        return evaluation
+
+    def _supervise(self, context: Any) -> None:
+        alive = []
+        for process in self._processes:
+            if process.is_alive():
+                alive.append(process)
+            else:
+                log.warning(
+                    "worker process %s exited (%s); starting another", process.pid, process.exitcode
+                )
+        self._processes = alive
+        root = str(self.ws.settings.root)
+        while len(self._processes) < self.workers:
+            process = context.Process(
+                target=process_main, args=(root, self.lease, self.poll), daemon=True
+            )
+            process.start()
+            self._processes.append(process)
+
+    def _stop_workers(self) -> None:
+        for process in self._processes:
+            process.terminate()
+        for process in self._processes:
+            process.join(timeout=60)
+            if process.is_alive():
+                process.kill()
+        self._processes = []

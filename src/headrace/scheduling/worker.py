@@ -1,0 +1,327 @@
+"""Workers: take runs from the durable queue and execute them, holding a lease they
+renew by heartbeat. A run that comes back to the queue because its worker died is
+resumed from its completed steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from headrace.core.automation import Automation, Pipeline
+from headrace.store.automation import QueuedRun, QueueLimits
+
+if TYPE_CHECKING:
+    from headrace.runtime.workspace import Workspace
+
+log = logging.getLogger("headrace.scheduling")
+
+#: how long a claimed run is held without a heartbeat before it counts as lost
+DEFAULT_LEASE = 30.0
+
+
+def worker_name() -> str:
+    """``host:pid:random``, unique per worker."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def queue_limits(automation: Automation) -> QueueLimits:
+    return QueueLimits(
+        total=automation.limits.total,
+        pipelines={
+            p.name: p.max_concurrent
+            for p in automation.pipelines.values()
+            if p.max_concurrent is not None
+        },
+        tags=dict(automation.limits.tags),
+    )
+
+
+class _Heartbeat:
+    """Renews a claimed run's lease every third of it until stopped."""
+
+    def __init__(self, ws: Workspace, item: QueuedRun, worker: str, lease: float) -> None:
+        self.ws, self.item, self.worker, self.lease = ws, item, worker, lease
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="headrace-heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.lease / 3):
+            try:
+                if not self.ws.store.queue.heartbeat(self.item.id, self.worker, lease=self.lease):
+                    self.lost = True
+                    log.warning(
+                        "worker %s lost its lease on queued run %s", self.worker, self.item.id
+                    )
+                    return
+            except Exception:  # a store hiccup: the next beat tries again
+                log.exception("heartbeat of queued run %s failed", self.item.id)
+
+
+class Worker:
+    """Takes runs from the queue of ``ws`` and executes them, one at a time."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        automation: Automation,
+        *,
+        name: str | None = None,
+        lease: float = DEFAULT_LEASE,
+    ) -> None:
+        self.ws = ws
+        self.automation = automation
+        self.name = name or worker_name()
+        self.lease = lease
+        self.limits = queue_limits(automation)
+
+    def run_one(self) -> QueuedRun | None:
+        """Claim and execute the next run that may start; what it was, or None."""
+        item = self.ws.store.queue.claim(self.name, lease=self.lease, limits=self.limits)
+        if item is None:
+            return None
+        self.execute(item)
+        return item
+
+    def drain(self, *, stop: threading.Event | None = None) -> int:
+        """Execute runs until none can start; how many ran."""
+        done = 0
+        while (stop is None or not stop.is_set()) and self.run_one() is not None:
+            done += 1
+        return done
+
+    def serve(self, stop: threading.Event, *, poll: float = 0.2) -> None:
+        """Execute runs until ``stop`` is set, polling the queue when it is empty."""
+        while not stop.is_set():
+            try:
+                if self.run_one() is None:
+                    stop.wait(poll)
+            except Exception:  # a store outage: wait and try again, never die quietly
+                log.exception("worker %s: taking a run failed", self.name)
+                stop.wait(min(5.0, poll * 10))
+
+    def execute(self, item: QueuedRun) -> str:
+        """Run a claimed queue row to its end; its final status."""
+        from headrace.runtime.identity import acting_as
+
+        pipeline = self.automation.pipelines.get(item.pipeline)
+        status, error, result = "failed", None, None
+        with _Heartbeat(self.ws, item, self.name, self.lease), acting_as(f"daemon:{item.trigger}"):
+            try:
+                if item.kind == "monitor":
+                    from headrace.monitoring.runner import run_monitors
+
+                    run_monitors(self.ws, [item.selection or ""])
+                    status = "success"
+                else:
+                    result = self._run_assets(item)
+                    status = "success" if result.success else "failed"
+                    if not result.success:
+                        error = _first_error(result)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                log.warning("queued run %s (%s) failed: %s", item.id, item.pipeline, error)
+        if not self.ws.store.queue.finish(item.id, self.name, status, error):
+            log.warning("queued run %s ended after its lease was lost", item.id)
+        if status != "success":
+            self._report(item, pipeline, result, error)
+        return status
+
+    def _run_assets(self, item: QueuedRun) -> Any:
+        from headrace.orchestration.service import default_observers, materialize, resume
+
+        queue, name = self.ws.store.queue, self.name
+
+        class Started:
+            def run_started(self, run: Any) -> None:
+                queue.started(item.id, name, run.run_id)
+
+            def step_started(self, event: Any) -> None: ...
+
+            def step_finished(self, event: Any) -> None: ...
+
+            def run_finished(self, run: Any, status: str, at: float, error: str | None) -> None: ...
+
+        observers = [*default_observers(self.ws), Started()]
+        if item.run_id is not None:  # its worker died: finish that run, keeping its steps
+            previous = self.ws.store.runs.get(item.run_id)
+            if previous.status != "success":
+                if previous.status == "running":  # the dead worker never closed it
+                    self.ws.store.runs.set_status(
+                        item.run_id,
+                        "failed",
+                        ended_at=time.time(),
+                        error="its worker stopped heartbeating; resumed by another",
+                    )
+                return resume(self.ws, item.run_id, observers=observers)
+        return materialize(
+            self.ws,
+            item.selection,
+            params=item.params,
+            partitions=item.partitions,
+            branch=item.branch,
+            exclude=item.exclude,
+            trigger=item.trigger[:32],
+            observers=observers,
+        )
+
+    def _report(
+        self, item: QueuedRun, pipeline: Pipeline | None, result: Any, error: str | None
+    ) -> None:
+        from headrace.scheduling.notify import notify
+
+        run_id = getattr(result, "run_id", None) or item.run_id
+        failed = []
+        exhausted = []
+        if result is not None:
+            for key, state in result.steps.items():
+                if state.status == "failed":
+                    failed.append((key, state.error))
+                    if state.attempts > 1:
+                        exhausted.append((key, state.attempts))
+        step, step_error = failed[0] if failed else (None, error)
+        inspect = f"headrace runs show {run_id}" if run_id else f"headrace queue show {item.id}"
+        payload = {
+            "pipeline": item.pipeline,
+            "trigger": item.trigger,
+            "queue_id": item.id,
+            "run_id": run_id,
+            "step": step,
+            "error": step_error or error,
+            "failed_steps": [k for k, _ in failed],
+            "inspect": inspect,
+            "message": (
+                f"pipeline {item.pipeline} ({item.trigger}) failed"
+                + (f" at {step}" if step else "")
+                + f": {step_error or error or 'see the run'}\ninspect: {inspect}"
+            ),
+        }
+        notify(
+            self.ws,
+            self.automation,
+            "run_failed",
+            f"run of {item.pipeline} failed" + (f" at {step}" if step else ""),
+            payload,
+            pipeline=pipeline,
+            dedupe_key=f"run_failed:{item.id}:{item.attempts}",
+        )
+        if exhausted:
+            notify(
+                self.ws,
+                self.automation,
+                "retries_exhausted",
+                f"{exhausted[0][0]} failed after {exhausted[0][1]} attempts",
+                {**payload, "attempts": dict(exhausted)},
+                pipeline=pipeline,
+                dedupe_key=f"retries_exhausted:{item.id}:{item.attempts}",
+            )
+        if run_id is not None:
+            held = [
+                q
+                for q in self.ws.store.quality.quarantined(status=None, limit=1000)
+                if q.run_id == run_id
+            ]
+            for q in held:
+                notify(
+                    self.ws,
+                    self.automation,
+                    "check_failed",
+                    f"checks failed on {q.asset}: version {q.version_id[:16]} quarantined",
+                    {
+                        **payload,
+                        "asset": q.asset,
+                        "version": q.version_id,
+                        "reason": q.reason,
+                        "inspect": f"headrace quarantine show {q.version_id}",
+                        "message": f"{q.asset} version {q.version_id[:16]} was quarantined "
+                        f"on {q.branch}: {q.reason}",
+                    },
+                    pipeline=pipeline,
+                    dedupe_key=f"check_failed:{q.version_id}",
+                )
+
+
+def _first_error(result: Any) -> str | None:
+    for key, state in result.steps.items():
+        if state.status == "failed":
+            return f"{key}: {state.error}"
+    return None
+
+
+def process_main(root: str, lease: float, poll: float) -> None:
+    """A worker process (``headrace daemon --workers N`` spawns these): serve the queue
+    of the workspace at ``root`` until SIGTERM."""
+    import signal
+
+    from headrace.runtime.workspace import open_workspace
+    from headrace.scheduling.definitions import load_automation
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with open_workspace(root) as ws:
+        Worker(ws, load_automation(ws, check_paths=False), lease=lease).serve(stop, poll=poll)
+
+
+def reap(ws: Workspace, automation: Automation, *, now: float | None = None) -> list[str]:
+    """Put runs whose worker died back in the queue (or fail them, their attempts
+    spent, and notify); what happened, one line each."""
+    from headrace.scheduling.notify import notify
+
+    lines = []
+    for lost in ws.store.queue.reap(now=now):
+        item = lost.item
+        if lost.requeued:
+            lines.append(
+                f"queued run {item.id[:12]} ({item.pipeline}): worker {item.worker} lost; "
+                f"queued again (attempt {item.attempts + 1} of {item.max_attempts})"
+            )
+            continue
+        lines.append(
+            f"queued run {item.id[:12]} ({item.pipeline}): worker {item.worker} lost; "
+            f"all {item.max_attempts} attempts spent, failed"
+        )
+        inspect = f"headrace runs show {item.run_id}" if item.run_id else "headrace queue"
+        notify(
+            ws,
+            automation,
+            "retries_exhausted",
+            f"run of {item.pipeline} lost its worker {item.max_attempts} times",
+            {
+                "pipeline": item.pipeline,
+                "trigger": item.trigger,
+                "queue_id": item.id,
+                "run_id": item.run_id,
+                "error": f"worker {item.worker} stopped heartbeating; attempts spent",
+                "inspect": inspect,
+                "message": f"pipeline {item.pipeline} ({item.trigger}): its worker died "
+                f"{item.max_attempts} times\ninspect: {inspect}",
+            },
+            pipeline=automation.pipelines.get(item.pipeline),
+            dedupe_key=f"retries_exhausted:{item.id}",
+        )
+    return lines
+
+
+def wait_for(ws: Workspace, *, timeout: float = 60.0) -> bool:
+    """Wait until nothing is queued or running; False on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ws.store.queue.pending() == 0:
+            return True
+        time.sleep(0.1)
+    return False
