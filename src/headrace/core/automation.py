@@ -94,7 +94,7 @@ class Schedule:
         from croniter import croniter
 
         zone = ZoneInfo(self.timezone)
-        it = croniter(self.cron, dt.datetime.fromtimestamp(after, zone))
+        it = croniter(str(self.cron), dt.datetime.fromtimestamp(after, zone))
         out: list[float] = []
         while True:
             moment = float(it.get_next(float))
@@ -113,7 +113,7 @@ class Schedule:
         from croniter import croniter
 
         start = dt.datetime.fromtimestamp(after, ZoneInfo(self.timezone))
-        return float(croniter(self.cron, start).get_next(float))
+        return float(croniter(str(self.cron), start).get_next(float))
 
     @property
     def describe(self) -> str:

@@ -229,8 +229,9 @@ class QueueRepository:
         if row["dedupe_key"] is None:
             c.execute(run_queue.insert(), row)
             return str(row["id"])
-        done = c.execute(insert_ignore(c.dialect.name, run_queue), row)
-        return str(row["id"]) if done.rowcount == 1 else None
+        statement = insert_ignore(c.dialect.name, run_queue).returning(run_queue.c.id)
+        made = c.execute(statement, row).first()
+        return None if made is None else str(made[0])
 
     # -- claim, heartbeat, finish ---------------------------------------------------------
 
@@ -370,7 +371,7 @@ class QueueRepository:
                         "status": "queued",
                         "worker": None,
                         "lease_until": None,
-                        "not_before": at + retry_delay,
+                        "not_before": time.time() + retry_delay,
                         "waiting": f"{lost}; attempt {item.attempts + 1} of "
                         f"{item.max_attempts} resumes it",
                     }
@@ -397,15 +398,15 @@ class QueueRepository:
         from headrace.store.errors import StoreError
 
         with self._store.read() as c:
-            row = c.execute(select(run_queue).where(run_queue.c.id == item_id)).first()
-            if row is None:
-                row = c.execute(
-                    select(run_queue).where(run_queue.c.id.startswith(item_id)).limit(2)
-                ).all()
-                if len(row) != 1:
-                    raise StoreError(f"no queued run {item_id!r}")
-                row = row[0]
-        return QueuedRun.from_row(row)
+            rows = c.execute(
+                select(run_queue).where(run_queue.c.id.startswith(item_id)).limit(2)
+            ).all()
+        exact = [r for r in rows if r.id == item_id]
+        if not exact and len(rows) != 1:
+            raise StoreError(
+                f"no queued run {item_id!r}" if not rows else f"{item_id!r} names several"
+            )
+        return QueuedRun.from_row((exact or rows)[0])
 
     def list(
         self,
@@ -466,9 +467,8 @@ def _held(item_id: str, worker: str) -> Any:
 def _blocked(
     item: QueuedRun, held: Sequence[tuple[str, tuple[str, ...]]], limits: QueueLimits
 ) -> str | None:
-    """Why ``item`` may not start now, or None."""
-    if limits.total is not None and len(held) >= limits.total:
-        return f"global limit: {len(held)} of {limits.total} runs running"
+    """Why ``item`` may not start now (its own pipeline's or tag's limit before the
+    global one), or None."""
     cap = (limits.pipelines or {}).get(item.pipeline)
     if cap is not None:
         mine = sum(1 for p, _ in held if p == item.pipeline)
@@ -481,6 +481,8 @@ def _blocked(
         count = sum(1 for _, tags in held if tag in tags)
         if count >= cap:
             return f"tag {tag} at its limit: {count} of {cap} running"
+    if limits.total is not None and len(held) >= limits.total:
+        return f"global limit: {len(held)} of {limits.total} runs running"
     return None
 
 
@@ -613,8 +615,9 @@ class NotificationRepository:
             "sent_at": None,
         }
         with self._store.write() as c:
-            done = c.execute(insert_ignore(c.dialect.name, notifications), row)
-            return str(row["id"]) if done.rowcount == 1 else None
+            statement = insert_ignore(c.dialect.name, notifications).returning(notifications.c.id)
+            made = c.execute(statement, row).first()
+            return None if made is None else str(made[0])
 
     def due(self, *, now: float | None = None, limit: int = 100) -> builtins.list[Notification]:
         at = time.time() if now is None else now
