@@ -319,22 +319,11 @@ def queue_add(
     priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
 ) -> None:
     """Queue a run of a pipeline now (a worker or the daemon takes it)."""
-    from headrace.scheduling.evaluate import _enqueue_args
+    from headrace.scheduling.evaluate import enqueue_pipeline
 
     ws = _workspace()
-    automation = _automation(ws)
-    if name not in automation.pipelines:
-        from headrace.core.automation import AutomationDefinitionError
-        from headrace.core.graph import suggest
-
-        raise AutomationDefinitionError(
-            f"no pipeline named {name!r}" + suggest(name, automation.pipelines)
-        )
-    made = ws.store.queue.enqueue(
-        **_enqueue_args(automation.pipelines[name]),
-        partitions=partition or None,
-        trigger="manual",
-        priority=priority,
+    made = enqueue_pipeline(
+        ws, _automation(ws), name, partitions=partition or None, priority=priority
     )
     _console().print(f"queued {escape(name)} as {made}")
 

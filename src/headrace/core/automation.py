@@ -225,9 +225,10 @@ class Automation:
                 raise AutomationDefinitionError(
                     f"sensor {sensor.name!r}: asset {sensor.asset!r} is not defined"
                 )
-            if sensor.kind == "alert" and monitors and sensor.monitor not in monitors:
+            if sensor.kind == "alert" and sensor.monitor not in monitors:
                 raise AutomationDefinitionError(
                     f"sensor {sensor.name!r}: monitor {sensor.monitor!r} is not declared"
+                    + _choices(dict.fromkeys(monitors))
                 )
         for policy in self.freshness.values():
             if policy.asset not in known:
@@ -240,7 +241,7 @@ class Automation:
                     "is not declared" + _choices(self.pipelines)
                 )
         for p in self.pipelines.values():
-            if p.monitor is not None and monitors and p.monitor not in monitors:
+            if p.monitor is not None and p.monitor not in monitors:
                 raise AutomationDefinitionError(
                     f"pipeline {p.name!r}: monitor {p.monitor!r} is not declared"
                 )
@@ -556,7 +557,8 @@ def asset_sensor(
     interval: str | float = "30s",
     enabled: bool = True,
 ) -> Sensor:
-    """Start ``pipeline`` when ``asset`` gets a new version on ``branch``."""
+    """Start ``pipeline`` when ``asset`` gets a new version on ``branch`` (once for all
+    the versions that appeared between two looks, such as a backfill's partitions)."""
     if not isinstance(asset, str) or not asset:
         raise AutomationDefinitionError(f"sensor {name!r}: asset must be a name, got {asset!r}")
     return _sensor(

@@ -33,10 +33,14 @@ class Evaluation:
     notes: list[str] = field(default_factory=list)
 
     def merge(self, other: Evaluation) -> None:
+        """Add another evaluation's findings (a line already reported is not repeated)."""
         self.enqueued += other.enqueued
-        self.skipped += other.skipped
-        self.breaches += other.breaches
-        self.notes += other.notes
+        for mine, theirs in (
+            (self.skipped, other.skipped),
+            (self.breaches, other.breaches),
+            (self.notes, other.notes),
+        ):
+            mine += [line for line in theirs if line not in mine]
 
 
 def enabled(ws: Workspace, kind: str, item: Schedule | Sensor) -> bool:
@@ -56,6 +60,33 @@ def _enqueue_args(pipeline: Pipeline) -> dict[str, Any]:
         "tags": pipeline.tags,
         "max_attempts": pipeline.max_attempts,
     }
+
+
+def enqueue_pipeline(
+    ws: Workspace,
+    automation: Automation,
+    name: str,
+    *,
+    partitions: list[str] | None = None,
+    priority: int = 0,
+    trigger: str = "manual",
+) -> str:
+    """Queue a run of a declared pipeline now; its queue id."""
+    from headrace.core.automation import AutomationDefinitionError
+    from headrace.core.graph import suggest
+
+    if name not in automation.pipelines:
+        raise AutomationDefinitionError(
+            f"no pipeline named {name!r}" + suggest(name, automation.pipelines)
+        )
+    made = ws.store.queue.enqueue(
+        **_enqueue_args(automation.pipelines[name]),
+        partitions=partitions,
+        trigger=trigger,
+        priority=priority,
+    )
+    assert made is not None  # no dedupe key: always queued
+    return made
 
 
 # -- schedules ------------------------------------------------------------------------------
@@ -249,17 +280,21 @@ def _asset(ws: Workspace, pipeline: Pipeline, sensor: Sensor, now: float) -> Eva
     new = sorted(set(current) - set(state))
     if not new:
         return out
+    import hashlib
+
+    # one run for all the versions that appeared since the last look (a backfill of
+    # twelve partitions starts the downstream pipeline once, not twelve times)
+    digest = hashlib.blake2b("\n".join(new).encode(), digest_size=16).hexdigest()
     with ws.store.write() as c:
-        for version_id in new:
-            made = ws.store.queue.enqueue(
-                **_enqueue_args(pipeline),
-                trigger=f"sensor:{sensor.name}",
-                dedupe_key=f"sensor:{sensor.name}:{version_id}",
-                details={"asset": sensor.asset, "version": version_id, "branch": sensor.branch},
-                connection=c,
-            )
-            if made is not None:
-                out.enqueued.append(made)
+        made = ws.store.queue.enqueue(
+            **_enqueue_args(pipeline),
+            trigger=f"sensor:{sensor.name}",
+            dedupe_key=f"sensor:{sensor.name}:{digest}",
+            details={"asset": sensor.asset, "versions": new, "branch": sensor.branch},
+            connection=c,
+        )
+        if made is not None:
+            out.enqueued.append(made)
         ws.store.automation.advance("sensor", sensor.name, current, evaluated_at=now, connection=c)
     return out
 
