@@ -67,7 +67,7 @@ def _headrace(work: Path) -> tuple[Server, str]:
     port = _free_port()
     server = Server(
         "headrace server",
-        [str(exe), "server", "--host", "127.0.0.1", "--port", str(port)],
+        [str(exe), "server", "--host", "127.0.0.1", "--port", str(port), "--no-daemon"],
         root,
         _env(),
         port,

@@ -120,6 +120,18 @@ def test_headrace_server_runs_as_a_process(tmp_path: Path) -> None:
     # uvicorn handles SIGTERM (a graceful shutdown), then re-raises it on the way out
     assert process.returncode in (0, -signal.SIGTERM), output
     assert "Traceback" not in output
+    # the automation daemon it started beside it ends with it
+    daemon_pid = int(output.split("headrace daemon beside it (process ")[1].split(")")[0])
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        try:
+            os.kill(daemon_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(daemon_pid, signal.SIGKILL)
+        raise AssertionError("the daemon outlived the server")
 
 
 @pytest.mark.postgres
@@ -143,7 +155,7 @@ def test_several_server_processes_share_one_postgresql_store(
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
     env["HEADRACE_METADATA_URL"] = postgres_url
     process = subprocess.Popen(
-        [*HEADRACE, "server", "--port", str(port), "--workers", "2"],
+        [*HEADRACE, "server", "--port", str(port), "--workers", "2", "--no-daemon"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,

@@ -129,7 +129,12 @@ def daemon(
         f"sensors, {len(automation.freshness)} freshness policies, {workers} worker"
         f"{'s' * (workers != 1)}; Ctrl-C stops"
     )
-    Daemon(ws, workers=workers, lease=lease, tick=tick, automation=automation).serve(stop)
+    import os
+
+    parent = os.environ.get("HEADRACE_DAEMON_PARENT")  # set by headrace server
+    Daemon(ws, workers=workers, lease=lease, tick=tick, automation=automation).serve(
+        stop, parent=int(parent) if parent and parent.isdigit() else None
+    )
 
 
 def worker(

@@ -252,10 +252,23 @@ def server(
             min=1, help="Server processes (they share the store: use PostgreSQL for more than 1)."
         ),
     ] = 1,
+    daemon: Annotated[
+        bool,
+        typer.Option(
+            "--daemon/--no-daemon",
+            help="Also run headrace daemon (schedules, sensors, the run queue) beside it.",
+        ),
+    ] = True,
+    daemon_workers: Annotated[
+        int, typer.Option(min=0, help="Worker processes of that daemon.")
+    ] = 1,
 ) -> None:
     """Serve the team HTTP API: headrace's /api/v1 (OpenAPI at /api/v1/docs), the MLflow
-    REST API and artifact proxy, OpenLineage ingestion, Prometheus /metrics."""
+    REST API and artifact proxy, OpenLineage ingestion, Prometheus /metrics; and, unless
+    --no-daemon, the automation daemon in a process of its own."""
     import os
+    import subprocess
+    import sys
 
     import uvicorn
 
@@ -274,6 +287,26 @@ def server(
         f"headrace server on http://{host}:{port}/api/v1 ({workers} process"
         f"{'es' if workers > 1 else ''}); MLflow clients: http://{host}:{port}"
     )
+    beside = None
+    if daemon:
+        beside = subprocess.Popen(
+            [sys.executable, "-m", "headrace", "daemon", "--workers", str(daemon_workers)],
+            cwd=root,
+            env={**os.environ, "HEADRACE_DAEMON_PARENT": str(os.getpid())},
+        )
+        _console().print(f"headrace daemon beside it (process {beside.pid})")
+    try:
+        _serve(uvicorn, host, port, workers)
+    finally:
+        if beside is not None:
+            beside.terminate()
+            try:
+                beside.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                beside.kill()
+
+
+def _serve(uvicorn: Any, host: str, port: int, workers: int) -> None:
     uvicorn.run(
         "headrace.server.app:from_environment",
         factory=True,

@@ -99,10 +99,17 @@ class Daemon:
         self._processes: list[Any] = []
         self._next: dict[str, float] = {}
 
-    def serve(self, stop: threading.Event) -> None:
+    def serve(self, stop: threading.Event, *, parent: int | None = None) -> None:
+        """Run until ``stop`` is set (or, with ``parent``, until that process is gone:
+        a daemon started beside ``headrace server`` ends with it)."""
+        import os
+
         context = multiprocessing.get_context("spawn")
         try:
             while not stop.is_set():
+                if parent is not None and os.getppid() != parent:
+                    log.warning("the process that started the daemon is gone; stopping")
+                    break
                 self._supervise(context)
                 self.step()
                 stop.wait(self.tick)
