@@ -423,9 +423,12 @@ def evaluate(
     for schedule in automation.schedules.values():
         if wanted is None or schedule.name in wanted:
             state = states.get(("schedule", schedule.name), blank)
-            if state["cursor"] is not None and enabled(ws, "schedule", schedule, state):
-                if schedule.next_tick(float(state["cursor"])) > at:
-                    continue  # nothing due: no query, no write
+            if (
+                state["cursor"] is not None
+                and enabled(ws, "schedule", schedule, state)
+                and schedule.next_tick(float(state["cursor"])) > at
+            ):
+                continue  # nothing due: no query, no write
             _guarded(
                 out,
                 f"schedule {schedule.name}",
