@@ -243,6 +243,8 @@ class QueueRepository:
         the limits hold back get a ``waiting`` reason."""
         now = time.time()
         limited = limits is not None and limits.any
+        if not limited:
+            return self._claim_next(worker, lease, now)
         with self._store.write() as c:
             postgres = c.dialect.name == "postgresql"
             if postgres and limited:
@@ -292,6 +294,34 @@ class QueueRepository:
             )
             found = c.execute(select(run_queue).where(run_queue.c.id == chosen.id)).one()
             return QueuedRun.from_row(found)
+
+    def _claim_next(self, worker: str, lease: float, now: float) -> QueuedRun | None:
+        """Without limits, one statement: take the first claimable row (skipping rows
+        other workers are taking, on PostgreSQL) and return it."""
+        pick = (
+            select(run_queue.c.id)
+            .where(run_queue.c.status == "queued", run_queue.c.not_before <= now)
+            .order_by(run_queue.c.priority.desc(), run_queue.c.enqueued_at, run_queue.c.id)
+            .limit(1)
+        )
+        with self._store.write() as c:
+            if c.dialect.name == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
+            row = c.execute(
+                update(run_queue)
+                .where(run_queue.c.id == pick.scalar_subquery(), run_queue.c.status == "queued")
+                .values(
+                    status="running",
+                    worker=worker[:300],
+                    lease_until=now + lease,
+                    heartbeat_at=now,
+                    attempts=run_queue.c.attempts + 1,
+                    started_at=func.coalesce(run_queue.c.started_at, now),
+                    waiting=None,
+                )
+                .returning(*run_queue.c)
+            ).first()
+        return None if row is None else QueuedRun.from_row(row)
 
     def _running(self, c: Connection) -> list[tuple[str, tuple[str, ...]]]:
         rows = c.execute(
