@@ -39,3 +39,14 @@ def claim_all(barrier: Any, results: Any, url: str, worker: str, tag_limit: int 
         results.put((worker, taken, most))
     finally:
         store.close()
+
+
+def evaluate_at(barrier: Any, results: Any, root: str, url: str, now: float) -> None:
+    """One daemon's evaluation (no running) of the workspace at ``root`` as of ``now``."""
+    from headrace.runtime.workspace import open_workspace
+    from headrace.scheduling.daemon import run_once
+
+    with open_workspace(root, metadata_url=url) as ws:
+        barrier.wait(timeout=60)
+        report = run_once(ws, now=now, run=False)
+        results.put(len(report.evaluation.enqueued))
