@@ -80,7 +80,7 @@ def test_serve_answers_and_a_graceful_stop_loses_no_prediction(workspace: Path) 
     ws = hr.open_workspace(workspace)
     try:
         assert ws.store.predictions.count("delay") == 2 * answered  # two rows a request
-        first = ws.store.predictions.list("delay", limit=4)
+        first = ws.store.predictions.list("delay", limit=4, latest=True)  # the newest
     finally:
         ws.close()
     # Ground truth arrives later: a CSV of request ids (or ids:row) and labels.

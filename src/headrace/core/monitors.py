@@ -205,6 +205,32 @@ class Monitor:
 
 #: Monitors declared by the loaded project, by name.
 MONITORS: dict[str, Monitor] = {}
+#: The module that declared each monitor (``declared_by`` picks a project's).
+ORIGIN: dict[str, str] = {}
+
+
+def _caller_module() -> str:
+    import sys
+
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(
+        ("headrace.core.monitors", "headrace.monitors")
+    ):
+        frame = frame.f_back  # type: ignore[assignment]
+    return str(frame.f_globals.get("__name__", "__main__")) if frame is not None else "__main__"
+
+
+def declared_by(module: str | None) -> dict[str, Monitor]:
+    """The monitors a project declared: in module ``module`` or its submodules, or in
+    the running script (``__main__``); not those other imported modules declared."""
+    return {
+        name: monitor
+        for name, monitor in MONITORS.items()
+        if ORIGIN.get(name) == "__main__"
+        or (
+            module and (ORIGIN.get(name) == module or ORIGIN.get(name, "").startswith(module + "."))
+        )
+    }
 
 
 _CRON_FIELD = re.compile(r"[0-9*/,\-A-Za-z?LW#]+")
@@ -335,4 +361,5 @@ def monitor(
         description=description,
     )
     MONITORS[name] = declared
+    ORIGIN[name] = _caller_module()
     return declared

@@ -31,7 +31,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from headrace.core.monitors import LOWER_IS_BETTER, MONITORS, Monitor, PerformanceLimit
+from headrace.core.monitors import (
+    LOWER_IS_BETTER,
+    MONITORS,
+    Monitor,
+    PerformanceLimit,
+    declared_by,
+)
 from headrace.errors import HeadraceError
 from headrace.store.monitoring import AlertRecord, ResultRecord, WindowRecord
 
@@ -879,10 +885,11 @@ def declared(ws: Workspace) -> dict[str, Monitor]:
 
     with contextlib.suppress(ProjectMissingError):
         _ = ws.graph
+    found = declared_by(ws.settings.project_module)
     path = ws.settings.project_dir / FILE
     if path.is_file():
-        load_monitor_file(path)
-    return dict(MONITORS)
+        found.update({m.name: m for m in load_monitor_file(path)})
+    return found
 
 
 def run_monitors(
