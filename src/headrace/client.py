@@ -5,7 +5,7 @@ from ``headrace tokens issue``): then ``hr.materialize``, ``hr.backfill``, ``hr.
 tracked runs, and the CLI's ``materialize``, ``backfill``, ``runs`` (``list``, ``show``,
 ``logs``, ``resume``), ``branch``, ``merge``, ``log``, ``versions``, ``show``, ``diff``,
 ``lineage``, ``models``, ``quarantine``, ``assets list``, ``predictions list``,
-``experiments list``, ``runs search``,
+``experiments list``, ``runs search``, ``queue``, ``queue add``, ``notifications``,
 ``monitor list`` and ``show``, ``audit``, ``principals``, ``tokens`` and ``whoami`` go
 through the server, as the token's principal, with the server's role checks and audit, and answer as
 they do locally. The server's refusals come back as :class:`RemoteError` naming what was
@@ -304,6 +304,8 @@ class _RemoteStore:
         self.versions = _RemoteVersions(remote)
         self.predictions = _RemotePredictions(remote)
         self.monitoring = _RemoteMonitoring(remote)
+        self.queue = _RemoteQueue(remote)
+        self.notifications = _RemoteNotifications(remote)
 
     def run(self, run_id: str) -> dict[str, Any]:
         if run_id not in self._runs:
@@ -429,6 +431,47 @@ class _RemotePredictions:
         if model not in self._totals:
             self.list(model, limit=1)
         return self._totals[model]
+
+
+class _RemoteQueue:
+    def __init__(self, remote: Remote) -> None:
+        self._remote = remote
+        self._counts: dict[str, int] | None = None
+
+    def list(self, *, pipeline: str | None = None, limit: int = 100) -> builtins.list[Any]:
+        from headrace.store.automation import QueuedRun
+
+        got = self._remote.call(
+            "GET", "/queue", params={"pipeline": pipeline, "limit": min(limit, 1000)}
+        )
+        self._counts = {k: int(v) for k, v in got["counts"].items()}
+        return [_record(QueuedRun, {**r, "tags": tuple(r["tags"])}) for r in got["runs"]]
+
+    def counts(self) -> dict[str, int]:
+        if self._counts is None:
+            self.list(limit=1)
+        return dict(self._counts or {})
+
+    def add(self, pipeline: str, *, partitions: Any = None, priority: int = 0) -> str:
+        got = self._remote.call(
+            "POST",
+            "/queue",
+            json={"pipeline": pipeline, "partitions": partitions, "priority": priority},
+        )
+        return str(got["id"])
+
+
+class _RemoteNotifications:
+    def __init__(self, remote: Remote) -> None:
+        self._remote = remote
+
+    def list(self, *, limit: int = 50, status: str | None = None) -> builtins.list[Any]:
+        from headrace.store.automation import Notification
+
+        got = self._remote.call(
+            "GET", "/notifications", params={"limit": min(limit, 1000), "status": status}
+        )
+        return [_record(Notification, n) for n in got["notifications"]]
 
 
 class _RemoteMonitoring:

@@ -448,3 +448,52 @@ def test_data_run_and_monitor_commands_target_a_server(tmp_path: Path) -> None:
         assert "local workspace" not in "".join(
             r.stderr for r in (versions, log, shown, diff, tree, logged, monitors, windows)
         )
+
+
+QUEUE_PROJECT = """
+from headrace import automation as auto
+
+
+@hr.asset
+def a() -> int:
+    return 1
+
+
+auto.pipeline("load", "a", branch="dev")
+auto.pipeline("publish", "a")
+"""
+
+
+def test_the_queue_and_notifications_through_the_server(tmp_path: Path) -> None:
+    from headrace.data.branching import create_branch
+    from headrace.scheduling.daemon import run_once
+
+    elsewhere = tmp_path / "laptop"
+    elsewhere.mkdir()
+    with running_server(tmp_path / "ws", QUEUE_PROJECT) as server:
+        create_branch(server.ws, "dev")
+        dev = server.token_for("dev", "developer")
+        vera = server.token_for("vera", "viewer")
+        assert "the queue is empty" in _cli(server, vera, elsewhere, "queue").stdout
+        added = _cli(server, dev, elsewhere, "queue", "add", "load")
+        assert added.returncode == 0, added.stderr
+        queue_id = added.stdout.split(" as ")[1].strip()
+        assert server.ws.store.queue.get(queue_id).trigger == "manual:dev"
+        protected = _cli(server, dev, elsewhere, "queue", "add", "publish")  # onto main
+        assert protected.returncode == 1 and "merge_protected" in protected.stderr
+        viewer = _cli(server, vera, elsewhere, "queue", "add", "load")
+        assert viewer.returncode == 1 and "403" in viewer.stderr
+        unknown = _cli(server, dev, elsewhere, "queue", "add", "lod")
+        assert unknown.returncode == 1 and "no pipeline named 'lod'" in unknown.stderr
+        audit = [e for e in server.ws.store.governance.audit(limit=1000) if e.action == "queue.add"]
+        assert [e.outcome for e in audit] == ["ok", "denied", "denied", "failed"]
+
+        listed = _cli(server, vera, elsewhere, "queue")
+        assert listed.returncode == 0 and queue_id[:12] in listed.stdout
+        assert "waiting for a worker" in listed.stdout and "1 queued" in listed.stdout
+        report = run_once(server.ws)  # the server's daemon takes it
+        assert report.ran == [(queue_id, "load", "success")]
+        done = _cli(server, vera, elsewhere, "queue")
+        assert "success" in done.stdout and "1 success" in done.stdout
+        none = _cli(server, vera, elsewhere, "notifications")
+        assert none.returncode == 0 and "no notifications yet" in none.stdout

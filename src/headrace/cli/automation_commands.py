@@ -24,10 +24,10 @@ def _console() -> Any:
     return console
 
 
-def _workspace() -> Any:
+def _workspace(remote: bool = False) -> Any:
     from headrace.cli.app import _workspace as open_it
 
-    return open_it()
+    return open_it(remote)
 
 
 def _when(ts: float | None) -> str:
@@ -287,7 +287,7 @@ def queue(
     """What waits (and why), what runs (on which worker, with which run), what ended."""
     if ctx.invoked_subcommand is not None:
         return
-    ws = _workspace()
+    ws = _workspace(remote=True)
     rows = ws.store.queue.list(pipeline=pipeline, limit=limit)
     counts = ws.store.queue.counts()
     console = _console()
@@ -332,7 +332,11 @@ def queue_add(
     """Queue a run of a pipeline now (a worker or the daemon takes it)."""
     from headrace.scheduling.evaluate import enqueue_pipeline
 
-    ws = _workspace()
+    ws = _workspace(remote=True)
+    if hasattr(ws, "remote"):  # the team server's project and queue
+        made = ws.store.queue.add(name, partitions=partition or None, priority=priority)
+        _console().print(f"queued {escape(name)} as {made}")
+        return
     made = enqueue_pipeline(
         ws, _automation(ws), name, partitions=partition or None, priority=priority
     )
@@ -343,7 +347,7 @@ def notifications(
     limit: Annotated[int, typer.Option(min=1, help="How many.")] = 20,
 ) -> None:
     """Failure notifications: what was sent, what is being retried, what failed."""
-    ws = _workspace()
+    ws = _workspace(remote=True)
     rows = ws.store.notifications.list(limit=limit)
     if not rows:
         _console().print("no notifications yet")

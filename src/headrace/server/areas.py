@@ -78,6 +78,14 @@ class PromoteIn(_Strict):
     reason: str | None = Field(None, max_length=2000)
 
 
+class QueueIn(_Strict):
+    pipeline: Name
+    partitions: list[Annotated[str, Field(min_length=1, max_length=500)]] | None = Field(
+        None, max_length=10_000
+    )
+    priority: int = Field(0, ge=-1000, le=1000)
+
+
 class DecisionIn(_Strict):
     alias: Name = "champion"
     reason: str | None = Field(None, max_length=2000)
@@ -921,6 +929,73 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         limit, offset = page
         found = ws.store.monitoring.alerts(monitor, limit=offset + limit + 1)
         return _paged("alerts", [_plain(a) for a in found], page)
+
+    # -- automation ---------------------------------------------------------------------
+
+    @router.get("/queue", tags=["automation"], responses=errors)
+    def run_queue(
+        who: Caller,
+        page: Paging,
+        pipeline: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> Response:
+        """The run queue (``headrace queue``): what waits and why, what runs and where,
+        what ended; with the count of each status."""
+        gate.require(who, "read")
+        limit, offset = page
+        rows = ws.store.queue.list(pipeline=pipeline, limit=offset + limit + 1)
+        return _paged("runs", [_plain(r) for r in rows], page, counts=ws.store.queue.counts())
+
+    @router.post(
+        "/queue",
+        tags=["automation"],
+        status_code=201,
+        responses=errors,
+        openapi_extra={"x-audit-action": "queue.add"},
+    )
+    def queue_add(body: QueueIn, who: Caller) -> Response:
+        """Queue a run of a declared pipeline now (``headrace queue add``)."""
+        from headrace.scheduling.definitions import load_automation
+        from headrace.scheduling.evaluate import enqueue_pipeline
+
+        try:
+            automation = load_automation(ws, check_paths=False)
+        except Exception as exc:
+            raise ApiError(503, "PROJECT_UNAVAILABLE", f"the project does not load: {exc}") from exc
+        declared = automation.pipelines.get(body.pipeline)
+        protected = declared is not None and branch_permission(declared.branch) == "merge_protected"
+        permission = "merge_protected" if protected else "run"
+        with gate.audited(who, "queue.add", body.pipeline, permission) as ticket:
+            if declared is None:
+                from headrace.core.graph import suggest
+
+                raise ApiError(
+                    404,
+                    "NOT_FOUND",
+                    f"no pipeline named {body.pipeline!r}"
+                    + suggest(body.pipeline, automation.pipelines),
+                )
+            made = enqueue_pipeline(
+                ws,
+                automation,
+                body.pipeline,
+                partitions=body.partitions,
+                priority=body.priority,
+                trigger=f"manual:{who.name}"[:300],
+            )
+            ticket.details = {"queue_id": made}
+        return json_response({"id": made, "pipeline": body.pipeline, "status": "queued"}, 201)
+
+    @router.get("/notifications", tags=["automation"], responses=errors)
+    def notification_list(
+        who: Caller,
+        page: Paging,
+        status: Annotated[Literal["pending", "sent", "failed"] | None, Query()] = None,
+    ) -> Response:
+        """Failure notifications: sent, being retried, or failed, with every attempt."""
+        gate.require(who, "read")
+        limit, offset = page
+        rows = ws.store.notifications.list(limit=offset + limit + 1, status=status)
+        return _paged("notifications", [_plain(n) for n in rows], page)
 
     return router
 
