@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from headrace.core.errors import DefinitionError
 from headrace.core.monitors import Action, seconds
+from headrace.core.origin import caller_module
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,199}")
 
@@ -201,14 +202,6 @@ class Automation:
     limits: Limits = field(default_factory=Limits)
     notify: Notify | None = None
 
-    def clear(self) -> None:
-        self.pipelines.clear()
-        self.schedules.clear()
-        self.sensors.clear()
-        self.freshness.clear()
-        self.limits = Limits()
-        self.notify = None
-
     def check(self, assets: Sequence[str], monitors: Sequence[str] = ()) -> None:
         """Cross-check names against the project: pipelines of schedules and sensors,
         assets of sensors, freshness policies and pipelines' selections are known."""
@@ -254,14 +247,7 @@ DECLARED: dict[str, Automation] = {}
 
 def _here() -> Automation:
     """The declarations of the module calling into this one."""
-    import sys
-
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_globals.get("__name__", "").startswith(
-        ("headrace.core.automation", "headrace.automation")
-    ):
-        frame = frame.f_back  # type: ignore[assignment]
-    module = frame.f_globals.get("__name__", "__main__") if frame is not None else "__main__"
+    module = caller_module("headrace.core.automation", "headrace.automation")
     return DECLARED.setdefault(module, Automation())
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from headrace.core.errors import DefinitionError
+from headrace.core.origin import caller_module
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
@@ -209,17 +210,6 @@ MONITORS: dict[str, Monitor] = {}
 ORIGIN: dict[str, str] = {}
 
 
-def _caller_module() -> str:
-    import sys
-
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_globals.get("__name__", "").startswith(
-        ("headrace.core.monitors", "headrace.monitors")
-    ):
-        frame = frame.f_back  # type: ignore[assignment]
-    return str(frame.f_globals.get("__name__", "__main__")) if frame is not None else "__main__"
-
-
 def declared_by(module: str | None) -> dict[str, Monitor]:
     """The monitors a project declared: in module ``module`` or its submodules, or in
     the running script (``__main__``); not those other imported modules declared."""
@@ -361,5 +351,5 @@ def monitor(
         description=description,
     )
     MONITORS[name] = declared
-    ORIGIN[name] = _caller_module()
+    ORIGIN[name] = caller_module("headrace.core.monitors", "headrace.monitors")
     return declared

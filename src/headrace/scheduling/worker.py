@@ -315,13 +315,3 @@ def reap(ws: Workspace, automation: Automation, *, now: float | None = None) -> 
             dedupe_key=f"retries_exhausted:{item.id}",
         )
     return lines
-
-
-def wait_for(ws: Workspace, *, timeout: float = 60.0) -> bool:
-    """Wait until nothing is queued or running; False on timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ws.store.queue.pending() == 0:
-            return True
-        time.sleep(0.1)
-    return False

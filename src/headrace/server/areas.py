@@ -507,8 +507,7 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
     def start_run(body: RunIn, who: Caller) -> Response:
         """Plan and start a run of a selection in the server; answers once the run has
         started (202, with its id): follow it with ``GET /runs/{id}``."""
-        protected = branch_permission(body.branch) == "merge_protected"
-        permission = "merge_protected" if protected else "run"
+        permission = _run_permission(body.branch)
         with gate.audited(who, "run.start", body.select or "*", permission) as ticket:
             run_id = _start_in_background(ws, body, who.name)
             ticket.details = {"run_id": run_id, "branch": body.branch}
@@ -529,8 +528,7 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         except Exception:  # refused, and recorded as the failed resume of that id
             with gate.audited(who, "run.resume", run_id, "run"):
                 raise
-        protected = branch_permission(run.branch) == "merge_protected"
-        permission = "merge_protected" if protected else "run"
+        permission = _run_permission(run.branch)
         with gate.audited(who, "run.resume", run.id, permission) as ticket:
             started = _resume_in_background(ws, run.id, who.name)
             ticket.details = {"run_id": started, "branch": run.branch}
@@ -962,8 +960,7 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         except Exception as exc:
             raise ApiError(503, "PROJECT_UNAVAILABLE", f"the project does not load: {exc}") from exc
         declared = automation.pipelines.get(body.pipeline)
-        protected = declared is not None and branch_permission(declared.branch) == "merge_protected"
-        permission = "merge_protected" if protected else "run"
+        permission = _run_permission(declared.branch if declared is not None else None)
         with gate.audited(who, "queue.add", body.pipeline, permission) as ticket:
             if declared is None:
                 from headrace.core.graph import suggest
@@ -998,6 +995,14 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         return _paged("notifications", [_plain(n) for n in rows], page)
 
     return router
+
+
+def _run_permission(branch: str | None) -> str:
+    """What starting a run on ``branch`` takes: ``merge_protected`` on a protected
+    branch (``main``), ``run`` elsewhere."""
+    if branch is not None and branch_permission(branch) == "merge_protected":
+        return "merge_protected"
+    return "run"
 
 
 def _paged(key: str, items: list[Any], page: tuple[int, int], **extra: Any) -> Response:

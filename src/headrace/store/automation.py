@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, func, select, text, update
+from sqlalchemy import and_, func, select, text, update
 
 from headrace.store.schema import (
     automation_state,
@@ -473,17 +473,6 @@ class QueueRepository:
         """Runs queued or running."""
         counts = self.counts()
         return counts.get("queued", 0) + counts.get("running", 0)
-
-    def prune(self, *, older_than: float) -> int:
-        """Delete finished rows that ended before ``older_than``."""
-        with self._store.write() as c:
-            done = c.execute(
-                delete(run_queue).where(
-                    run_queue.c.status.in_(("success", "failed", "canceled")),
-                    run_queue.c.ended_at < older_than,
-                )
-            )
-            return int(done.rowcount or 0)
 
 
 def _held(item_id: str, worker: str) -> Any:
