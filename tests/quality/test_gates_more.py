@@ -120,6 +120,24 @@ def test_schema_drift_quarantines_a_partition_whose_columns_changed(tmp_path: Pa
     )
 
 
+def test_a_new_partition_in_its_own_run_is_compared_with_the_newest_stored_one(
+    tmp_path: Path,
+) -> None:
+    """A run of one partition reads only that partition's head; schema drift still
+    compares a new partition with the newest version the branch holds."""
+    (tmp_path / "sizes.json").write_text(json.dumps({"_extra_column": ["p03"]}))
+    ws = open_project(tmp_path, ANOMALY)
+    assert hr.materialize(partitions="p00..p02", workspace=ws).success
+    drifted = hr.materialize(partitions="p03", workspace=ws)
+    assert "schema drift since the previous version: added note" in (
+        drifted.steps["events[p03]"].error or ""
+    )
+    assert ws.store.versions.heads("main", keys=[("events", "p03")]) == {}
+    assert hr.materialize(partitions="p04", workspace=ws).success  # as p02 was
+    heads = ws.store.versions.heads("main", keys=[("events", "p04"), ("events", "p00")])
+    assert sorted(heads) == [("events", "p00"), ("events", "p04")]
+
+
 CUSTOM = """
 import polars as pl
 

@@ -16,6 +16,7 @@ Each key is overridden by its environment variable: ``HEADRACE_LINEAGE_TRANSPORT
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import os
@@ -126,6 +127,19 @@ def emitter_from_settings(settings: Settings) -> OpenLineageEmitter | None:
 
 
 def _from_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return {}, {}
+    values, origin = _parsed(str(path), stat.st_mtime_ns, stat.st_size)
+    return dict(values), dict(origin)
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed(name: str, _mtime_ns: int, _size: int) -> tuple[dict[str, Any], dict[str, str]]:
+    """The ``[lineage]`` table of a file, parsed once per version of it (a worker starts
+    hundreds of runs a second, each reading these settings)."""
+    path = Path(name)
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:

@@ -115,14 +115,21 @@ class Recorder:
                 self.error = exc
                 return
 
-    def flush(self) -> None:
-        """Commit everything marked so far, in order with earlier batches."""
+    def flush(self, *, finish: tuple[str, float] | None = None) -> bool:
+        """Commit everything marked so far, in order with earlier batches; with
+        ``finish`` (status, time), end the run in the same transaction unless a version
+        is refused. Whether the run was ended."""
         with self._write_lock:
             with self.lock:
                 if not (
-                    self._dirty or self._versions or self._logs or self._tracked or self._models
+                    self._dirty
+                    or self._versions
+                    or self._logs
+                    or self._tracked
+                    or self._models
+                    or finish
                 ):
-                    return
+                    return False
                 rows = [self._states[k].row() for k in self._dirty]
                 versions, logs = self._versions, self._logs
                 tracked, self._tracked = self._tracked, Tracked()
@@ -138,12 +145,14 @@ class Recorder:
                     logs=logs,
                     tracked=tracked if tracked else None,
                     models=models,
+                    finish=finish,
                 ),
                 refused_versions=self._refused_versions,
             )
             if refused:
                 with self.lock:
                     self._refused.extend(refused.items())
+            return finish is not None and not refused
 
     def take_refused(self) -> list[tuple[str, str]]:
         """Steps whose versions the store kept off the branch (conflicts), with why."""
@@ -151,9 +160,13 @@ class Recorder:
             out, self._refused = self._refused, []
         return out
 
-    def close(self) -> None:
-        """Stop the background thread and commit what is left."""
+    def close(self, *, finish: tuple[str, float] | None = None) -> bool:
+        """Stop the background thread and commit what is left; with ``finish``, end the
+        run in that last transaction when no refusal is pending or made (one commit
+        less per run). Whether the run was ended."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.flush()
+        with self.lock:
+            pending = bool(self._refused)
+        return self.flush(finish=None if pending else finish)

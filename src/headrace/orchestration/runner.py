@@ -140,11 +140,9 @@ class Coordinator:
         for step in plan.steps.values():
             for dep in step.deps:
                 self.dependents[dep].append(step.key)
-        assets = {s.asset for s in plan.steps.values()}
-        reads = {u for a in assets for u in self.graph[a].upstream_names}
-        self.heads: dict[tuple[str, str | None], VersionRecord] = self.store.versions.heads(
-            run.branch, assets | reads
-        )
+        self.heads: dict[tuple[str, str | None], VersionRecord] = self._read_heads()
+        #: per asset, the newest version any of its partitions has as head (read lazily)
+        self._newest: dict[str, VersionRecord | None] = {}
         self.code_versions: dict[str, str] = {}
         self.recorder = Recorder(self.store.runs, run.id, run.branch, self.states, actor=actor())
         #: The head each new version replaces on the branch: what the run saw, then
@@ -161,6 +159,27 @@ class Coordinator:
         self._meta: dict[str, tuple[str, str]] = {}
         self._histories: dict[str, dict[str, list[float]]] = {}
         self._params: dict[str, tuple[str, str]] = {}
+
+    def _read_heads(self) -> dict[tuple[str, str | None], VersionRecord]:
+        """The heads the plan's steps write and read: only the partitions they touch, so
+        one partition of an asset with thousands reads a row, not thousands; whole
+        assets for what checks reference."""
+        keys: set[tuple[str, str | None]] = set()
+        whole: set[str] = set()
+        for step in self.plan.steps.values():
+            spec = self.graph[step.asset]
+            keys.add((step.asset, step.partition))
+            whole.update(spec.check_references)
+            for item in spec.inputs:
+                wanted = self.graph.upstream_partitions(spec, item, step.partition)
+                if wanted is None:
+                    keys.add((item.asset, None))
+                else:
+                    keys.update((item.asset, key) for key in wanted)
+        heads = self.store.versions.heads(self.run.branch, keys=keys)
+        if whole:
+            heads.update(self.store.versions.heads(self.run.branch, whole))
+        return heads
 
     # -- preparing a step -------------------------------------------------------------
 
@@ -289,12 +308,14 @@ class Coordinator:
             self._notify("run_finished", self.info, status, time.time(), message)
             raise
         executor.shutdown()
-        self.recorder.close()
-        while self._apply_refusals():
-            self.recorder.flush()
         ok = all(s.status in DONE for s in self.states.values())
         status = "success" if ok else "failed"
-        self.store.runs.set_status(self.run.id, status, ended_at=time.time())
+        if not self.recorder.close(finish=(status, time.time())):
+            while self._apply_refusals():
+                self.recorder.flush()
+            ok = all(s.status in DONE for s in self.states.values())
+            status = "success" if ok else "failed"
+            self.store.runs.set_status(self.run.id, status, ended_at=time.time())
         self.reporter.run_finished(self.run.id, status)
         self._notify("run_finished", self.info, status, time.time(), None)
         return RunResult(run_id=self.run.id, status=status, steps=self.states)
@@ -415,14 +436,22 @@ class Coordinator:
             out.append((asset, tuple(sorted(wanted[asset])), tuple(_ref(v) for v in heads)))
         return tuple(out)
 
+    def _newest_head(self, asset: str) -> VersionRecord | None:
+        if asset not in self._newest:
+            self._newest[asset] = self.store.versions.newest_head(self.run.branch, asset)
+        found = self._newest[asset]
+        made = [v for (a, _), v in self.heads.items() if a == asset]
+        if found is not None:
+            made.append(found)
+        return max(made, key=lambda v: v.created_at, default=None)
+
     def _check_context(
         self, step: Step, references: tuple[tuple[str, tuple[str, ...], tuple[InputRef, ...]], ...]
     ) -> CheckContext:
         spec = self.graph[step.asset]
         previous = self.heads.get((step.asset, step.partition))
         if previous is None:  # a new partition: compare with the asset's newest version
-            others = [v for (a, _), v in self.heads.items() if a == step.asset]
-            previous = max(others, key=lambda v: v.created_at, default=None)
+            previous = self._newest_head(step.asset)
         return CheckContext(
             references=references,
             history={name: list(values) for name, values in self._history(spec).items()},

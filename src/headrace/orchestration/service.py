@@ -55,7 +55,9 @@ def _expand_partitions(
 
 
 def _only_missing(plan: Plan, ws: Workspace, branch: str) -> Plan:
-    heads = ws.store.versions.heads(branch, {s.asset for s in plan.steps.values()})
+    heads = ws.store.versions.heads(
+        branch, keys={(s.asset, s.partition) for s in plan.steps.values()}
+    )
     keep = {k for k, s in plan.steps.items() if (s.asset, s.partition) not in heads}
     return Plan(
         steps={
@@ -86,8 +88,13 @@ def materialize(
     trigger: str = "python",
     reporter: Reporter | None = None,
     observers: Sequence[RunObserver] | None = None,
+    run_id: str | None = None,
 ) -> RunResult:
-    """Plan and run a selection of assets; see :func:`headrace.materialize`."""
+    """Plan and run a selection of assets; see :func:`headrace.materialize`.
+
+    ``run_id``: the id to give the run (the run queue assigns it when a worker claims
+    the queued run), else a new one.
+    """
     expression = (
         selection if selection is None or isinstance(selection, str) else " ".join(selection)
     )
@@ -113,7 +120,7 @@ def materialize(
         raise ExecutorError(f"max_concurrency must be >= 1, got {concurrency}")
     now = time.time()
     run = RunRecord(
-        id=new_id(),
+        id=run_id or new_id(),
         status="running",
         selection=expression or "*",
         params=jsonable(dict(params or {})),

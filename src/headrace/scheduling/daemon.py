@@ -59,9 +59,7 @@ def run_once(
         report.evaluation.merge(evaluation)
         ran = 0
         while run:
-            item = worker.ws.store.queue.claim(
-                worker.name, lease=worker.lease, limits=worker.limits
-            )
+            item = worker.claim()
             if item is None:
                 break
             if on_run is not None:

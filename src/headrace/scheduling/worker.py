@@ -5,12 +5,14 @@ resumed from its completed steps.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from headrace.core.automation import Automation, Pipeline
@@ -88,10 +90,22 @@ class Worker:
         self.name = name or worker_name()
         self.lease = lease
         self.limits = queue_limits(automation)
+        #: the run id this worker's last claim offered
+        self._fresh: str | None = None
+
+    def claim(self) -> QueuedRun | None:
+        """Take the next run that may start, giving it the id its pipeline run will
+        have (a run a dead worker had keeps its own); None when nothing can start."""
+        from headrace.core.ids import new_id
+
+        self._fresh = new_id()
+        return self.ws.store.queue.claim(
+            self.name, lease=self.lease, limits=self.limits, run_id=self._fresh
+        )
 
     def run_one(self) -> QueuedRun | None:
         """Claim and execute the next run that may start; what it was, or None."""
-        item = self.ws.store.queue.claim(self.name, lease=self.lease, limits=self.limits)
+        item = self.claim()
         if item is None:
             return None
         self.execute(item)
@@ -128,46 +142,45 @@ class Worker:
                     run_monitors(self.ws, [item.selection or ""])
                     status = "success"
                 else:
-                    result = self._run_assets(item)
+                    result = self._run_assets(item, fresh=item.run_id == self._fresh)
                     status = "success" if result.success else "failed"
                     if not result.success:
                         error = _first_error(result)
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 log.warning("queued run %s (%s) failed: %s", item.id, item.pipeline, error)
-        if not self.ws.store.queue.finish(item.id, self.name, status, error):
+        made_run = result is not None or (
+            item.run_id is not None and self.ws.store.runs.exists(item.run_id)
+        )
+        if not made_run:  # it failed before its run was made (a bad selection, say)
+            item = replace(item, run_id=None)
+        if not self.ws.store.queue.finish(item.id, self.name, status, error, made_run=made_run):
             log.warning("queued run %s ended after its lease was lost", item.id)
         if status != "success":
             self._report(item, pipeline, result, error)
         return status
 
-    def _run_assets(self, item: QueuedRun) -> Any:
+    def _run_assets(self, item: QueuedRun, *, fresh: bool) -> Any:
+        from headrace.orchestration.runner import RunResult
         from headrace.orchestration.service import default_observers, materialize, resume
+        from headrace.store.errors import RunNotFoundError
 
-        queue, name = self.ws.store.queue, self.name
-
-        class Started:
-            def run_started(self, run: Any) -> None:
-                queue.started(item.id, name, run.run_id)
-
-            def step_started(self, event: Any) -> None: ...
-
-            def step_finished(self, event: Any) -> None: ...
-
-            def run_finished(self, run: Any, status: str, at: float, error: str | None) -> None: ...
-
-        observers = [*default_observers(self.ws), Started()]
-        if item.run_id is not None:  # its worker died: finish that run, keeping its steps
-            previous = self.ws.store.runs.get(item.run_id)
-            if previous.status != "success":
-                if previous.status == "running":  # the dead worker never closed it
-                    self.ws.store.runs.set_status(
-                        item.run_id,
-                        "failed",
-                        ended_at=time.time(),
-                        error="its worker stopped heartbeating; resumed by another",
-                    )
-                return resume(self.ws, item.run_id, observers=observers)
+        observers = default_observers(self.ws)
+        previous = None
+        if item.run_id is not None and not fresh:  # a worker that died had it
+            with contextlib.suppress(RunNotFoundError):  # it died before making the run
+                previous = self.ws.store.runs.get(item.run_id)
+        if previous is not None:  # finish that run, keeping its completed steps
+            if previous.status == "success":  # it died just after the run ended
+                return RunResult(run_id=previous.id, status="success")
+            if previous.status == "running":  # the dead worker never closed it
+                self.ws.store.runs.set_status(
+                    previous.id,
+                    "failed",
+                    ended_at=time.time(),
+                    error="its worker stopped heartbeating; resumed by another",
+                )
+            return resume(self.ws, previous.id, observers=observers)
         return materialize(
             self.ws,
             item.selection,
@@ -177,6 +190,7 @@ class Worker:
             exclude=item.exclude,
             trigger=item.trigger[:32],
             observers=observers,
+            run_id=item.run_id,
         )
 
     def _report(

@@ -15,6 +15,7 @@ free slot.
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 import time
 import uuid
@@ -22,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, func, select, text, update
+from sqlalchemy import Float, String, and_, bindparam, case, func, select, text, update
 
 from headrace.store.schema import (
     automation_state,
@@ -222,7 +223,7 @@ class QueueRepository:
         }
         if connection is not None:
             return self._insert(connection, row)
-        with self._store.write() as c:
+        with self._store.write_one() as c:
             return self._insert(c, row)
 
     def _insert(self, c: Connection, row: dict[str, Any]) -> str | None:
@@ -236,15 +237,25 @@ class QueueRepository:
     # -- claim, heartbeat, finish ---------------------------------------------------------
 
     def claim(
-        self, worker: str, *, lease: float = 30.0, limits: QueueLimits | None = None
+        self,
+        worker: str,
+        *,
+        lease: float = 30.0,
+        limits: QueueLimits | None = None,
+        run_id: str | None = None,
     ) -> QueuedRun | None:
         """Take the next queued run that the limits let start (highest priority, then
         oldest), holding it for ``lease`` seconds; None when nothing can start. Runs
-        the limits hold back get a ``waiting`` reason."""
+        the limits hold back get a ``waiting`` reason.
+
+        ``run_id`` is the id the pipeline run will have, recorded in the same statement
+        (a run that already has one, from a worker that died, keeps it: it is resumed);
+        :meth:`finish` with ``made_run=False`` forgets it if no run was made.
+        """
         now = time.time()
         limited = limits is not None and limits.any
         if not limited:
-            return self._claim_next(worker, lease, now)
+            return self._claim_next(worker, lease, now, run_id)
         with self._store.write() as c:
             postgres = c.dialect.name == "postgresql"
             if postgres and limited:
@@ -290,36 +301,26 @@ class QueueRepository:
                     attempts=chosen.attempts + 1,
                     started_at=func.coalesce(run_queue.c.started_at, now),
                     waiting=None,
+                    run_id=_run_id(run_id),
                 )
             )
             found = c.execute(select(run_queue).where(run_queue.c.id == chosen.id)).one()
             return QueuedRun.from_row(found)
 
-    def _claim_next(self, worker: str, lease: float, now: float) -> QueuedRun | None:
+    def _claim_next(
+        self, worker: str, lease: float, now: float, run_id: str | None
+    ) -> QueuedRun | None:
         """Without limits, one statement: take the first claimable row (skipping rows
         other workers are taking, on PostgreSQL) and return it."""
-        pick = (
-            select(run_queue.c.id)
-            .where(run_queue.c.status == "queued", run_queue.c.not_before <= now)
-            .order_by(run_queue.c.priority.desc(), run_queue.c.enqueued_at, run_queue.c.id)
-            .limit(1)
-        )
-        with self._store.write() as c:
-            if c.dialect.name == "postgresql":
-                pick = pick.with_for_update(skip_locked=True)
+        with self._store.write_one() as c:
             row = c.execute(
-                update(run_queue)
-                .where(run_queue.c.id == pick.scalar_subquery(), run_queue.c.status == "queued")
-                .values(
-                    status="running",
-                    worker=worker[:300],
-                    lease_until=now + lease,
-                    heartbeat_at=now,
-                    attempts=run_queue.c.attempts + 1,
-                    started_at=func.coalesce(run_queue.c.started_at, now),
-                    waiting=None,
-                )
-                .returning(*run_queue.c)
+                _claim_statement(c.dialect.name == "postgresql", run_id is not None),
+                {
+                    "b_now": now,
+                    "b_worker": worker[:300],
+                    "b_lease_until": now + lease,
+                    "b_run_id": run_id,
+                },
             ).first()
         return None if row is None else QueuedRun.from_row(row)
 
@@ -332,7 +333,7 @@ class QueueRepository:
     def heartbeat(self, item_id: str, worker: str, *, lease: float = 30.0) -> bool:
         """Renew the lease; False when the worker no longer holds the run."""
         now = time.time()
-        with self._store.write() as c:
+        with self._store.write_one() as c:
             done = c.execute(
                 update(run_queue)
                 .where(_held(item_id, worker))
@@ -340,31 +341,35 @@ class QueueRepository:
             )
             return done.rowcount == 1
 
-    def started(self, item_id: str, worker: str, run_id: str) -> bool:
-        """Record the pipeline run the queued run became."""
-        with self._store.write() as c:
-            done = c.execute(update(run_queue).where(_held(item_id, worker)).values(run_id=run_id))
-            return done.rowcount == 1
-
-    def finish(self, item_id: str, worker: str, status: str, error: str | None = None) -> bool:
+    def finish(
+        self,
+        item_id: str,
+        worker: str,
+        status: str,
+        error: str | None = None,
+        *,
+        made_run: bool = True,
+    ) -> bool:
         """End a run this worker holds (``success`` or ``failed``); False when it lost
-        the lease meanwhile (then the row is left to whoever holds it now)."""
-        with self._store.write() as c:
+        the lease meanwhile (then the row is left to whoever holds it now).
+        ``made_run=False``: it failed before its pipeline run was made; forget the id
+        the claim gave it."""
+        with self._store.write_one() as c:
             done = c.execute(
-                update(run_queue)
-                .where(_held(item_id, worker))
-                .values(
-                    status=status,
-                    ended_at=time.time(),
-                    lease_until=None,
-                    error=None if error is None else error[:20_000],
-                )
+                _FINISH if made_run else _FINISH_FORGETTING_RUN,
+                {
+                    "b_id": item_id,
+                    "b_worker": worker[:300],
+                    "b_status": status,
+                    "b_ended_at": time.time(),
+                    "b_error": None if error is None else error[:20_000],
+                },
             )
             return done.rowcount == 1
 
     def release(self, item_id: str, worker: str, *, delay: float = 0.0, why: str) -> bool:
         """Put a run this worker holds back in the queue (a retry after ``delay``)."""
-        with self._store.write() as c:
+        with self._store.write_one() as c:
             done = c.execute(
                 update(run_queue)
                 .where(_held(item_id, worker))
@@ -473,6 +478,70 @@ class QueueRepository:
         """Runs queued or running."""
         counts = self.counts()
         return counts.get("queued", 0) + counts.get("running", 0)
+
+
+@functools.cache
+def _claim_statement(postgres: bool, assign: bool) -> Any:
+    """Built once (a worker claims hundreds of runs a second): the claim without
+    limits, with bound parameters ``b_now``, ``b_worker``, ``b_lease_until`` and
+    (``assign``) ``b_run_id``."""
+    now = bindparam("b_now", type_=Float)
+    pick = (
+        select(run_queue.c.id)
+        .where(run_queue.c.status == "queued", run_queue.c.not_before <= now)
+        .order_by(run_queue.c.priority.desc(), run_queue.c.enqueued_at, run_queue.c.id)
+        .limit(1)
+    )
+    if postgres:
+        pick = pick.with_for_update(skip_locked=True)
+    return (
+        update(run_queue)
+        .where(run_queue.c.id == pick.scalar_subquery(), run_queue.c.status == "queued")
+        .values(
+            status="running",
+            worker=bindparam("b_worker", type_=String),
+            lease_until=bindparam("b_lease_until", type_=Float),
+            heartbeat_at=now,
+            attempts=run_queue.c.attempts + 1,
+            started_at=func.coalesce(run_queue.c.started_at, now),
+            waiting=None,
+            run_id=_run_id(bindparam("b_run_id", type_=String) if assign else None),
+        )
+        .returning(*run_queue.c)
+    )
+
+
+def _finish_statement(*, forget_run: bool) -> Any:
+    held = and_(
+        run_queue.c.id == bindparam("b_id"),
+        run_queue.c.worker == bindparam("b_worker"),
+        run_queue.c.status == "running",
+    )
+    values: dict[str, Any] = {
+        "status": bindparam("b_status"),
+        "ended_at": bindparam("b_ended_at"),
+        "lease_until": None,
+        "error": bindparam("b_error"),
+    }
+    if forget_run:
+        values["run_id"] = None
+    return update(run_queue).where(held).values(**values)
+
+
+_FINISH = _finish_statement(forget_run=False)
+_FINISH_FORGETTING_RUN = _finish_statement(forget_run=True)
+
+
+def _run_id(fresh: Any) -> Any:
+    """The run id a claimed row gets: the one it has (its run is resumed), else
+    ``fresh`` (a value or a bound parameter); a monitor check makes no pipeline run,
+    so it gets none."""
+    if fresh is None:
+        return run_queue.c.run_id
+    return case(
+        (run_queue.c.kind == "monitor", run_queue.c.run_id),
+        else_=func.coalesce(run_queue.c.run_id, fresh),
+    )
 
 
 def _held(item_id: str, worker: str) -> Any:

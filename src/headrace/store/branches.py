@@ -24,6 +24,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    tuple_,
     update,
 )
 
@@ -142,6 +143,35 @@ def heads_of(c: Connection, branch: str, assets: Iterable[str]) -> dict[HeadKey,
     return out
 
 
+#: Above this many (asset, partition) keys, reading whole assets is cheaper.
+KEYED_LIMIT = 400
+
+
+def heads_at(c: Connection, branch: str, keys: Iterable[HeadKey]) -> dict[HeadKey, str]:
+    """The heads of ``branch`` at some (asset, partition) keys only (partition "" for an
+    unpartitioned asset): one partition of an asset with thousands stays one row."""
+    wanted = set(keys)
+    if len(wanted) > KEYED_LIMIT:
+        found = heads_of(c, branch, {a for a, _ in wanted})
+        return {k: v for k, v in found.items() if k in wanted}
+    if not wanted:
+        return {}
+    rows = c.execute(_HEADS_AT, {"b_branch": branch, "b_keys": sorted(wanted)}).all()
+    return {(a, p): v for a, p, v in rows}
+
+
+#: Built once: it runs twice in every run.
+_HEADS_AT = (
+    select(branch_heads.c.asset, branch_heads.c.partition, branch_heads.c.version_id)
+    .where(branch_heads.c.branch == bindparam("b_branch"))
+    .where(
+        tuple_(branch_heads.c.asset, branch_heads.c.partition).in_(
+            bindparam("b_keys", expanding=True)
+        )
+    )
+)
+
+
 def move_heads(
     c: Connection,
     dialect: str,
@@ -163,43 +193,52 @@ def move_heads(
 
     fresh = [m for m in moves if m[1] is None]
     known = [m for m in moves if m[1] is not None]
+    lost: list[str] = []
     if fresh:
-        c.execute(
-            insert_ignore(dialect, branch_heads),
-            [
-                {
-                    "branch": branch,
-                    "asset": a,
-                    "partition": p,
-                    "version_id": new,
-                    "run_id": run_id,
-                    "updated_at": at,
-                }
-                for (a, p), _, new, at in fresh
-            ],
-        )
+        rows = [
+            {
+                "branch": branch,
+                "asset": a,
+                "partition": p,
+                "version_id": new,
+                "run_id": run_id,
+                "updated_at": at,
+            }
+            for (a, p), _, new, at in fresh
+        ]
+        if len(rows) == 1:  # the usual case: the statement itself says if it landed
+            made = c.execute(
+                insert_ignore(dialect, branch_heads).returning(branch_heads.c.asset), rows[0]
+            ).first()
+            if made is None:
+                lost.append(label(fresh[0][0]))
+        else:
+            c.execute(insert_ignore(dialect, branch_heads), rows)
     if known:
-        c.execute(
-            _CAS,
-            [
-                {
-                    "b_branch": branch,
-                    "b_asset": a,
-                    "b_partition": p,
-                    "b_old": old,
-                    "version_id": new,
-                    "run_id": run_id,
-                    "updated_at": at,
-                }
-                for (a, p), old, new, at in known
-            ],
-        )
-    # Verify rather than trust rowcounts (drivers differ for executemany).
-    final: dict[HeadKey, str] = {}
-    for key, _, new, _ in moves:
-        final[key] = new
-    now = heads_of(c, branch, {a for a, _ in final})
-    lost = [label(k) for k, new in final.items() if now.get(k) != new]
+        rows = [
+            {
+                "b_branch": branch,
+                "b_asset": a,
+                "b_partition": p,
+                "b_old": old,
+                "version_id": new,
+                "run_id": run_id,
+                "updated_at": at,
+            }
+            for (a, p), old, new, at in known
+        ]
+        if len(rows) == 1:
+            if c.execute(_CAS, rows[0]).rowcount != 1:
+                lost.append(label(known[0][0]))
+        else:
+            c.execute(_CAS, rows)
+    if len(fresh) > 1 or len(known) > 1:
+        # Verify rather than trust rowcounts (drivers differ for executemany).
+        final: dict[HeadKey, str] = {}
+        for key, _, new, _ in moves:
+            final[key] = new
+        now = heads_at(c, branch, final)
+        lost = [label(k) for k, new in final.items() if now.get(k) != new]
     if lost:
         raise BranchConflictError(
             f"branch {branch!r} was changed by another writer meanwhile: "

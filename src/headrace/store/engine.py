@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import DisconnectionError
 
 from headrace.store.errors import SchemaTooNewError, StoreError
 from headrace.store.schema import SCHEMA_HEAD
@@ -44,6 +46,36 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
+#: A pooled connection idle longer than this is pinged before use.
+IDLE_PING = 5.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Pessimistic disconnect handling that costs nothing on a busy connection.
+
+    ``pool_pre_ping`` pings at every checkout: a round trip per transaction, a third of
+    a short run's statements. A connection that was used a moment ago is as alive as a
+    ping would prove; only one that sat idle (the server may have restarted, a proxy
+    may have dropped it) is pinged, and replaced if the ping fails.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["headrace_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("headrace_idle_since")
+        if since is None or time.monotonic() - since < IDLE_PING:
+            return
+        try:
+            dbapi_connection.execute("SELECT 1")
+            dbapi_connection.rollback()
+        except Exception as exc:
+            raise DisconnectionError(f"pooled connection lost while idle: {exc}") from exc
+
+
 def create_store_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = _sqlite_path(url)
@@ -54,9 +86,11 @@ def create_store_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql"):
         try:
-            return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+            engine = create_engine(url, pool_size=5, max_overflow=10)
         except ModuleNotFoundError as exc:
             raise StoreError("PostgreSQL needs psycopg: pip install 'headrace[postgres]'") from exc
+        _ping_when_idle(engine)
+        return engine
     raise StoreError(
         f"metadata URL {url!r} is not supported; use sqlite:///PATH or "
         "postgresql+psycopg://USER@HOST:PORT/DB"
@@ -162,6 +196,15 @@ class MetadataStore:
         from headrace.store.versions import VersionRepository
 
         self.engine = engine
+        postgres = engine.dialect.name == "postgresql"
+        self._autocommit = (
+            engine.execution_options(isolation_level="AUTOCOMMIT", **{_READ: True})
+            if postgres
+            else None
+        )
+        self._autocommit_write = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if postgres else None
+        )
         self.automation = AutomationStateRepository(self)
         self.branches = BranchRepository(self)
         self.governance = GovernanceRepository(self)
@@ -191,8 +234,33 @@ class MetadataStore:
             yield connection
 
     @contextlib.contextmanager
+    def write_one(self) -> Iterator[Connection]:
+        """A connection for ONE write statement, which is its own transaction.
+
+        On PostgreSQL it runs in autocommit: a single statement is atomic by itself, so
+        BEGIN and COMMIT would only add two round trips (the run queue's claim, finish
+        and enqueue are each one statement). On SQLite, a write transaction as usual.
+        """
+        if self._autocommit_write is None:
+            with self.write() as connection:
+                yield connection
+            return
+        with self._autocommit_write.connect() as connection:
+            yield connection
+
+    @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read transaction that takes no write lock."""
+        """A read that takes no write lock.
+
+        On SQLite, one transaction: a consistent snapshot of the WAL. On PostgreSQL,
+        each statement in autocommit: under READ COMMITTED a transaction gives its
+        statements no common snapshot anyway, so BEGIN and COMMIT would only add two
+        round trips to every read.
+        """
+        if self._autocommit is not None:
+            with self._autocommit.connect() as connection:
+                yield connection
+            return
         with (
             self.engine.connect().execution_options(**{_READ: True}) as connection,
             connection.begin(),

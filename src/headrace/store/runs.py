@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import String, and_, bindparam, func, insert, select, update
 
 from headrace.core.tracking import Tracked
-from headrace.store.branches import heads_of, label, move_heads
+from headrace.store.branches import heads_at, label, move_heads
 from headrace.store.errors import BranchConflictError, RunNotFoundError, StoreError
 from headrace.store.quality import hold, record_checks
 from headrace.store.records import LogRecord, RunRecord, StepRecord, VersionRecord
@@ -74,6 +74,13 @@ _STEP_ROW = (
         version_id=bindparam("version_id"),
         cache_key=bindparam("cache_key"),
     )
+)
+_INSERT_RUN = insert(runs)
+_INSERT_STEPS = insert(steps)
+_END_RUN = (
+    update(runs)
+    .where(runs.c.id == bindparam("b_id"))
+    .values(status=bindparam("b_status"), ended_at=bindparam("b_ended_at"))
 )
 _INSERT_VERSION = insert(asset_versions)
 _INSERT_INPUTS = insert(version_inputs)
@@ -182,6 +189,9 @@ class StepBatch:
     tracked: Tracked | None = None
     #: Model versions to register, each once its asset version lands on the branch.
     models: Sequence[NewModelVersion] = ()
+    #: (status, time): end the run in the same transaction, if nothing in the batch
+    #: is refused (a refusal changes a step, so the caller decides the status again).
+    finish: tuple[str, float] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -212,27 +222,28 @@ class RunRepository:
         """Insert a run and all its steps as ``pending``."""
         with self._store.write() as c:
             c.execute(
-                insert(runs).values(
-                    id=run.id,
-                    status=run.status,
-                    selection=run.selection,
-                    params=json.dumps(run.params, sort_keys=True),
-                    partitions=None if run.partitions is None else json.dumps(run.partitions),
-                    branch=run.branch,
-                    trigger=run.trigger,
-                    executor=run.executor,
-                    max_concurrency=run.max_concurrency,
-                    force=run.force,
-                    host=run.host,
-                    pid=run.pid,
-                    plan=json.dumps(run.plan),
-                    created_at=run.created_at,
-                    started_at=run.started_at,
-                )
+                _INSERT_RUN,
+                {
+                    "id": run.id,
+                    "status": run.status,
+                    "selection": run.selection,
+                    "params": json.dumps(run.params, sort_keys=True),
+                    "partitions": None if run.partitions is None else json.dumps(run.partitions),
+                    "branch": run.branch,
+                    "trigger": run.trigger,
+                    "executor": run.executor,
+                    "max_concurrency": run.max_concurrency,
+                    "force": run.force,
+                    "host": run.host,
+                    "pid": run.pid,
+                    "plan": json.dumps(run.plan),
+                    "created_at": run.created_at,
+                    "started_at": run.started_at,
+                },
             )
             if plan_steps:
                 c.execute(
-                    insert(steps),
+                    _INSERT_STEPS,
                     [
                         {
                             "run_id": run.id,
@@ -246,6 +257,11 @@ class RunRepository:
                         for i, (key, asset, partition) in enumerate(plan_steps)
                     ],
                 )
+
+    def exists(self, run_id: str) -> bool:
+        """Whether a run has exactly this id."""
+        with self._store.read() as c:
+            return c.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is not None
 
     def get(self, run_id: str) -> RunRecord:
         """A run by id, or by a unique prefix of its id (at least 6 characters)."""
@@ -295,7 +311,7 @@ class RunRepository:
         return out
 
     def set_status(self, run_id: str, status: str, **values: Any) -> None:
-        with self._store.write() as c:
+        with self._store.write_one() as c:
             c.execute(update(runs).where(runs.c.id == run_id).values(status=status, **values))
 
     def claim_for_resume(self, run_id: str, *, host: str, pid: int, started_at: float) -> None:
@@ -346,7 +362,7 @@ class RunRepository:
                         ],
                     )
                 head = (version.asset, version.partition or "")
-                previous = heads_of(c, branch, [version.asset]).get(head)
+                previous = heads_at(c, branch, [head]).get(head)
                 # Unconditional (last writer wins) for this single-step API, but recorded
                 # in the branch history like every other head move.
                 c.execute(
@@ -415,12 +431,21 @@ class RunRepository:
         step is recorded as failed. ``refused_versions`` carries refusals across
         batches. Returns the refused steps' keys with the reason.
         """
-        if not (batch.steps or batch.versions or batch.logs or batch.tracked or batch.models):
+        if not (
+            batch.steps
+            or batch.versions
+            or batch.logs
+            or batch.tracked
+            or batch.models
+            or batch.finish
+        ):
             return {}
         for attempt in range(3):
             tainted = set(refused_versions or ())
             try:
-                refused = self._write_batch(batch, tainted)
+                # First optimistically: each head is still what the version replaces
+                # (the compare-and-swap proves it); after a conflict, read them first.
+                refused = self._write_batch(batch, tainted, optimistic=attempt == 0)
             except BranchConflictError:
                 if attempt == 2:
                     raise
@@ -430,7 +455,9 @@ class RunRepository:
             return refused
         raise AssertionError("unreachable")
 
-    def _write_batch(self, batch: StepBatch, tainted: builtins.set[str]) -> dict[str, str]:
+    def _write_batch(
+        self, batch: StepBatch, tainted: builtins.set[str], *, optimistic: bool = False
+    ) -> dict[str, str]:
         refused: dict[str, str] = {}
         with self._store.write() as c:
             if batch.tracked:
@@ -452,7 +479,12 @@ class RunRepository:
                 if inputs:
                     c.execute(_INSERT_INPUTS, inputs)
                 record_checks(c, batch.run_id, batch.versions)
-                current = heads_of(c, batch.branch, {v.asset for v, _, _ in batch.versions})
+                keys = {(v.asset, v.partition or ""): v.replaces for v, _, _ in batch.versions}
+                current = (
+                    {k: old for k, old in keys.items() if old is not None}
+                    if optimistic and len(keys) == len(batch.versions)
+                    else heads_at(c, batch.branch, keys)
+                )
                 moves: list[tuple[tuple[str, str], str | None, str, float]] = []
                 for version, key, at in batch.versions:
                     head = (version.asset, version.partition or "")
@@ -523,6 +555,11 @@ class RunRepository:
                         }
                         for key, attempt, stream, at, text in batch.logs
                     ],
+                )
+            if batch.finish is not None and not refused:
+                status, ended_at = batch.finish
+                c.execute(
+                    _END_RUN, {"b_id": batch.run_id, "b_status": status, "b_ended_at": ended_at}
                 )
         return refused
 

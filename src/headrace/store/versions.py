@@ -6,8 +6,9 @@ import builtins
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, select, tuple_
 
+from headrace.store.branches import KEYED_LIMIT
 from headrace.store.errors import StoreError, VersionNotFoundError
 from headrace.store.records import VersionRecord
 from headrace.store.schema import asset_versions, branch_heads, version_inputs
@@ -18,14 +19,44 @@ if TYPE_CHECKING:
 HeadKey = tuple[str, str | None]
 
 
+#: Built once: every run reads the heads it touches with it.
+_HEADS_AT = (
+    select(asset_versions)
+    .join(branch_heads, branch_heads.c.version_id == asset_versions.c.id)
+    .where(branch_heads.c.branch == bindparam("b_branch"))
+    .where(
+        tuple_(branch_heads.c.asset, branch_heads.c.partition).in_(
+            bindparam("b_keys", expanding=True)
+        )
+    )
+)
+
+
 class VersionRepository:
     def __init__(self, store: MetadataStore) -> None:
         self._store = store
 
     def heads(
-        self, branch: str, assets: Iterable[str] | None = None
+        self,
+        branch: str,
+        assets: Iterable[str] | None = None,
+        *,
+        keys: Iterable[HeadKey] | None = None,
     ) -> dict[HeadKey, VersionRecord]:
-        """The current version of each (asset, partition) on a branch."""
+        """The current version of each (asset, partition) on a branch; of some assets
+        (every partition), or only at some (asset, partition) ``keys``."""
+        if keys is not None:
+            wanted_keys = {(a, p or "") for a, p in keys}
+            if len(wanted_keys) > KEYED_LIMIT:
+                found = self.heads(branch, {a for a, _ in wanted_keys})
+                return {k: v for k, v in found.items() if (k[0], k[1] or "") in wanted_keys}
+            if not wanted_keys:
+                return {}
+            with self._store.read() as c:
+                keyed = c.execute(
+                    _HEADS_AT, {"b_branch": branch, "b_keys": sorted(wanted_keys)}
+                ).all()
+            return {(r.asset, r.partition or None): VersionRecord.from_row(r) for r in keyed}
         query = (
             select(asset_versions)
             .join(branch_heads, branch_heads.c.version_id == asset_versions.c.id)
@@ -43,6 +74,18 @@ class VersionRepository:
             if wanted is None or record.asset in wanted:
                 out[(record.asset, record.partition)] = record
         return out
+
+    def newest_head(self, branch: str, asset: str) -> VersionRecord | None:
+        """The most recently made version any partition of ``asset`` has as head."""
+        with self._store.read() as c:
+            row = c.execute(
+                select(asset_versions)
+                .join(branch_heads, branch_heads.c.version_id == asset_versions.c.id)
+                .where(branch_heads.c.branch == branch, branch_heads.c.asset == asset)
+                .order_by(asset_versions.c.created_at.desc(), asset_versions.c.id.desc())
+                .limit(1)
+            ).first()
+        return None if row is None else VersionRecord.from_row(row)
 
     def get(self, version_id: str) -> VersionRecord:
         """A version by id or by a unique prefix of it (at least 6 characters)."""
