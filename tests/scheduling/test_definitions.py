@@ -57,6 +57,7 @@ def _utc(text: str) -> float:
         (lambda: auto.notify([]), "give at least one channel"),
         (lambda: auto.notify(m.log(), events=["exploded"]), "got exploded"),
         (lambda: auto.pipeline("p", "a", notify=m.retrain("a")), "channels are m.webhook"),
+        (lambda: auto.pipeline("server", "a"), "reserved for the runs started through"),
     ],
 )
 def test_bad_declarations_are_clear_errors(call: object, message: str) -> None:

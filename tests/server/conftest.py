@@ -13,6 +13,8 @@ import pytest
 import uvicorn
 
 from headrace.runtime.workspace import Workspace, open_workspace
+from headrace.scheduling.definitions import load_automation
+from headrace.scheduling.worker import Worker
 from headrace.server.app import create_server_app
 from tests.projects import OPENED, open_project, write_project
 from tests.serving.test_server import free_port
@@ -39,10 +41,12 @@ class TeamServer:
 
 @contextlib.contextmanager
 def running_server(
-    root: Path, source: str = "", *, metadata_url: str | None = None
+    root: Path, source: str = "", *, metadata_url: str | None = None, worker: bool = True
 ) -> Iterator[TeamServer]:
     """A team server over a new workspace at ``root`` whose project holds ``source``
-    (its metadata store at ``metadata_url``, SQLite in the workspace by default)."""
+    (its metadata store at ``metadata_url``, SQLite in the workspace by default), with
+    a queue worker beside it (``headrace server`` starts the daemon's) unless not
+    ``worker``."""
     if metadata_url is None:
         ws = open_project(root, source)
     else:
@@ -61,9 +65,18 @@ def running_server(
     while not server.started and time.time() < deadline:
         time.sleep(0.02)
     assert server.started, "the team server did not start"
+    stop = threading.Event()
+    beside = None
+    if worker:
+        taker = Worker(ws, load_automation(ws, check_paths=False))
+        beside = threading.Thread(target=taker.serve, args=(stop,), kwargs={"poll": 0.02})
+        beside.start()
     try:
         yield TeamServer(f"http://127.0.0.1:{port}", ws, token)
     finally:
+        stop.set()
+        if beside is not None:
+            beside.join(timeout=60)
         server.should_exit = True
         thread.join(timeout=20)
 

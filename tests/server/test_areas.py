@@ -241,3 +241,79 @@ def test_the_openapi_document_lists_every_area(team_server: TeamServer) -> None:
     ):
         assert path in paths, path
     assert httpx.get(f"{team_server.api}/docs").status_code == 200
+
+
+FLAKY = """
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+@hr.asset
+def base() -> int:
+    return 1
+
+
+@hr.asset
+def top(base: int) -> int:
+    if not (HERE / "ready").exists():
+        raise RuntimeError("not ready yet")
+    return base + 1
+"""
+
+
+def test_runs_started_through_the_server_go_through_the_queue(tmp_path: Path) -> None:
+    """POST /runs checks and queues; a worker (here: none until run_once) executes, as
+    the caller; GET /runs/{id} says queued until then, and for a resume too."""
+    from headrace.scheduling.daemon import run_once
+
+    with running_server(tmp_path / "ws", FLAKY, worker=False) as server:
+        api, ws = server.api, server.ws
+        ws.store.branches.create("dev", actor="root")
+        dev = server.headers(server.token_for("dev", "developer"))
+
+        # refused at once, nothing queued: an unknown selection, param, branch
+        for body, expected in (
+            ({"select": "nope", "branch": "dev"}, "nope"),
+            ({"select": "base", "branch": "dev", "params": {"x": 1}}, "x"),
+            ({"select": "base", "branch": "gone"}, "gone"),
+        ):
+            refused = httpx.post(f"{api}/runs", json=body, headers=dev)
+            assert refused.status_code in (400, 404), refused.text
+            assert expected in refused.json()["message"]
+        assert ws.store.queue.counts() == {}
+
+        started = httpx.post(f"{api}/runs", json={"branch": "dev"}, headers=dev)
+        assert started.status_code == 202 and started.json()["status"] == "queued"
+        run_id, queue_id = started.json()["run_id"], started.json()["queue_id"]
+        waiting = httpx.get(f"{api}/runs/{run_id}", headers=dev).json()
+        assert waiting["status"] == "queued" and waiting["queue"]["id"] == queue_id
+        assert waiting["queue"]["pipeline"] == "server" and waiting["step_records"] == []
+        audited = [e for e in ws.store.governance.audit(limit=100) if e.action == "run.start"]
+        assert sorted(e.outcome for e in audited) == ["failed", "failed", "failed", "ok"]
+        [entry] = [e for e in audited if e.outcome == "ok"]
+        assert entry.details["queue_id"] == queue_id and entry.details["run_id"] == run_id
+
+        report = run_once(ws)
+        assert report.ran == [(queue_id, "server", "failed")]
+        failed = httpx.get(f"{api}/runs/{run_id}", headers=dev).json()
+        assert failed["status"] == "failed" and failed["trigger"] == "server"
+        moved = ws.store.branches.log(branch="dev", asset="base")
+        assert moved and moved[0].actor == "dev"  # the worker acted as the caller
+
+        # resumed through the server: queued, then finished without redoing base
+        (tmp_path / "ws" / "ready").touch()
+        again = httpx.post(f"{api}/runs/{run_id}/resume", headers=dev)
+        assert again.status_code == 202 and again.json()["run_id"] == run_id
+        assert httpx.get(f"{api}/runs/{run_id}", headers=dev).json()["status"] == "queued"
+        run_once(ws)
+        done = httpx.get(f"{api}/runs/{run_id}", headers=dev).json()
+        assert done["status"] == "success"
+        assert {s["key"]: s["status"] for s in done["step_records"]} == {
+            "base": "success",
+            "top": "success",
+        }
+        assert len(ws.store.versions.list("base")) == 1  # base was not made again
+        twice = httpx.post(f"{api}/runs/{run_id}/resume", headers=dev)
+        assert twice.status_code == 400 and "already succeeded" in twice.json()["message"]
+        assert ws.store.queue.counts() == {"failed": 1, "success": 1}

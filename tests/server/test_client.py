@@ -470,7 +470,7 @@ def test_the_queue_and_notifications_through_the_server(tmp_path: Path) -> None:
 
     elsewhere = tmp_path / "laptop"
     elsewhere.mkdir()
-    with running_server(tmp_path / "ws", QUEUE_PROJECT) as server:
+    with running_server(tmp_path / "ws", QUEUE_PROJECT, worker=False) as server:
         create_branch(server.ws, "dev")
         dev = server.token_for("dev", "developer")
         vera = server.token_for("vera", "viewer")

@@ -21,6 +21,10 @@ from headrace.core.errors import DefinitionError
 from headrace.core.monitors import Action, seconds
 from headrace.core.origin import caller_module
 
+#: The queue's name for the runs started through the team server (``POST /runs``);
+#: no pipeline may be declared under it.
+SERVER_PIPELINE = "server"
+
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,199}")
 
 CatchUp = Literal["all", "latest", "none"]
@@ -374,6 +378,10 @@ def pipeline(
     """
     _name("pipeline", name)
     where = f"pipeline {name!r}"
+    if name == SERVER_PIPELINE:
+        raise AutomationDefinitionError(
+            f"{where}: the name is reserved for the runs started through the team server"
+        )
     if params is not None and not isinstance(params, Mapping):
         raise AutomationDefinitionError(f"{where}: params must be a mapping, got {params!r}")
     if select is not None and (not isinstance(select, str) or not select.strip()):

@@ -6,6 +6,7 @@ import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from headrace.core.errors import PartitionError, SelectionError
@@ -92,9 +93,78 @@ def materialize(
 ) -> RunResult:
     """Plan and run a selection of assets; see :func:`headrace.materialize`.
 
-    ``run_id``: the id to give the run (the run queue assigns it when a worker claims
-    the queued run), else a new one.
+    ``run_id``: the id to give the run (the run queue assigns it), else a new one.
     """
+    planned = plan_run(
+        ws,
+        selection,
+        params=params,
+        partitions=partitions,
+        branch=branch,
+        executor=executor,
+        max_concurrency=max_concurrency,
+        missing_only=missing_only,
+        exclude=exclude,
+    )
+    now = time.time()
+    run = RunRecord(
+        id=run_id or new_id(),
+        status="running",
+        selection=planned.expression,
+        params=jsonable(dict(params or {})),
+        partitions=planned.partitions,
+        branch=branch,
+        trigger=trigger,
+        executor=planned.executor,
+        max_concurrency=planned.concurrency,
+        force=force,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        plan=planned.plan.to_json(),
+        created_at=now,
+        started_at=now,
+    )
+    plan = planned.plan
+    ws.store.runs.create(run, [(s.key, s.asset, s.partition) for s in plan.steps.values()])
+    with capture.installed():
+        return Coordinator(
+            ws,
+            run,
+            plan,
+            planned.asset_params,
+            reporter=reporter,
+            observers=default_observers(ws) if observers is None else observers,
+        ).execute()
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """What a run will do, checked: its selection, params, partitions and plan."""
+
+    expression: str
+    asset_params: dict[str, dict[str, Any]]
+    partitions: list[str] | None
+    plan: Plan
+    executor: str
+    concurrency: int
+
+
+def plan_run(
+    ws: Workspace,
+    selection: str | Sequence[str] | None = None,
+    *,
+    params: Mapping[str, Any] | None = None,
+    partitions: str | Sequence[str] | None = None,
+    branch: str = "main",
+    executor: str | None = None,
+    max_concurrency: int | None = None,
+    missing_only: bool = False,
+    exclude: str | None = None,
+) -> PlannedRun:
+    """Check and plan a run without starting it: the same errors as
+    :func:`materialize` (an unknown branch, selection, param or partition, a bad
+    executor), so a run that is queued (``POST /runs``) is refused at once, not later
+    by a worker."""
     expression = (
         selection if selection is None or isinstance(selection, str) else " ".join(selection)
     )
@@ -118,34 +188,14 @@ def materialize(
     concurrency = max_concurrency or ws.settings.max_concurrency
     if concurrency < 1:
         raise ExecutorError(f"max_concurrency must be >= 1, got {concurrency}")
-    now = time.time()
-    run = RunRecord(
-        id=run_id or new_id(),
-        status="running",
-        selection=expression or "*",
-        params=jsonable(dict(params or {})),
+    return PlannedRun(
+        expression=expression or "*",
+        asset_params=asset_params,
         partitions=keys,
-        branch=branch,
-        trigger=trigger,
+        plan=plan,
         executor=executor_name,
-        max_concurrency=concurrency,
-        force=force,
-        host=socket.gethostname(),
-        pid=os.getpid(),
-        plan=plan.to_json(),
-        created_at=now,
-        started_at=now,
+        concurrency=concurrency,
     )
-    ws.store.runs.create(run, [(s.key, s.asset, s.partition) for s in plan.steps.values()])
-    with capture.installed():
-        return Coordinator(
-            ws,
-            run,
-            plan,
-            asset_params,
-            reporter=reporter,
-            observers=default_observers(ws) if observers is None else observers,
-        ).execute()
 
 
 def _alive(run: RunRecord) -> bool:
@@ -168,14 +218,9 @@ def default_observers(ws: Workspace) -> list[RunObserver]:
     return [] if emitter is None else [emitter]
 
 
-def resume(
-    ws: Workspace,
-    run_id: str,
-    *,
-    reporter: Reporter | None = None,
-    observers: Sequence[RunObserver] | None = None,
-) -> RunResult:
-    """Finish an interrupted or failed run without redoing its completed steps."""
+def resumable(ws: Workspace, run_id: str) -> tuple[RunRecord, Plan]:
+    """The run ``run_id`` names and its plan, if it can be resumed; else why not
+    (:class:`RunNotResumableError`, or the run is unknown)."""
     run = ws.store.runs.get(run_id)
     if run.status == "success":
         raise RunNotResumableError(f"run {run.id} already succeeded; nothing to resume")
@@ -189,6 +234,18 @@ def resume(
         raise RunNotResumableError(
             f"run {run.id} cannot be resumed: assets {', '.join(missing)} are no longer defined"
         )
+    return run, plan
+
+
+def resume(
+    ws: Workspace,
+    run_id: str,
+    *,
+    reporter: Reporter | None = None,
+    observers: Sequence[RunObserver] | None = None,
+) -> RunResult:
+    """Finish an interrupted or failed run without redoing its completed steps."""
+    run, plan = resumable(ws, run_id)
     steps = ws.store.runs.steps(run.id)
     completed: dict[str, VersionRecord] = {}
     for record in steps:

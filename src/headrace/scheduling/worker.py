@@ -133,8 +133,11 @@ class Worker:
         from headrace.runtime.identity import acting_as
 
         pipeline = self.automation.pipelines.get(item.pipeline)
+        fresh = item.run_id is not None and item.run_id == self._fresh
         status, error, result = "failed", None, None
-        with _Heartbeat(self.ws, item, self.name, self.lease), acting_as(f"daemon:{item.trigger}"):
+        # a run someone started through the server acts as them; the rest as the daemon
+        actor = str(item.details.get("actor") or f"daemon:{item.trigger}")
+        with _Heartbeat(self.ws, item, self.name, self.lease), acting_as(actor):
             try:
                 if item.kind == "monitor":
                     from headrace.monitoring.runner import run_monitors
@@ -142,7 +145,7 @@ class Worker:
                     run_monitors(self.ws, [item.selection or ""])
                     status = "success"
                 else:
-                    result = self._run_assets(item, fresh=item.run_id == self._fresh)
+                    result = self._run_assets(item, fresh=fresh)
                     status = "success" if result.success else "failed"
                     if not result.success:
                         error = _first_error(result)
@@ -152,12 +155,15 @@ class Worker:
         made_run = result is not None or (
             item.run_id is not None and self.ws.store.runs.exists(item.run_id)
         )
-        if not made_run:  # it failed before its run was made (a bad selection, say)
-            item = replace(item, run_id=None)
-        if not self.ws.store.queue.finish(item.id, self.name, status, error, made_run=made_run):
+        # it failed before its run was made (a bad selection, say): the id this claim
+        # offered is forgotten; one given at enqueue (the server told its caller) stays
+        forget = fresh and not made_run
+        if not self.ws.store.queue.finish(item.id, self.name, status, error, made_run=not forget):
             log.warning("queued run %s ended after its lease was lost", item.id)
         if status != "success":
-            self._report(item, pipeline, result, error)
+            self._report(
+                replace(item, run_id=item.run_id if made_run else None), pipeline, result, error
+            )
         return status
 
     def _run_assets(self, item: QueuedRun, *, fresh: bool) -> Any:
@@ -191,6 +197,8 @@ class Worker:
             trigger=item.trigger[:32],
             observers=observers,
             run_id=item.run_id,
+            force=bool(item.details.get("force", False)),
+            missing_only=bool(item.details.get("missing_only", False)),
         )
 
     def _report(

@@ -12,7 +12,6 @@ failing-row samples and prediction logs unless the caller holds ``read_personal`
 from __future__ import annotations
 
 import dataclasses
-import threading
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -20,11 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
+from headrace.core.automation import SERVER_PIPELINE
 from headrace.core.governance import allows, branch_permission
 from headrace.runtime.identity import acting_as
 from headrace.runtime.workspace import Workspace
 from headrace.server.context import ApiError, Gate, json_response, page_of
 from headrace.server.deps import Caller, Paging
+from headrace.store.errors import RunNotFoundError
 from headrace.store.governance import Principal
 
 MASK = "***"
@@ -467,12 +468,35 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
 
     @router.get("/runs/{run_id}", tags=["runs"], responses=errors)
     def get_run(run_id: str, who: Caller) -> Response:
+        """A run with its steps, tracked values and models; a run the server queued
+        that no worker has started yet answers ``queued``, with its place in the
+        queue."""
         gate.require(who, "read")
-        run = ws.store.runs.get(run_id)
+        try:
+            run = ws.store.runs.get(run_id)
+        except RunNotFoundError:
+            waiting = ws.store.queue.for_run(run_id)
+            if waiting is None or len(run_id) != 32:
+                raise
+            return json_response(
+                {
+                    "id": run_id,
+                    "status": "queued" if waiting.status in ("queued", "running") else "failed",
+                    "selection": waiting.selection,
+                    "branch": waiting.branch,
+                    "error": waiting.error,
+                    "queue": _plain(waiting),
+                    "step_records": [],
+                }
+            )
         tracking = ws.store.tracking
+        shown = _plain(run)
+        again = ws.store.queue.for_run(run.id)
+        if again is not None and _stale(run, again):  # queued to resume, not started yet
+            shown.update(status="queued", queue=_plain(again))
         return json_response(
             {
-                **_plain(run),
+                **shown,
                 "step_records": [_plain(s) for s in ws.store.runs.steps(run.id)],
                 "tracked": {
                     "params": tracking.params(run.id),
@@ -505,13 +529,44 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         openapi_extra={"x-audit-action": "run.start"},
     )
     def start_run(body: RunIn, who: Caller) -> Response:
-        """Plan and start a run of a selection in the server; answers once the run has
-        started (202, with its id): follow it with ``GET /runs/{id}``."""
+        """Check and plan a run of a selection, and queue it: a worker of the
+        automation daemon (``headrace daemon``, started beside ``headrace server``)
+        executes it. Answers at once (202) with the id the run will have: follow it with
+        ``GET /runs/{id}`` (``queued``, then ``running``, then its end). A bad
+        selection, param, partition or branch is refused here, not by the worker."""
+        from headrace.core.ids import new_id
+        from headrace.orchestration.service import plan_run
+
         permission = _run_permission(body.branch)
         with gate.audited(who, "run.start", body.select or "*", permission) as ticket:
-            run_id = _start_in_background(ws, body, who.name)
-            ticket.details = {"run_id": run_id, "branch": body.branch}
-        return json_response({"run_id": run_id, "status": "running"}, 202)
+            planned = plan_run(
+                ws,
+                body.select,
+                params=body.params,
+                partitions=body.partitions,
+                branch=body.branch,
+                missing_only=body.missing_only,
+                exclude=body.exclude,
+            )
+            run_id = new_id()
+            queued = ws.store.queue.enqueue(
+                pipeline=SERVER_PIPELINE,
+                selection=planned.expression,
+                params=body.params,
+                partitions=body.partitions,
+                branch=body.branch,
+                exclude=body.exclude,
+                trigger="server",
+                max_attempts=1,
+                details={
+                    "actor": who.name,
+                    "force": body.force,
+                    "missing_only": body.missing_only,
+                },
+                run_id=run_id,
+            )
+            ticket.details = {"run_id": run_id, "queue_id": queued, "branch": body.branch}
+        return json_response({"run_id": run_id, "queue_id": queued, "status": "queued"}, 202)
 
     @router.post(
         "/runs/{run_id}/resume",
@@ -523,6 +578,8 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
     def resume_run(run_id: str, who: Caller) -> Response:
         """Finish an interrupted or failed run without redoing its completed steps
         (``headrace runs resume``); answers once it has started again."""
+        from headrace.orchestration.service import resumable
+
         try:
             run = ws.store.runs.get(run_id)
         except Exception:  # refused, and recorded as the failed resume of that id
@@ -530,9 +587,18 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
                 raise
         permission = _run_permission(run.branch)
         with gate.audited(who, "run.resume", run.id, permission) as ticket:
-            started = _resume_in_background(ws, run.id, who.name)
-            ticket.details = {"run_id": started, "branch": run.branch}
-        return json_response({"run_id": started, "status": "running"}, 202)
+            resumable(ws, run.id)  # refused here if it cannot be
+            queued = ws.store.queue.enqueue(
+                pipeline=SERVER_PIPELINE,
+                selection=run.selection,
+                branch=run.branch,
+                trigger="server:resume",
+                max_attempts=1,
+                details={"actor": who.name, "resume": True},
+                run_id=run.id,
+            )
+            ticket.details = {"run_id": run.id, "queue_id": queued, "branch": run.branch}
+        return json_response({"run_id": run.id, "queue_id": queued, "status": "queued"}, 202)
 
     # -- checks and quarantine --------------------------------------------------------
 
@@ -997,6 +1063,16 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
     return router
 
 
+def _stale(run: Any, queued: Any) -> bool:
+    """Whether a run's record predates the queued run that will resume it: its status
+    is then the last attempt's, and the run is in fact waiting."""
+    if queued.status == "queued":
+        return True
+    if queued.status != "running" or run.status == "running":
+        return False
+    return run.ended_at is None or queued.started_at is None or run.ended_at < queued.started_at
+
+
 def _run_permission(branch: str | None) -> str:
     """What starting a run on ``branch`` takes: ``merge_protected`` on a protected
     branch (``main``), ``run`` elsewhere."""
@@ -1072,71 +1148,3 @@ def _model_version_json(v: Any) -> dict[str, Any]:
     out: dict[str, Any] = _plain(v)
     out.pop("blob", None)
     return out
-
-
-def _start_in_background(ws: Workspace, body: RunIn, who: str) -> str:
-    """Start ``materialize`` on a thread; the run's id once it has started, or the error
-    that kept it from starting."""
-    from headrace.orchestration.service import materialize
-
-    return _in_background(
-        who,
-        lambda observers: materialize(
-            ws,
-            body.select,
-            params=body.params,
-            partitions=body.partitions,
-            branch=body.branch,
-            exclude=body.exclude,
-            force=body.force,
-            missing_only=body.missing_only,
-            trigger="server",
-            observers=observers,
-        ),
-        ws,
-    )
-
-
-def _resume_in_background(ws: Workspace, run_id: str, who: str) -> str:
-    """``runs resume`` on a thread; the run's id once it has started again."""
-    from headrace.orchestration.service import resume
-
-    return _in_background(who, lambda observers: resume(ws, run_id, observers=observers), ws)
-
-
-def _in_background(who: str, start: Any, ws: Workspace) -> str:
-    """Call ``start(observers)`` on a thread as ``who``; the run's id once the run has
-    started, or the error that kept it from starting."""
-    started = threading.Event()
-    box: dict[str, Any] = {}
-
-    class Watch:
-        def run_started(self, run: Any) -> None:
-            box["run_id"] = run.run_id
-            started.set()
-
-        def step_started(self, event: Any) -> None: ...
-
-        def step_finished(self, event: Any) -> None: ...
-
-        def run_finished(self, run: Any, status: str, at: float, error: str | None) -> None: ...
-
-    def work() -> None:
-        from headrace.orchestration.service import default_observers
-
-        try:
-            with acting_as(who):
-                start([*default_observers(ws), Watch()])
-        except BaseException as exc:  # reported to the caller when the run never started
-            box["error"] = exc
-        finally:
-            started.set()
-
-    threading.Thread(target=work, name="headrace-server-run", daemon=True).start()
-    started.wait(timeout=60)
-    if "run_id" in box:
-        return str(box["run_id"])
-    error = box.get("error")
-    if error is not None:
-        raise error
-    raise ApiError(504, "TIMEOUT", "the run did not start within 60 s")

@@ -188,10 +188,12 @@ class QueueRepository:
         details: Mapping[str, Any] | None = None,
         connection: Connection | None = None,
         at: float | None = None,
+        run_id: str | None = None,
     ) -> str | None:
         """Add a run to the queue; its id, or None when ``dedupe_key`` was queued before
         (by this daemon or another). With ``connection``, inside that transaction (so a
-        sensor's cursor moves with it)."""
+        sensor's cursor moves with it). ``run_id``: the id its pipeline run will have
+        (given when the caller must know it now), or of the run to resume."""
         now = time.time() if at is None else at
         row = {
             "id": uuid.uuid4().hex,
@@ -216,7 +218,7 @@ class QueueRepository:
             "worker": None,
             "lease_until": None,
             "heartbeat_at": None,
-            "run_id": None,
+            "run_id": run_id,
             "error": None,
             "waiting": None,
             "details": json.dumps(dict(details or {}), sort_keys=True, default=str),
@@ -329,6 +331,17 @@ class QueueRepository:
             select(run_queue.c.pipeline, run_queue.c.tags).where(run_queue.c.status == "running")
         )
         return [(r.pipeline, tuple(json.loads(r.tags))) for r in rows]
+
+    def for_run(self, run_id: str) -> QueuedRun | None:
+        """The newest queued run that is (or will become) pipeline run ``run_id``."""
+        with self._store.read() as c:
+            row = c.execute(
+                select(run_queue)
+                .where(run_queue.c.run_id == run_id)
+                .order_by(run_queue.c.enqueued_at.desc())
+                .limit(1)
+            ).first()
+        return None if row is None else QueuedRun.from_row(row)
 
     def heartbeat(self, item_id: str, worker: str, *, lease: float = 30.0) -> bool:
         """Renew the lease; False when the worker no longer holds the run."""

@@ -22,7 +22,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: The Alembic revision this code expects; checked without importing Alembic.
-SCHEMA_HEAD = "0012"
+SCHEMA_HEAD = "0013"
 
 runs = Table(
     "runs",
@@ -616,6 +616,7 @@ run_queue = Table(
     Column("waiting", Text, nullable=True),  # why a queued run has not started
     Column("details", Text, nullable=False),
     Index("ix_run_queue_status", "status", "priority", "enqueued_at"),
+    Index("ix_run_queue_run", "run_id"),
 )
 
 #: Automation: each schedule's, sensor's and freshness policy's switch and cursor.
