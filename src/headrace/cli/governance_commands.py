@@ -260,12 +260,14 @@ def server(
         ),
     ] = True,
     daemon_workers: Annotated[
-        int, typer.Option(min=0, help="Worker processes of that daemon.")
+        int,
+        typer.Option(min=1, help="Worker processes of that daemon (they execute the runs)."),
     ] = 1,
 ) -> None:
     """Serve the team HTTP API: headrace's /api/v1 (OpenAPI at /api/v1/docs), the MLflow
     REST API and artifact proxy, OpenLineage ingestion, Prometheus /metrics; and, unless
-    --no-daemon, the automation daemon in a process of its own."""
+    --no-daemon, the automation daemon in a process of its own, whose workers execute
+    the runs the API queues."""
     import os
     import subprocess
     import sys
@@ -295,6 +297,11 @@ def server(
             env={**os.environ, "HEADRACE_DAEMON_PARENT": str(os.getpid())},
         )
         _console().print(f"headrace daemon beside it (process {beside.pid})")
+    else:
+        _console().print(
+            "no daemon: runs started through the API wait in the queue for a "
+            "`headrace daemon` or `headrace worker` on this metadata store"
+        )
     try:
         _serve(uvicorn, host, port, workers)
     finally:
