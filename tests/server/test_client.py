@@ -11,6 +11,7 @@ import pytest
 
 import headrace as hr
 from headrace.client import RemoteError
+from headrace.scheduling.definitions import load_automation
 from tests.integration.conftest import HEADRACE
 from tests.server.conftest import TeamServer, running_server
 
@@ -461,6 +462,10 @@ def a() -> int:
 
 auto.pipeline("load", "a", branch="dev")
 auto.pipeline("publish", "a")
+auto.schedule("hourly_load", "load", every="1h")
+auto.schedule("nightly_publish", "publish", cron="0 3 * * *", timezone="Europe/Paris")
+auto.asset_sensor("on_a", "load", asset="a")
+auto.freshness("a", "26h")
 """
 
 
@@ -497,3 +502,63 @@ def test_the_queue_and_notifications_through_the_server(tmp_path: Path) -> None:
         assert "success" in done.stdout and "1 success" in done.stdout
         none = _cli(server, vera, elsewhere, "notifications")
         assert none.returncode == 0 and "no notifications yet" in none.stdout
+
+
+def test_schedules_and_sensors_through_the_server(tmp_path: Path) -> None:
+    """``schedules list|on|off`` and ``sensors list|on|off`` with HEADRACE_URL set: the
+    server's project and switches, under its roles (``main`` needs a maintainer), and
+    every switch audited."""
+    from headrace.data.branching import create_branch
+    from headrace.scheduling.evaluate import enabled
+
+    elsewhere = tmp_path / "laptop"
+    elsewhere.mkdir()
+    with running_server(tmp_path / "ws", QUEUE_PROJECT, worker=False) as server:
+        ws = server.ws
+        create_branch(ws, "dev")
+        dev = server.token_for("dev", "developer")
+        vera = server.token_for("vera", "viewer")
+        lead = server.token_for("lead", "maintainer")
+
+        listed = _cli(server, vera, elsewhere, "schedules", "list")
+        assert listed.returncode == 0, listed.stderr
+        assert "hourly_load" in listed.stdout and "nightly_publish" in listed.stdout
+        assert "Europe/Paris" in listed.stdout and "not yet evaluated" in listed.stdout
+        sensors = _cli(server, vera, elsewhere, "sensors", "list")
+        assert "on_a" in sensors.stdout and "freshness:a" in sensors.stdout
+
+        off = _cli(server, dev, elsewhere, "schedules", "off", "hourly_load")  # dev branch
+        assert off.returncode == 0 and "hourly_load is off" in off.stdout
+        automation = load_automation(ws)
+        assert not enabled(ws, "schedule", automation.schedules["hourly_load"])
+        denied = _cli(server, dev, elsewhere, "schedules", "off", "nightly_publish")  # main
+        assert denied.returncode == 1 and "merge_protected" in denied.stderr
+        assert _cli(server, lead, elsewhere, "schedules", "off", "nightly_publish").returncode == 0
+        viewer = _cli(server, vera, elsewhere, "sensors", "off", "on_a")
+        assert viewer.returncode == 1 and "403" in viewer.stderr
+        unknown = _cli(server, dev, elsewhere, "sensors", "off", "on_b")
+        assert unknown.returncode == 1 and "no sensor named 'on_b'" in unknown.stderr
+        assert "did you mean" in unknown.stderr and "on_a" in unknown.stderr
+        assert _cli(server, dev, elsewhere, "sensors", "off", "on_a").returncode == 0
+        assert not enabled(ws, "sensor", automation.sensors["on_a"])
+        assert _cli(server, dev, elsewhere, "sensors", "on", "on_a").returncode == 0
+        assert enabled(ws, "sensor", automation.sensors["on_a"])
+
+        shown = _cli(server, vera, elsewhere, "schedules", "list").stdout
+        assert shown.count("off") == 2  # both schedules, as the server's store says
+        audit = [
+            (e.actor, e.action, e.target, e.outcome)
+            for e in ws.store.governance.audit(limit=1000)
+            if e.action.startswith(("schedule.", "sensor."))
+        ]
+        assert sorted(audit) == sorted(
+            [
+                ("dev", "schedule.off", "hourly_load", "ok"),
+                ("dev", "schedule.off", "nightly_publish", "denied"),
+                ("lead", "schedule.off", "nightly_publish", "ok"),
+                ("vera", "sensor.off", "on_a", "denied"),
+                ("dev", "sensor.off", "on_b", "failed"),
+                ("dev", "sensor.off", "on_a", "ok"),
+                ("dev", "sensor.on", "on_a", "ok"),
+            ]
+        )

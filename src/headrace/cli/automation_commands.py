@@ -172,47 +172,52 @@ def worker(
     one.serve(stop, poll=poll)
 
 
+def _rows(kind: str) -> list[dict[str, Any]]:
+    """``schedules`` or ``sensors`` rows, from the team server when HEADRACE_URL is set."""
+    from headrace.scheduling import overview
+
+    ws = _workspace(remote=True)
+    if hasattr(ws, "remote"):
+        return list(ws.remote.call("GET", f"/{kind}")[kind])
+    rows: list[dict[str, Any]] = getattr(overview, kind)(ws, _automation(ws))
+    return rows
+
+
+def _state(on: bool) -> str:
+    return "[green]on[/]" if on else "[yellow]off[/]"
+
+
 @schedules_app.command("list")
 def schedules_list() -> None:
     """Every schedule: its pipeline, when it ticks, whether it is on, the last tick."""
-    from headrace.scheduling.evaluate import enabled
-
-    ws = _workspace()
-    automation = _automation(ws)
-    if not automation.schedules:
+    rows = _rows("schedules")
+    if not rows:
         _console().print("no schedules: declare one with headrace.automation.schedule()")
         return
-    states = ws.store.automation.states("schedule")
     table = Table(box=None, header_style="bold")
     for column in ("schedule", "pipeline", "when", "catch-up", "state", "ticked to", "next tick"):
         table.add_column(column)
-    now = time.time()
-    for name, s in sorted(automation.schedules.items()):
-        on = enabled(ws, "schedule", s)
-        cursor = states.get(("schedule", name), {}).get("cursor")
-        upcoming = [s.next_tick(max(now, float(cursor or 0)))] if on else []
+    for r in rows:
         table.add_row(
-            escape(name),
-            escape(s.pipeline),
-            escape(s.describe),
-            s.catch_up,
-            "[green]on[/]" if on else "[yellow]off[/]",
-            _when(cursor) if cursor is not None else "[dim]not yet evaluated[/]",
-            _when(upcoming[0]) if upcoming else "-",
+            escape(r["name"]),
+            escape(r["pipeline"]),
+            escape(r["when"]),
+            r["catch_up"],
+            _state(r["enabled"]),
+            _when(r["cursor"]) if r["cursor"] is not None else "[dim]not yet evaluated[/]",
+            _when(r["next_tick"]) if r["next_tick"] is not None else "-",
         )
     _console().print(table)
 
 
 def _switch(kind: str, name: str, on: bool) -> None:
-    ws = _workspace()
-    automation = _automation(ws)
-    known = automation.schedules if kind == "schedule" else automation.sensors
-    if name not in known:
-        from headrace.core.automation import AutomationDefinitionError
-        from headrace.core.graph import suggest
+    from headrace.scheduling.overview import switch
 
-        raise AutomationDefinitionError(f"no {kind} named {name!r}" + suggest(name, known))
-    ws.store.automation.set_enabled(kind, name, on)
+    ws = _workspace(remote=True)
+    if hasattr(ws, "remote"):
+        ws.remote.call("POST", f"/{kind}s/{name}/{'on' if on else 'off'}")
+    else:
+        switch(ws, _automation(ws), kind, name, on)
     _console().print(f"{kind} {escape(name)} is {'on' if on else 'off'}")
 
 
@@ -231,37 +236,22 @@ def schedules_off(name: Annotated[str, typer.Argument(help="A schedule.")]) -> N
 @sensors_app.command("list")
 def sensors_list() -> None:
     """Every sensor: what it watches, its pipeline, whether it is on, when it looked."""
-    from headrace.scheduling.evaluate import enabled
-
-    ws = _workspace()
-    automation = _automation(ws)
-    if not automation.sensors and not automation.freshness:
+    rows = _rows("sensors")
+    if not rows:
         _console().print("no sensors: declare one with headrace.automation.file_sensor() etc.")
         return
-    states = ws.store.automation.states("sensor")
     table = Table(box=None, header_style="bold")
     for column in ("sensor", "kind", "watches", "pipeline", "every", "state", "last looked"):
         table.add_column(column)
-    for name, s in sorted(automation.sensors.items()):
-        on = enabled(ws, "sensor", s)
+    for r in rows:
         table.add_row(
-            escape(name),
-            s.kind,
-            escape(s.watches),
-            escape(s.pipeline),
-            f"{s.interval:g} s",
-            "[green]on[/]" if on else "[yellow]off[/]",
-            _when(states.get(("sensor", name), {}).get("evaluated_at")),
-        )
-    for asset, policy in sorted(automation.freshness.items()):
-        table.add_row(
-            escape(f"freshness:{asset}"),
-            "freshness",
-            escape(f"{asset} on {policy.branch} at most {policy.max_age / 3600:g} h old"),
-            escape(policy.pipeline or "-"),
-            "60 s",
-            "[green]on[/]",
-            "-",
+            escape(r["name"]),
+            r["kind"],
+            escape(r["watches"]),
+            escape(r["pipeline"] or "-"),
+            f"{r['interval']:g} s",
+            _state(r["enabled"]),
+            _when(r["evaluated_at"]) if r["evaluated_at"] is not None else "-",
         )
     _console().print(table)
 

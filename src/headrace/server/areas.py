@@ -1018,13 +1018,9 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
     )
     def queue_add(body: QueueIn, who: Caller) -> Response:
         """Queue a run of a declared pipeline now (``headrace queue add``)."""
-        from headrace.scheduling.definitions import load_automation
         from headrace.scheduling.evaluate import enqueue_pipeline
 
-        try:
-            automation = load_automation(ws, check_paths=False)
-        except Exception as exc:
-            raise ApiError(503, "PROJECT_UNAVAILABLE", f"the project does not load: {exc}") from exc
+        automation = _automation(ws)
         declared = automation.pipelines.get(body.pipeline)
         permission = _run_permission(declared.branch if declared is not None else None)
         with gate.audited(who, "queue.add", body.pipeline, permission) as ticket:
@@ -1048,6 +1044,65 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
             ticket.details = {"queue_id": made}
         return json_response({"id": made, "pipeline": body.pipeline, "status": "queued"}, 201)
 
+    @router.get("/schedules", tags=["automation"], responses=errors)
+    def schedule_list(who: Caller) -> Response:
+        """Every schedule: its pipeline, when it ticks, its catch-up policy, whether it
+        is on, how far it ticked and its next tick (``headrace schedules list``)."""
+        from headrace.scheduling.overview import schedules
+
+        gate.require(who, "read")
+        return json_response({"schedules": schedules(ws, _automation(ws))})
+
+    @router.get("/sensors", tags=["automation"], responses=errors)
+    def sensor_list(who: Caller) -> Response:
+        """Every sensor and freshness policy: what it watches, its pipeline, whether it
+        is on and when it last looked (``headrace sensors list``)."""
+        from headrace.scheduling.overview import sensors
+
+        gate.require(who, "read")
+        return json_response({"sensors": sensors(ws, _automation(ws))})
+
+    def _switch(kind: str, name: str, on: bool, who: Principal) -> Response:
+        from headrace.core.automation import AutomationDefinitionError
+        from headrace.scheduling.overview import switch, target
+
+        automation = _automation(ws)
+        action = f"{kind}.{'on' if on else 'off'}"
+        try:
+            pipeline = target(automation, kind, name)
+        except AutomationDefinitionError as exc:  # refused, and audited as such
+            with gate.audited(who, action, name, "run"):
+                raise ApiError(404, "NOT_FOUND", str(exc)) from exc
+        permission = _run_permission(pipeline.branch if pipeline is not None else None)
+        with gate.audited(who, action, name, permission):
+            switch(ws, automation, kind, name, on)
+        return json_response({"name": name, "kind": kind, "enabled": on})
+
+    def _switch_route(kind: str, plural: str, on: bool) -> None:
+        word = "on" if on else "off"
+
+        def route(name: str, who: Caller) -> Response:
+            return _switch(kind, name, on, who)
+
+        route.__doc__ = (
+            f"Switch a {kind} {word} for every daemon on this store (``headrace {plural} "
+            f"{word}``); the ``run`` permission, or ``merge_protected`` when its pipeline "
+            "writes to ``main``."
+        )
+        router.add_api_route(
+            f"/{plural}/{{name}}/{word}",
+            route,
+            methods=["POST"],
+            tags=["automation"],
+            responses=errors,
+            name=f"{kind}_{word}",
+            openapi_extra={"x-audit-action": f"{kind}.{word}"},
+        )
+
+    for kind, plural in (("schedule", "schedules"), ("sensor", "sensors")):
+        _switch_route(kind, plural, True)
+        _switch_route(kind, plural, False)
+
     @router.get("/notifications", tags=["automation"], responses=errors)
     def notification_list(
         who: Caller,
@@ -1061,6 +1116,16 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         return _paged("notifications", [_plain(n) for n in rows], page)
 
     return router
+
+
+def _automation(ws: Workspace) -> Any:
+    """The project's automation definitions (schedules, sensors, pipelines)."""
+    from headrace.scheduling.definitions import load_automation
+
+    try:
+        return load_automation(ws, check_paths=False)
+    except Exception as exc:
+        raise ApiError(503, "PROJECT_UNAVAILABLE", f"the project does not load: {exc}") from exc
 
 
 def _stale(run: Any, queued: Any) -> bool:
