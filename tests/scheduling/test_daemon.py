@@ -455,6 +455,57 @@ def test_an_alert_starts_the_pipeline_its_sensor_names(tmp_path: Path) -> None:
         assert ws.store.versions.heads("main", ["retrained"])
 
 
+STALE = """
+from headrace import automation as auto
+
+
+@hr.asset
+def stamp() -> int:
+    return 1
+
+
+auto.pipeline("refresh", "stamp")
+auto.freshness("stamp", "1h")
+auto.alert_sensor("stale_stamp", "refresh", monitor="freshness:stamp")
+"""
+
+
+def test_a_freshness_breach_is_an_alert_that_an_alert_sensor_acts_on(tmp_path: Path) -> None:
+    ws = open_project(tmp_path / "ws", STALE)
+    t0 = time.time()
+    first = run_once(ws, now=t0)  # breached (no version yet); the sensor starts looking
+    assert first.ran == [] and len(first.evaluation.breaches) == 1
+    [alert] = ws.store.monitoring.alerts("freshness:stamp")
+    assert alert.key == "freshness" and alert.window_id == "none"
+    assert "stamp has no version on main" in alert.message
+    assert alert.payload["max_age_seconds"] == 3600 and not alert.suppressed
+
+    second = run_once(ws, now=t0 + 1)  # the same breach: no second alert; the sensor acts
+    assert [p for _, p, s in second.ran] == ["refresh"]
+    assert len(ws.store.monitoring.alerts("freshness:stamp")) == 1
+    (row,) = ws.store.queue.list()
+    assert row.trigger == "sensor:stale_stamp" and row.details["alert"] == alert.id
+    assert run_once(ws, now=t0 + 2).evaluation.breaches == []  # fresh now
+
+    later = run_once(ws, now=t0 + 7300)  # stale again: a new alert, for that version
+    assert len(later.evaluation.breaches) == 1
+    newest, _ = ws.store.monitoring.alerts("freshness:stamp")
+    assert newest.window_id == ws.store.versions.head("stamp").id
+    assert run_once(ws, now=t0 + 7301).ran != []  # and the sensor refreshes it again
+
+
+def test_an_alert_sensor_on_an_undeclared_freshness_policy_is_refused(tmp_path: Path) -> None:
+    from headrace.core.automation import AutomationDefinitionError
+
+    ws = open_project(
+        tmp_path / "ws", STALE.replace('monitor="freshness:stamp"', 'monitor="freshness:stmp"')
+    )
+    with pytest.raises(AutomationDefinitionError) as raised:
+        load_automation(ws)
+    assert "monitor 'freshness:stmp' is not declared" in str(raised.value)
+    assert "freshness:stamp" in str(raised.value)
+
+
 def test_definitions_fail_when_they_load_not_at_3_am(tmp_path: Path) -> None:
     cases = {
         'auto.file_sensor("in", "p", path="nowhere")': "sensor 'in': path 'nowhere'",

@@ -187,6 +187,12 @@ class Freshness:
     pipeline: str | None = None
 
 
+def freshness_alerts(asset: str) -> str:
+    """The name a freshness policy's breaches are stored under, beside monitor alerts:
+    what ``alert_sensor(monitor=...)`` and ``GET /alerts?monitor=`` take."""
+    return f"freshness:{asset}"
+
+
 @dataclass(frozen=True)
 class Limits:
     """Concurrency limits of the run queue: how many runs at once in all, and per tag."""
@@ -222,10 +228,11 @@ class Automation:
                 raise AutomationDefinitionError(
                     f"sensor {sensor.name!r}: asset {sensor.asset!r} is not defined"
                 )
-            if sensor.kind == "alert" and sensor.monitor not in monitors:
+            watched = [*monitors, *(freshness_alerts(a) for a in self.freshness)]
+            if sensor.kind == "alert" and sensor.monitor not in watched:
                 raise AutomationDefinitionError(
                     f"sensor {sensor.name!r}: monitor {sensor.monitor!r} is not declared"
-                    + _choices(dict.fromkeys(monitors))
+                    + _choices(dict.fromkeys(watched))
                 )
         for policy in self.freshness.values():
             if policy.asset not in known:
@@ -569,7 +576,8 @@ def alert_sensor(
     enabled: bool = True,
 ) -> Sensor:
     """Start ``pipeline`` when ``monitor`` raises an alert (how drift triggers
-    retraining); suppressed (de-duplicated) alerts start nothing."""
+    retraining); suppressed (de-duplicated) alerts start nothing. A freshness policy's
+    breaches are alerts of ``"freshness:ASSET"``."""
     if not isinstance(monitor, str) or not monitor:
         raise AutomationDefinitionError(f"sensor {name!r}: monitor must be a name, got {monitor!r}")
     return _sensor(name, pipeline, "alert", interval, monitor=monitor, enabled=bool(enabled))
@@ -583,8 +591,8 @@ def freshness(
     pipeline: str | Pipeline | None = None,
 ) -> Freshness:
     """``asset``'s newest version on ``branch`` is never older than ``max_age``
-    (``"26h"``). A breach is notified (event ``freshness``) and, with ``pipeline``,
-    starts it."""
+    (``"26h"``). A breach is an alert (monitor ``"freshness:ASSET"``, once per stale
+    version), notified (event ``freshness``) and, with ``pipeline``, starts it."""
     if not isinstance(asset, str) or not asset:
         raise AutomationDefinitionError(f"freshness(): asset must be a name, got {asset!r}")
     target = pipeline.name if isinstance(pipeline, Pipeline) else pipeline

@@ -6,13 +6,15 @@ the transaction that moves the cursor), so several daemons may evaluate at once.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from headrace.core.automation import Automation, Pipeline, Schedule, Sensor
+from headrace.core.automation import Automation, Pipeline, Schedule, Sensor, freshness_alerts
+from headrace.store.monitoring import AlertRecord
 
 if TYPE_CHECKING:
     from headrace.runtime.workspace import Workspace
@@ -289,7 +291,6 @@ def _asset(ws: Workspace, pipeline: Pipeline, sensor: Sensor, now: float) -> Eva
     new = sorted(set(current) - set(state))
     if not new:
         return out
-    import hashlib
 
     # one run for all the versions that appeared since the last look (a backfill of
     # twelve partitions starts the downstream pipeline once, not twelve times)
@@ -366,20 +367,37 @@ def evaluate_freshness(ws: Workspace, automation: Automation, now: float) -> Eva
         out.breaches.append(what)
         key = f"freshness:{policy.asset}:{policy.branch}:{stale}"
         pipeline = automation.pipelines.get(policy.pipeline) if policy.pipeline else None
+        payload = {
+            "asset": policy.asset,
+            "branch": policy.branch,
+            "age_seconds": age,
+            "max_age_seconds": policy.max_age,
+            "version": None if newest is None else newest.id,
+            "inspect": f"headrace versions {policy.asset}",
+            "message": what,
+        }
+        # an alert beside monitor alerts (alert sensors and GET /alerts see it), once
+        # per stale version
+        ws.store.monitoring.add_alert(
+            AlertRecord(
+                id=hashlib.blake2b(key.encode(), digest_size=16).hexdigest(),
+                monitor=freshness_alerts(policy.asset),
+                key="freshness",
+                window_id=stale,
+                message=f"freshness breach: {what}",
+                payload=payload,
+                created_at=now,
+                suppressed=False,
+                outcomes=[],
+            ),
+            once=True,
+        )
         notify(
             ws,
             automation,
             "freshness",
             f"freshness breach: {what}",
-            {
-                "asset": policy.asset,
-                "branch": policy.branch,
-                "age_seconds": age,
-                "max_age_seconds": policy.max_age,
-                "version": None if newest is None else newest.id,
-                "inspect": f"headrace versions {policy.asset}",
-                "message": what,
-            },
+            payload,
             pipeline=pipeline,
             dedupe_key=key,
         )

@@ -167,12 +167,22 @@ class MonitorRepository:
             value = c.execute(query).scalar()
         return None if value is None else float(value)
 
-    def add_alert(self, alert: AlertRecord) -> None:
+    def add_alert(self, alert: AlertRecord, *, once: bool = False) -> bool:
+        """Store an alert; with ``once``, only if no alert has its id yet (an id derived
+        from what it is about). Whether it was stored."""
         row = dict(alert.__dict__)
         row["payload"] = json.dumps(alert.payload, default=str)
         row["outcomes"] = json.dumps(alert.outcomes, default=str)
-        with self._store.write() as c:
-            c.execute(insert(monitor_alerts), [row])
+        with self._store.write_one() as c:
+            if not once:
+                c.execute(insert(monitor_alerts), [row])
+                return True
+            from headrace.store.upsert import insert_ignore
+
+            made = c.execute(
+                insert_ignore(c.dialect.name, monitor_alerts).returning(monitor_alerts.c.id), row
+            ).first()
+            return made is not None
 
     def alerts(self, monitor: str | None = None, *, limit: int = 50) -> builtins.list[AlertRecord]:
         query = select(monitor_alerts).order_by(monitor_alerts.c.created_at.desc()).limit(limit)
