@@ -76,8 +76,17 @@ def daemon(
         float, typer.Option(min=1.0, help="Seconds a run is held without a heartbeat.")
     ] = 30.0,
     tick: Annotated[float, typer.Option(min=0.05, help="Seconds between evaluations.")] = 1.0,
+    reload: Annotated[
+        bool,
+        typer.Option(
+            "--reload/--no-reload",
+            help="Load the definitions again when the project's files change.",
+        ),
+    ] = True,
 ) -> None:
-    """Evaluate schedules, sensors and freshness policies and run the queue."""
+    """Evaluate schedules, sensors and freshness policies and run the queue. Changed
+    definitions are picked up as they are saved (the last good ones stay in use if the
+    new ones do not load)."""
     from headrace.scheduling.daemon import Daemon, run_once
 
     ws = _workspace()
@@ -138,9 +147,9 @@ def daemon(
     import os
 
     parent = os.environ.get("HEADRACE_DAEMON_PARENT")  # set by headrace server
-    Daemon(ws, workers=workers, lease=lease, tick=tick, automation=automation).serve(
-        stop, parent=int(parent) if parent and parent.isdigit() else None
-    )
+    Daemon(
+        ws, workers=workers, lease=lease, tick=tick, automation=automation, reload=reload
+    ).serve(stop, parent=int(parent) if parent and parent.isdigit() else None)
 
 
 def worker(
@@ -153,11 +162,21 @@ def worker(
     drain: Annotated[
         bool, typer.Option("--drain", help="Exit once nothing in the queue can start.")
     ] = False,
+    reload: Annotated[
+        bool,
+        typer.Option(
+            "--reload/--no-reload",
+            help="Start afresh (between runs) when the project's files change.",
+        ),
+    ] = True,
 ) -> None:
     """Take runs from the queue and execute them (one at a time) until stopped."""
+    import os
     import signal
+    import sys
     import threading
 
+    from headrace.scheduling.reload import ProjectWatch
     from headrace.scheduling.worker import Worker
 
     ws = _workspace()
@@ -169,7 +188,12 @@ def worker(
         _console().print(f"ran {one.drain(stop=stop)} queued runs")
         return
     _console().print(f"worker {one.name} taking runs; Ctrl-C stops")
-    one.serve(stop, poll=poll)
+    watch = ProjectWatch(ws) if reload else None
+    one.serve(stop, poll=poll, until=None if watch is None else watch.changed)
+    if not stop.is_set():  # the project changed: this process starts over with it
+        _console().print("the project's files changed: starting afresh")
+        ws.close()
+        os.execv(sys.executable, [sys.executable, "-m", "headrace", *sys.argv[1:]])
 
 
 def _rows(kind: str) -> list[dict[str, Any]]:

@@ -73,6 +73,10 @@ def run_once(
     return report
 
 
+#: Seconds between looks at the project's files for changed definitions.
+RELOAD_EVERY = 2.0
+
+
 class Daemon:
     """The long-running daemon: evaluates every ``tick`` seconds (each sensor at its own
     interval, freshness every minute), reaps lost runs, sends notifications, and keeps
@@ -87,6 +91,7 @@ class Daemon:
         tick: float = 1.0,
         poll: float = 0.2,
         automation: Automation | None = None,
+        reload: bool = True,
     ) -> None:
         self.ws = ws
         self.automation = automation if automation is not None else load_automation(ws)
@@ -94,7 +99,13 @@ class Daemon:
         self.lease = lease
         self.tick = tick
         self.poll = poll
+        #: watch the project's files and load changed definitions (``--no-reload``: not)
+        self.reload = reload
+        #: why the newest definitions did not load (the last good ones are in use)
+        self.reload_error: str | None = None
+        self.reloads = 0
         self._processes: list[Any] = []
+        self._retiring: list[Any] = []
         self._next: dict[str, float] = {}
 
     def serve(self, stop: threading.Event, *, parent: int | None = None) -> None:
@@ -102,17 +113,57 @@ class Daemon:
         a daemon started beside ``headrace server`` ends with it)."""
         import os
 
+        from headrace.scheduling.reload import ProjectWatch
+
         context = multiprocessing.get_context("spawn")
+        watch = ProjectWatch(self.ws, every=RELOAD_EVERY) if self.reload else None
         try:
             while not stop.is_set():
                 if parent is not None and os.getppid() != parent:
                     log.warning("the process that started the daemon is gone; stopping")
                     break
+                if watch is not None and watch.changed():
+                    self.load_changed()
+                    watch.ws = self.ws
                 self._supervise(context)
                 self.step()
                 stop.wait(self.tick)
         finally:
             self._stop_workers()
+
+    def load_changed(self) -> bool:
+        """Load the project's definitions afresh (its files changed): schedules,
+        sensors, pipelines and monitors as they now are, and new worker processes (the
+        old ones finish the run in hand, then exit). If they do not load, keep the last
+        good ones and say why; whether they were loaded."""
+        from headrace.scheduling.reload import reloaded
+
+        try:
+            fresh = reloaded(self.ws)
+            automation = load_automation(fresh)
+        except Exception as exc:
+            self.reload_error = f"{type(exc).__name__}: {exc}"
+            log.error(
+                "the project's definitions changed but do not load; the last good ones "
+                "stay in use: %s",
+                self.reload_error,
+            )
+            return False
+        self.ws, self.automation = fresh, automation
+        self.reload_error = None
+        self.reloads += 1
+        self._next = {}
+        for process in self._processes:  # SIGTERM: they stop taking runs
+            process.terminate()
+        self._retiring += self._processes
+        self._processes = []
+        log.warning(
+            "definitions reloaded: %d schedules, %d sensors, %d freshness policies",
+            len(automation.schedules),
+            len(automation.sensors),
+            len(automation.freshness),
+        )
+        return True
 
     def step(self, now: float | None = None) -> Evaluation:
         """One pass: what is due is evaluated, lost runs are reaped, notifications sent."""
@@ -137,6 +188,7 @@ class Daemon:
         return evaluation
 
     def _supervise(self, context: Any) -> None:
+        self._retiring = [p for p in self._retiring if p.is_alive()]
         alive = []
         for process in self._processes:
             if process.is_alive():
@@ -155,10 +207,11 @@ class Daemon:
             self._processes.append(process)
 
     def _stop_workers(self) -> None:
-        for process in self._processes:
+        every = self._processes + self._retiring
+        for process in every:
             process.terminate()
-        for process in self._processes:
+        for process in every:
             process.join(timeout=60)
             if process.is_alive():
                 process.kill()
-        self._processes = []
+        self._processes, self._retiring = [], []

@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -118,9 +119,16 @@ class Worker:
             done += 1
         return done
 
-    def serve(self, stop: threading.Event, *, poll: float = 0.2) -> None:
-        """Execute runs until ``stop`` is set, polling the queue when it is empty."""
-        while not stop.is_set():
+    def serve(
+        self,
+        stop: threading.Event,
+        *,
+        poll: float = 0.2,
+        until: Callable[[], bool] | None = None,
+    ) -> None:
+        """Execute runs until ``stop`` is set (or ``until()`` says so, asked between
+        runs), polling the queue when it is empty."""
+        while not stop.is_set() and not (until is not None and until()):
             try:
                 if self.run_one() is None:
                     stop.wait(poll)

@@ -1,0 +1,119 @@
+"""Picking up changed definitions: a long-running daemon (or worker) notices that the
+project's code, check suites or monitors changed, and loads them afresh, keeping the
+last definitions that loaded when the new ones do not."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from headrace.runtime.workspace import Workspace
+
+log = logging.getLogger("headrace.scheduling")
+
+Stamp = tuple[tuple[str, int, int], ...]
+
+
+class ProjectWatch:
+    """The files a workspace's definitions come from, and whether they changed since
+    the last look: the project module (every ``.py`` of its package), its
+    ``*.checks.yaml`` suites, ``monitors.yaml`` and ``headrace.toml``."""
+
+    def __init__(self, ws: Workspace, *, every: float = 2.0) -> None:
+        self.ws = ws
+        #: seconds between looks (a worker asks between runs, hundreds a second)
+        self.every = every
+        #: the project's source files seen so far (a module that stops importing is
+        #: still watched, so fixing it is noticed)
+        self._sources: set[Path] = set()
+        self._files = self.files()
+        self.stamp = self._stamp()
+        self._looked = time.monotonic()
+
+    def files(self) -> list[Path]:
+        from headrace.workspace.monitors import FILE
+        from headrace.workspace.suites import find_suite_files
+
+        settings = self.ws.settings
+        found: set[Path] = {settings.root / "headrace.toml", settings.project_dir / FILE}
+        for name in self.ws.definition_modules:
+            module = sys.modules.get(name)
+            source = getattr(module, "__file__", None)
+            if source is None:
+                continue
+            path = Path(source)
+            if path.name == "__init__.py":  # a package: all of it
+                self._sources.update(
+                    p for p in path.parent.rglob("*.py") if "__pycache__" not in p.parts
+                )
+            else:
+                self._sources.add(path)
+        found.update(self._sources)
+        if settings.project_module:
+            found.update(find_suite_files(settings.project_dir))
+        return sorted(found)
+
+    def _stamp(self) -> Stamp:
+        out = []
+        for path in self._files:
+            try:
+                info = path.stat()
+            except OSError:  # absent (or removed): part of the stamp as absent
+                out.append((str(path), -1, -1))
+                continue
+            out.append((str(path), info.st_mtime_ns, info.st_size))
+        return tuple(out)
+
+    def changed(self) -> bool:
+        """Whether any of the files changed (or appeared, or went) since the last look;
+        looks at most every ``every`` seconds (False in between)."""
+        if time.monotonic() - self._looked < self.every:
+            return False
+        self._looked = time.monotonic()
+        now = self._stamp()
+        if now == self.stamp:
+            return False
+        self._files = self.files()  # a new module or suite beside the changed ones
+        self.stamp = self._stamp()
+        return True
+
+
+def forget_project(ws: Workspace) -> None:
+    """Drop the project's imported modules and what they declared (assets are found
+    anew, automation and monitors re-declared), so the next import reads the files."""
+    from headrace.core.automation import DECLARED
+    from headrace.core.monitors import MONITORS, ORIGIN
+
+    prefixes = ws.project_modules
+    if not prefixes:
+        return
+
+    def ours(name: str) -> bool:
+        return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+    for name in [m for m in sys.modules if ours(m)]:
+        del sys.modules[name]
+    for name in [m for m in DECLARED if ours(m)]:
+        del DECLARED[name]
+    for monitor in [m for m, origin in ORIGIN.items() if ours(origin)]:
+        MONITORS.pop(monitor, None)
+        ORIGIN.pop(monitor, None)
+
+
+def reloaded(ws: Workspace) -> Workspace:
+    """A workspace over the same stores with the project's definitions loaded afresh;
+    raises what loading them raised (the caller keeps ``ws``)."""
+    from headrace.runtime.workspace import Workspace
+
+    forget_project(ws)
+    fresh = Workspace(ws.settings)
+    if "store" in ws.__dict__:
+        fresh.__dict__["store"] = ws.store  # one engine, one pool
+    if "blobs" in ws.__dict__:
+        fresh.__dict__["blobs"] = ws.blobs
+    _ = fresh.graph  # imports the project: a broken file fails here
+    return fresh
