@@ -33,15 +33,23 @@ auto.pipeline("p", "a")
 auto.schedule("hourly", "p", every="1h")
 """
 
-V2 = V1 + """
+V2 = (
+    V1
+    + """
 auto.schedule("nightly", "p", cron="0 3 * * *")
 """
+)
 
-BROKEN = V2 + """
+BROKEN = (
+    V2
+    + """
 auto.schedule("broken", "p", cron="not a cron")
 """
+)
 
-V3 = V2 + """
+V3 = (
+    V2
+    + """
 @hr.asset
 def b(a: int) -> int:
     return a + 1
@@ -49,6 +57,7 @@ def b(a: int) -> int:
 
 auto.pipeline("pb", "b")
 """
+)
 
 
 def _wait(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:

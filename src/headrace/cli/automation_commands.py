@@ -147,9 +147,9 @@ def daemon(
     import os
 
     parent = os.environ.get("HEADRACE_DAEMON_PARENT")  # set by headrace server
-    Daemon(
-        ws, workers=workers, lease=lease, tick=tick, automation=automation, reload=reload
-    ).serve(stop, parent=int(parent) if parent and parent.isdigit() else None)
+    Daemon(ws, workers=workers, lease=lease, tick=tick, automation=automation, reload=reload).serve(
+        stop, parent=int(parent) if parent and parent.isdigit() else None
+    )
 
 
 def worker(
