@@ -10,6 +10,7 @@ yet committed (at most ``interval`` seconds of work) run again on resume.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -19,6 +20,9 @@ from headrace.store.runs import NewVersion, RunRepository, StepBatch
 
 #: Seconds between commits while a run is going.
 FLUSH_INTERVAL = 0.05
+#: Seconds between a running run's heartbeats (``runs.heartbeat_at``); a run quiet for
+#: much longer than this lost its process (:func:`~headrace.orchestration.service.fail_lost_runs`).
+HEARTBEAT = 10.0
 
 
 @dataclass
@@ -108,9 +112,13 @@ class Recorder:
         self._thread.start()
 
     def _loop(self) -> None:
+        beaten = time.monotonic()
         while not self._stop.wait(self._interval):
             try:
                 self.flush()
+                if time.monotonic() - beaten >= HEARTBEAT:  # the run's process is alive
+                    beaten = time.monotonic()
+                    self._runs.beat(self._run_id, time.time())
             except BaseException as exc:  # surfaced to the coordinator, which stops the run
                 self.error = exc
                 return

@@ -123,6 +123,7 @@ def materialize(
         plan=planned.plan.to_json(),
         created_at=now,
         started_at=now,
+        heartbeat_at=now,
     )
     plan = planned.plan
     ws.store.runs.create(run, [(s.key, s.asset, s.partition) for s in plan.steps.values()])
@@ -208,6 +209,35 @@ def _alive(run: RunRecord) -> bool:
     except PermissionError:
         return True
     return True
+
+
+#: A pipeline run whose process has not written its heartbeat for this long (six
+#: beats) lost its process.
+LOST_AFTER = 60.0
+
+
+def fail_lost_runs(
+    ws: Workspace, *, now: float | None = None, quiet: float = LOST_AFTER
+) -> list[str]:
+    """Fail the pipeline runs left ``running`` by a process that died (killed, its
+    machine lost) outside the run queue: no heartbeat for ``quiet`` seconds, and not
+    a live process on this host. They can be resumed. What was failed, a line each."""
+    import datetime as dt
+
+    at = time.time() if now is None else now
+    lines = []
+    for run in ws.store.runs.unfinished(quiet_since=at - quiet):
+        if _alive(run) or (run.host == socket.gethostname() and run.pid == os.getpid()):
+            continue  # a live process here that did not beat (an older headrace, say)
+        heard = run.heartbeat_at or run.started_at or run.created_at
+        since = dt.datetime.fromtimestamp(heard, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        error = (
+            f"its process ({run.host}, pid {run.pid}) stopped: no heartbeat since {since}; "
+            f"headrace runs resume {run.id} finishes it"
+        )
+        if ws.store.runs.fail_if_quiet(run.id, quiet_since=at - quiet, error=error):
+            lines.append(f"run {run.id[:12]} ({run.selection}): {error}")
+    return lines
 
 
 def default_observers(ws: Workspace) -> list[RunObserver]:

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from headrace.orchestration.service import fail_lost_runs
 from headrace.scheduling.definitions import load_automation
 from headrace.scheduling.evaluate import Evaluation, evaluate
 from headrace.scheduling.notify import deliver_due
@@ -54,6 +55,7 @@ def run_once(
     report = OnceReport()
     worker = Worker(ws, automation, name=f"once:{id(report):x}")
     for _ in range(max(1, rounds)):
+        report.lost += fail_lost_runs(ws)  # real time, whatever ``now`` the schedules use
         report.lost += reap(ws, automation)
         evaluation = evaluate(ws, automation, now=now)
         report.evaluation.merge(evaluation)
@@ -176,7 +178,7 @@ class Daemon:
         if self._next.get("freshness", 0.0) <= at:
             due.append("freshness")
             self._next["freshness"] = at + 60.0
-        for line in reap(self.ws, self.automation, now=at):
+        for line in [*fail_lost_runs(self.ws), *reap(self.ws, self.automation, now=at)]:
             log.warning("%s", line)
         evaluation = evaluate(self.ws, self.automation, now=at, only=due)
         for line in evaluation.skipped:

@@ -26,6 +26,8 @@ class RunRecord:
     started_at: float | None = None
     ended_at: float | None = None
     error: str | None = None
+    #: when its process last said it was alive (pipeline runs)
+    heartbeat_at: float | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> RunRecord:
@@ -48,6 +50,7 @@ class RunRecord:
             started_at=m["started_at"],
             ended_at=m["ended_at"],
             error=m["error"],
+            heartbeat_at=m.get("heartbeat_at"),
         )
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -81,6 +82,11 @@ _END_RUN = (
     update(runs)
     .where(runs.c.id == bindparam("b_id"))
     .values(status=bindparam("b_status"), ended_at=bindparam("b_ended_at"))
+)
+_BEAT = (
+    update(runs)
+    .where(runs.c.id == bindparam("b_id"), runs.c.status == "running")
+    .values(heartbeat_at=bindparam("b_at"))
 )
 _INSERT_VERSION = insert(asset_versions)
 _INSERT_INPUTS = insert(version_inputs)
@@ -239,6 +245,7 @@ class RunRepository:
                     "plan": json.dumps(run.plan),
                     "created_at": run.created_at,
                     "started_at": run.started_at,
+                    "heartbeat_at": run.heartbeat_at,
                 },
             )
             if plan_steps:
@@ -310,6 +317,37 @@ class RunRepository:
             out[run_id][status] = count
         return out
 
+    def beat(self, run_id: str, at: float) -> None:
+        """The run's process is alive (while the run goes)."""
+        with self._store.write_one() as c:
+            c.execute(_BEAT, {"b_id": run_id, "b_at": at})
+
+    def unfinished(self, *, quiet_since: float) -> builtins.list[RunRecord]:
+        """Pipeline runs still ``running`` whose process has not said it was alive
+        since ``quiet_since`` (or never did: runs from before heartbeats). Tracked runs
+        (``executor`` none: an MLflow client's, or ``hr.start_run``) have no heartbeat
+        and are not listed."""
+        heard = func.coalesce(runs.c.heartbeat_at, runs.c.started_at, runs.c.created_at)
+        with self._store.read() as c:
+            rows = c.execute(
+                select(runs).where(
+                    runs.c.status == "running", runs.c.executor != "none", heard < quiet_since
+                )
+            ).all()
+        return [RunRecord.from_row(r) for r in rows]
+
+    def fail_if_quiet(self, run_id: str, *, quiet_since: float, error: str) -> bool:
+        """Fail a running run whose heartbeat is still older than ``quiet_since`` (a
+        beat meanwhile keeps it); whether it was failed."""
+        heard = func.coalesce(runs.c.heartbeat_at, runs.c.started_at, runs.c.created_at)
+        with self._store.write_one() as c:
+            done = c.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.status == "running", heard < quiet_since)
+                .values(status="failed", ended_at=time.time(), error=error)
+            )
+            return done.rowcount == 1
+
     def set_status(self, run_id: str, status: str, **values: Any) -> None:
         with self._store.write_one() as c:
             c.execute(update(runs).where(runs.c.id == run_id).values(status=status, **values))
@@ -320,7 +358,14 @@ class RunRepository:
             c.execute(
                 update(runs)
                 .where(runs.c.id == run_id)
-                .values(status="running", host=host, pid=pid, ended_at=None, error=None)
+                .values(
+                    status="running",
+                    host=host,
+                    pid=pid,
+                    ended_at=None,
+                    error=None,
+                    heartbeat_at=started_at,
+                )
             )
             c.execute(
                 update(steps)

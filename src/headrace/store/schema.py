@@ -22,7 +22,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: The Alembic revision this code expects; checked without importing Alembic.
-SCHEMA_HEAD = "0013"
+SCHEMA_HEAD = "0014"
 
 runs = Table(
     "runs",
@@ -48,6 +48,8 @@ runs = Table(
     Column("experiment_id", String(32), nullable=True),
     Column("parent_run_id", String(32), nullable=True),
     Column("name", String(200), nullable=True),
+    #: Written every few seconds by the process executing a pipeline run.
+    Column("heartbeat_at", Float, nullable=True),
     Index("ix_runs_created_at", "created_at"),
     Index("ix_runs_status", "status"),
     Index("ix_runs_experiment", "experiment_id", "created_at"),
