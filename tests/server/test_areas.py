@@ -317,3 +317,49 @@ def test_runs_started_through_the_server_go_through_the_queue(tmp_path: Path) ->
         twice = httpx.post(f"{api}/runs/{run_id}/resume", headers=dev)
         assert twice.status_code == 400 and "already succeeded" in twice.json()["message"]
         assert ws.store.queue.counts() == {"failed": 1, "success": 1}
+
+
+def test_the_api_serves_changed_definitions(tmp_path: Path) -> None:
+    """The project's files change under a running server: new assets and schedules are
+    served (and run) without a restart; a broken edit keeps the last good ones."""
+    import textwrap
+
+    from tests.projects import HEADER
+
+    with running_server(tmp_path / "ws", FLAKY) as server:
+        api, headers = server.api, server.headers()
+        names = {a["name"] for a in httpx.get(f"{api}/assets", headers=headers).json()["assets"]}
+        assert names == {"base", "top"}
+        module = server.ws.settings.project_module
+        source = tmp_path / "ws" / f"{module}.py"
+        grown = FLAKY + textwrap.dedent(
+            """
+            from headrace import automation as auto
+
+
+            @hr.asset
+            def extra(base: int) -> int:
+                return base * 10
+
+
+            auto.pipeline("extras", "extra")
+            auto.schedule("daily_extras", "extras", cron="0 5 * * *")
+            """
+        )
+        source.write_text(HEADER + grown)
+        time.sleep(2.5)  # the server looks at the files every 2 s
+        assets = httpx.get(f"{api}/assets", headers=headers).json()["assets"]
+        assert {a["name"] for a in assets} == {"base", "top", "extra"}
+        schedules = httpx.get(f"{api}/schedules", headers=headers).json()["schedules"]
+        assert [s["name"] for s in schedules] == ["daily_extras"]
+        started = httpx.post(f"{api}/runs", json={"select": "+extra"}, headers=headers)
+        assert started.status_code == 202, started.text
+        ran = _wait(server, started.json()["run_id"])
+        assert ran["status"] == "success", [(s["key"], s["error"]) for s in ran["step_records"]]
+
+        source.write_text(HEADER + grown + "\nthis is not python\n")
+        time.sleep(2.5)
+        assets = httpx.get(f"{api}/assets", headers=headers).json()["assets"]
+        assert {a["name"] for a in assets} == {"base", "top", "extra"}  # the last good ones
+        listed = httpx.get(f"{api}/schedules", headers=headers)
+        assert listed.status_code == 200 and listed.json()["schedules"][0]["name"] == "daily_extras"

@@ -126,7 +126,6 @@ class Daemon:
                     break
                 if watch is not None and watch.changed():
                     self.load_changed()
-                    watch.ws = self.ws
                 self._supervise(context)
                 self.step()
                 stop.wait(self.tick)
@@ -138,11 +137,10 @@ class Daemon:
         sensors, pipelines and monitors as they now are, and new worker processes (the
         old ones finish the run in hand, then exit). If they do not load, keep the last
         good ones and say why; whether they were loaded."""
-        from headrace.scheduling.reload import reloaded
+        from headrace.scheduling.reload import reload_project
 
         try:
-            fresh = reloaded(self.ws)
-            automation = load_automation(fresh)
+            automation = reload_project(self.ws, lambda: load_automation(self.ws))
         except Exception as exc:
             self.reload_error = f"{type(exc).__name__}: {exc}"
             log.error(
@@ -151,7 +149,7 @@ class Daemon:
                 self.reload_error,
             )
             return False
-        self.ws, self.automation = fresh, automation
+        self.automation = automation
         self.reload_error = None
         self.reloads += 1
         self._next = {}

@@ -7,13 +7,16 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from headrace.runtime.workspace import Workspace
 
 log = logging.getLogger("headrace.scheduling")
+
+T = TypeVar("T")
 
 Stamp = tuple[tuple[str, int, int], ...]
 
@@ -82,19 +85,24 @@ class ProjectWatch:
         return True
 
 
+def _ours(ws: Workspace) -> Callable[[str], bool]:
+    prefixes = ws.project_modules
+
+    def ours(name: str) -> bool:
+        return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+    return ours
+
+
 def forget_project(ws: Workspace) -> None:
     """Drop the project's imported modules and what they declared (assets are found
     anew, automation and monitors re-declared), so the next import reads the files."""
     from headrace.core.automation import DECLARED
     from headrace.core.monitors import MONITORS, ORIGIN
 
-    prefixes = ws.project_modules
-    if not prefixes:
+    if not ws.project_modules:
         return
-
-    def ours(name: str) -> bool:
-        return any(name == p or name.startswith(p + ".") for p in prefixes)
-
+    ours = _ours(ws)
     for name in [m for m in sys.modules if ours(m)]:
         del sys.modules[name]
     for name in [m for m in DECLARED if ours(m)]:
@@ -104,16 +112,30 @@ def forget_project(ws: Workspace) -> None:
         ORIGIN.pop(monitor, None)
 
 
-def reloaded(ws: Workspace) -> Workspace:
-    """A workspace over the same stores with the project's definitions loaded afresh;
-    raises what loading them raised (the caller keeps ``ws``)."""
-    from headrace.runtime.workspace import Workspace
+def reload_project(ws: Workspace, check: Callable[[], T]) -> T:
+    """Load the project's definitions afresh into ``ws`` (its ``graph``), then
+    ``check()`` them (load the automation, say) and return what it returns. If either
+    raises, everything is put back as it was (the modules, what they declared, the
+    graph) and the error is raised: the last good definitions stay in use."""
+    from headrace.core.automation import DECLARED
+    from headrace.core.monitors import MONITORS, ORIGIN
 
+    ours = _ours(ws)
+    modules = {k: v for k, v in sys.modules.items() if ours(k)}
+    declared = {k: v for k, v in DECLARED.items() if ours(k)}
+    monitors = {k: (MONITORS[k], o) for k, o in ORIGIN.items() if ours(o) and k in MONITORS}
+    graph = ws.__dict__.get("graph")
     forget_project(ws)
-    fresh = Workspace(ws.settings)
-    if "store" in ws.__dict__:
-        fresh.__dict__["store"] = ws.store  # one engine, one pool
-    if "blobs" in ws.__dict__:
-        fresh.__dict__["blobs"] = ws.blobs
-    _ = fresh.graph  # imports the project: a broken file fails here
-    return fresh
+    ws.__dict__.pop("graph", None)
+    try:
+        _ = ws.graph  # imports the project: a broken file fails here
+        return check()
+    except BaseException:
+        forget_project(ws)  # whatever of the new code did import
+        sys.modules.update(modules)
+        DECLARED.update(declared)
+        for name, (monitor, origin) in monitors.items():
+            MONITORS[name], ORIGIN[name] = monitor, origin
+        if graph is not None:
+            ws.__dict__["graph"] = graph
+        raise

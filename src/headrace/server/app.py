@@ -18,6 +18,8 @@ are limited to 1 MiB and artifact uploads to 512 MiB.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
 
     from headrace.runtime.workspace import Workspace
     from headrace.store.governance import Principal
+
+log = logging.getLogger("headrace.server")
 
 __all__ = ["MAX_BODY", "MAX_LIMIT", "ApiError", "create_server_app"]
 
@@ -88,6 +92,36 @@ class _Limits:
             route = scope.get("route")
             name = getattr(route, "path", None) or "unmatched"
             self.observe(name, status["code"], started)
+
+
+class _Definitions:
+    """ASGI middleware: before a request, if the project's files changed (looked at
+    every 2 s), load its definitions afresh (assets, pipelines, schedules, monitors),
+    so the API serves what the daemon beside it runs. If they do not load, the last
+    good ones stay and the error is logged."""
+
+    def __init__(self, app: ASGIApp, ws: Workspace) -> None:
+        from headrace.scheduling.reload import ProjectWatch
+
+        self.app, self.ws = app, ws
+        self.watch = ProjectWatch(ws)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.watch.changed():
+            from headrace.scheduling.definitions import load_automation
+            from headrace.scheduling.reload import reload_project
+
+            try:
+                reload_project(self.ws, lambda: load_automation(self.ws, check_paths=False))
+                log.warning("the project's definitions changed: loaded afresh")
+            except Exception as exc:
+                log.error(
+                    "the project's definitions changed but do not load; the last good ones "
+                    "stay in use: %s: %s",
+                    type(exc).__name__,
+                    exc,
+                )
+        await self.app(scope, receive, send)
 
 
 def _timed(receive: Receive) -> Any:
@@ -512,6 +546,10 @@ def create_server_app(ws: Workspace) -> FastAPI:
     for route in mlflow_routes(ws, gate):
         app.router.routes.append(route)
     app.add_middleware(_Limits, observe=observe)
+    if ws.settings.project_module:
+        with contextlib.suppress(Exception):  # a project that does not load: no watch
+            _ = ws.graph
+            app.add_middleware(_Definitions, ws=ws)
     return app
 
 
