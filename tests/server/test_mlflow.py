@@ -267,3 +267,97 @@ def test_artifact_paths_cannot_escape_and_uploads_are_bounded(
     assert streamed.status_code == 413
     stored = [p for p, _, _ in team_server.ws.store.tracking.artifacts(created["run_id"])]
     assert stored == ["ok.txt"]  # nothing of a refused upload
+
+
+def test_tags_renames_and_deletions_through_the_mlflow_client(
+    team_server: TeamServer, client: object
+) -> None:
+    """Experiment, registered-model and model-version tags and descriptions; renamed,
+    deleted and restored experiments and runs; each change audited; an endpoint
+    headrace does not serve answers in MLflow's own error format."""
+    from mlflow import MlflowClient
+    from mlflow.entities import ViewType
+    from mlflow.exceptions import MlflowException
+
+    assert isinstance(client, MlflowClient)
+    ws = team_server.ws
+    experiment_id = client.create_experiment("tagged", tags={"team": "growth"})
+    client.set_experiment_tag(experiment_id, "stage", "trial")
+    got = client.get_experiment(experiment_id)
+    assert got.tags == {"team": "growth", "stage": "trial"}
+    client.rename_experiment(experiment_id, "renamed")
+    assert client.get_experiment_by_name("renamed").experiment_id == experiment_id
+    assert client.get_experiment_by_name("tagged") is None
+    with pytest.raises(MlflowException, match="Default experiment"):
+        client.delete_experiment("0")
+
+    kept = client.create_run(experiment_id, run_name="kept")
+    dropped = client.create_run(experiment_id, run_name="dropped")
+    client.delete_run(dropped.info.run_id)
+    assert client.get_run(dropped.info.run_id).info.lifecycle_stage == "deleted"
+    active = client.search_runs([experiment_id])
+    assert [r.info.run_name for r in active] == ["kept"]
+    gone = client.search_runs([experiment_id], run_view_type=ViewType.DELETED_ONLY)
+    assert [r.info.run_name for r in gone] == ["dropped"]
+    assert len(client.search_runs([experiment_id], run_view_type=ViewType.ALL)) == 2
+    with pytest.raises(MlflowException, match="is deleted"):
+        client.log_param(dropped.info.run_id, "late", 1)
+    client.restore_run(dropped.info.run_id)
+    client.log_param(dropped.info.run_id, "late", 1)
+    assert client.get_run(dropped.info.run_id).data.params == {"late": "1"}
+
+    client.delete_experiment(experiment_id)
+    assert client.get_experiment(experiment_id).lifecycle_stage == "deleted"
+    names = [e.name for e in client.search_experiments()]
+    assert "renamed" not in names
+    deleted = client.search_experiments(view_type=ViewType.DELETED_ONLY)
+    assert [e.name for e in deleted] == ["renamed"]
+    with pytest.raises(MlflowException, match="deleted"):
+        client.create_run(experiment_id)
+    client.restore_experiment(experiment_id)
+    assert client.get_experiment(experiment_id).lifecycle_stage == "active"
+    assert kept.info.run_id in [r.info.run_id for r in client.search_runs([experiment_id])]
+
+    # a registered model and a version: tags and descriptions
+    model, _ = _model()
+    with mlflow.start_run(experiment_id=experiment_id):
+        mlflow.sklearn.log_model(model, name="model", registered_model_name="tagged_model")
+    client.set_registered_model_tag("tagged_model", "owner", "ana")
+    client.update_registered_model("tagged_model", description="churn scorer")
+    registered = client.get_registered_model("tagged_model")
+    assert registered.tags == {"owner": "ana"} and registered.description == "churn scorer"
+    client.set_model_version_tag("tagged_model", "1", "validated", "yes")
+    client.update_model_version("tagged_model", "1", description="first fit")
+    version = client.get_model_version("tagged_model", "1")
+    assert version.tags["validated"] == "yes" and version.description == "first fit"
+    assert version.tags["headrace.status"] == "candidate"
+    client.delete_model_version_tag("tagged_model", "1", "validated")
+    client.delete_registered_model_tag("tagged_model", "owner")
+    assert "validated" not in client.get_model_version("tagged_model", "1").tags
+    assert client.get_registered_model("tagged_model").tags == {}
+    with pytest.raises(MlflowException, match="no tag 'owner'"):
+        client.delete_registered_model_tag("tagged_model", "owner")
+
+    unknown = httpx.post(
+        f"{team_server.root}/api/2.0/mlflow/experiments/no-such-thing",
+        json={},
+        headers=team_server.headers(),
+    )
+    assert unknown.status_code == 404
+    assert unknown.json()["error_code"] == "ENDPOINT_NOT_FOUND"
+
+    actions = [
+        (e.action, e.outcome)
+        for e in ws.store.governance.audit(limit=1000)
+        if e.action.startswith(("experiment.", "run.delete", "run.restore", "model.tag"))
+    ]
+    for expected in (
+        ("experiment.tag", "ok"),
+        ("experiment.rename", "ok"),
+        ("experiment.delete", "ok"),
+        ("experiment.restore", "ok"),
+        ("run.delete", "ok"),
+        ("run.restore", "ok"),
+        ("model.tag", "ok"),
+    ):
+        assert expected in actions, expected

@@ -201,15 +201,18 @@ class MlflowApi:
         return self.store.tracking.experiment(DEFAULT_EXPERIMENT).id
 
     def _experiment_json(self, row: Any, default_id: str) -> dict[str, Any]:
+        from headrace.store.schema import experiment_tags
+
         mlflow_id = self._mlflow_experiment_id(row.id, default_id)
+        tags = self.store.tracking.tags_of(experiment_tags, experiment_id=row.id)
         return {
             "experiment_id": mlflow_id,
             "name": "Default" if mlflow_id == DEFAULT_ID else row.name,
             "artifact_location": f"mlflow-artifacts:/{mlflow_id}",
-            "lifecycle_stage": "active",
+            "lifecycle_stage": _lifecycle(row.deleted_at),
             "creation_time": _ms(row.created_at),
-            "last_update_time": _ms(row.created_at),
-            "tags": [],
+            "last_update_time": _ms(max(row.created_at, row.deleted_at or 0)),
+            "tags": _kv(tags),
         }
 
     def _run_row(self, run_id: str) -> Any:
@@ -228,6 +231,7 @@ class MlflowApi:
                     runs.c.experiment_id,
                     runs.c.created_at,
                     runs.c.ended_at,
+                    runs.c.deleted_at,
                 ).where(runs.c.id == run_id)
             ).first()
         if row is None:
@@ -235,13 +239,16 @@ class MlflowApi:
         return row
 
     def _live_run(self, run_id: str) -> None:
-        """Refuse a run that does not exist or is a pipeline run. Runs are never deleted
-        and a tracked run stays one, so a run seen once is not looked up again."""
+        """Refuse a run that does not exist, is a pipeline run or is deleted. A tracked
+        run stays one, so an active run seen once is not looked up again until this
+        process deletes it."""
         if run_id in self._tracked:
             return
         row = self._run_row(run_id)
         if row.experiment_id is None:
             raise invalid(f"run {run_id} is a pipeline run; the MLflow API logs to tracked runs")
+        if row.deleted_at is not None:
+            raise invalid(f"run {run_id} is deleted; restore it (runs/restore) to log to it")
         if len(self._tracked) > 100_000:
             self._tracked.clear()
         self._tracked.add(run_id)
@@ -258,14 +265,22 @@ class MlflowApi:
             "start_time": _ms(row.created_at),
             "end_time": _ms(row.ended_at),
             "artifact_uri": f"mlflow-artifacts:/{experiment}/{row.id}/artifacts",
-            "lifecycle_stage": "active",
+            "lifecycle_stage": _lifecycle(row.deleted_at),
         }
 
     def _run_json(self, run: Any, default_id: str) -> dict[str, Any]:
         """A run from a search page (params, latest metrics and tags loaded)."""
         tags = dict(run.tags)
         info = self._run_info(
-            _RunRow(run.id, run.name, run.status, run.experiment_id, run.created_at, run.ended_at),
+            _RunRow(
+                run.id,
+                run.name,
+                run.status,
+                run.experiment_id,
+                run.created_at,
+                run.ended_at,
+                run.deleted_at,
+            ),
             default_id,
             tags,
         )
@@ -306,14 +321,15 @@ class MlflowApi:
         from sqlalchemy import insert, select
 
         from headrace.core.ids import new_id
-        from headrace.store.schema import experiments
+        from headrace.store.schema import experiment_tags, experiments
 
         args = await json_body(request)
         name = _string(args, "name")
         if len(name) > 200:
             raise invalid("experiment name: expected 1 to 200 characters")
-        if args.get("tags"):
-            raise invalid("experiment tags are not kept by headrace; create it without tags")
+        tags = _pairs(args.get("tags"), "tags")
+        for key, _ in tags:
+            _check_key(key, "tag")
         if args.get("artifact_location"):
             raise invalid(
                 "artifact_location: artifacts of a headrace server go through its proxy; "
@@ -335,6 +351,7 @@ class MlflowApi:
                     id=experiment_id, name=name, description=None, created_at=time.time()
                 )
             )
+            _set_tags(c, experiment_tags, {"experiment_id": experiment_id}, tags)
             ticket.write(c)
         return json_response({"experiment_id": experiment_id})
 
@@ -366,7 +383,7 @@ class MlflowApi:
         offset = _integer(args.get("page_token") or "0", "page_token")
         wanted = args.get("filter") or ""
         default_id = self._default_id()
-        rows = self.store.tracking.experiments()
+        rows = self.store.tracking.experiments(deleted=_view(args.get("view_type"), "view_type"))
         if wanted:
             name = _experiment_name_filter(wanted)
             rows = [r for r in rows if _like(r.name, name)]
@@ -390,7 +407,11 @@ class MlflowApi:
         from headrace.store.tracking import write_tracked
 
         args = await json_body(request)
-        experiment_id = self._experiment_id(_string(args, "experiment_id", required=False) or "0")
+        raw_experiment = _string(args, "experiment_id", required=False) or "0"
+        experiment = self._experiment_row(raw_experiment)
+        if getattr(experiment, "deleted_at", None) is not None:
+            raise invalid(f"experiment {raw_experiment} is deleted; restore it to add runs")
+        experiment_id = str(experiment.id)
         tags = dict(_pairs(args.get("tags"), "tags"))
         for key in tags:
             _check_key(key, "tag")
@@ -683,9 +704,7 @@ class MlflowApi:
         limit = _integer(args.get("max_results"), "max_results", 1000)
         if not 1 <= limit <= 50_000:
             raise invalid("max_results must be 1 to 50000")
-        view = args.get("run_view_type") or "ACTIVE_ONLY"
-        if view == "DELETED_ONLY":
-            return json_response({"runs": []})
+        deleted = _view(args.get("run_view_type"), "run_view_type")
         orders = args.get("order_by") or []
         if not isinstance(orders, list) or not all(isinstance(o, str) for o in orders):
             raise invalid("'order_by' must be a list of strings")
@@ -698,6 +717,7 @@ class MlflowApi:
                 max_results=limit,
                 page_token=args.get("page_token") or None,
                 with_metric_steps=True,
+                deleted=deleted,
             )
         except (SearchSyntaxError, TrackingError) as exc:
             raise invalid(str(exc)) from exc
@@ -986,7 +1006,7 @@ class MlflowApi:
     def _model_json(self, name: str) -> dict[str, Any]:
         from sqlalchemy import select
 
-        from headrace.store.schema import models
+        from headrace.store.schema import model_tags, models
 
         with self.store.read() as c:
             row = c.execute(select(models).where(models.c.name == name)).first()
@@ -1002,10 +1022,12 @@ class MlflowApi:
             "description": row.description or "",
             "latest_versions": latest,
             "aliases": aliases,
-            "tags": [],
+            "tags": _kv(self.store.tracking.tags_of(model_tags, name=name)),
         }
 
     def _version_json(self, v: Any) -> dict[str, Any]:
+        from headrace.store.schema import model_version_tags
+
         return {
             "name": v.name,
             "version": str(v.version),
@@ -1017,7 +1039,14 @@ class MlflowApi:
             "source": f"mlflow-artifacts:/registry/{v.name}/{v.version}",
             "run_id": v.run_id or "",
             "status": REGISTRY_STATUS,
-            "tags": [{"key": "headrace.status", "value": v.status}],
+            "tags": _kv(
+                {
+                    **self.store.tracking.tags_of(
+                        model_version_tags, name=v.name, version=v.version
+                    ),
+                    "headrace.status": v.status,
+                }
+            ),
             "aliases": list(v.aliases),
         }
 
@@ -1034,12 +1063,13 @@ class MlflowApi:
     async def create_registered_model(self, request: Request, who: Principal) -> Response:
         from sqlalchemy import insert, select
 
-        from headrace.store.schema import models
+        from headrace.store.schema import model_tags, models
 
         args = await json_body(request)
         name = self._name(args)
-        if args.get("tags"):
-            raise invalid("registered-model tags are not kept by headrace; create it without tags")
+        tags = _pairs(args.get("tags"), "tags")
+        for key, _ in tags:
+            _check_key(key, "tag")
         with (
             self.gate.audited(who, "model.create", name, "register_model") as ticket,
             self.store.write() as c,
@@ -1056,6 +1086,7 @@ class MlflowApi:
                     created_by=who.name,
                 )
             )
+            _set_tags(c, model_tags, {"name": name}, tags)
             ticket.write(c)
         return json_response({"registered_model": self._model_json(name)})
 
@@ -1268,6 +1299,268 @@ class MlflowApi:
 
     # -- model versions' files (the registry as artifacts) ----------------------------
 
+    # -- tags, renames, deletions ------------------------------------------------------
+
+    def _tagging(
+        self,
+        who: Principal,
+        action: str,
+        target: str,
+        permission: str,
+        table: Any,
+        key_values: dict[str, Any],
+        key: str,
+        value: str | None,
+    ) -> Response:
+        """Set (``value``) or delete (None) one tag of an experiment, registered model
+        or model version, audited."""
+        _check_key(key, "tag")
+        with (
+            self.gate.audited(who, action, target, permission) as ticket,
+            self.store.write() as c,
+        ):
+            ticket.details = {"key": key}
+            if value is None:
+                if not _delete_tag(c, table, key_values, key):
+                    raise not_found(f"no tag {key!r} on {target}")
+            else:
+                _set_tags(c, table, key_values, [(key, value)])
+            ticket.write(c)
+        return json_response({})
+
+    def _tracked_experiment(self, raw: str, *, deletable: bool = False) -> Any:
+        row = self._experiment_row(raw)
+        if deletable and raw == DEFAULT_ID:
+            raise invalid("the Default experiment (id 0) cannot be deleted or renamed")
+        return row
+
+    async def set_experiment_tag(self, request: Request, who: Principal) -> Response:
+        from headrace.store.schema import experiment_tags
+
+        args = await json_body(request)
+        raw = _string(args, "experiment_id")
+        row = self._tracked_experiment(raw)
+        return self._tagging(
+            who,
+            "experiment.tag",
+            raw,
+            "log_run",
+            experiment_tags,
+            {"experiment_id": row.id},
+            _string(args, "key"),
+            str(args.get("value") if args.get("value") is not None else ""),
+        )
+
+    async def delete_experiment_tag(self, request: Request, who: Principal) -> Response:
+        from headrace.store.schema import experiment_tags
+
+        args = await json_body(request)
+        raw = _string(args, "experiment_id")
+        row = self._tracked_experiment(raw)
+        return self._tagging(
+            who,
+            "experiment.untag",
+            raw,
+            "log_run",
+            experiment_tags,
+            {"experiment_id": row.id},
+            _string(args, "key"),
+            None,
+        )
+
+    async def update_experiment(self, request: Request, who: Principal) -> Response:
+        from sqlalchemy import select, update
+
+        from headrace.store.schema import experiments
+
+        args = await json_body(request)
+        raw = _string(args, "experiment_id")
+        row = self._tracked_experiment(raw, deletable=True)
+        name = _string(args, "new_name")
+        if len(name) > 200:
+            raise invalid("new_name: expected 1 to 200 characters")
+        with (
+            self.gate.audited(who, "experiment.rename", raw, "log_run") as ticket,
+            self.store.write() as c,
+        ):
+            ticket.details = {"from": row.name, "to": name}
+            taken = c.execute(select(experiments.c.id).where(experiments.c.name == name)).first()
+            if taken is not None and taken.id != row.id:
+                raise ApiError(
+                    400, "RESOURCE_ALREADY_EXISTS", f"experiment {name!r} already exists"
+                )
+            c.execute(update(experiments).where(experiments.c.id == row.id).values(name=name))
+            ticket.write(c)
+        return json_response({})
+
+    async def delete_experiment(self, request: Request, who: Principal) -> Response:
+        return await self._lifecycle_of_experiment(request, who, deleted=True)
+
+    async def restore_experiment(self, request: Request, who: Principal) -> Response:
+        return await self._lifecycle_of_experiment(request, who, deleted=False)
+
+    async def _lifecycle_of_experiment(
+        self, request: Request, who: Principal, *, deleted: bool
+    ) -> Response:
+        from sqlalchemy import update
+
+        from headrace.store.schema import experiments
+
+        args = await json_body(request)
+        raw = _string(args, "experiment_id")
+        row = self._tracked_experiment(raw, deletable=True)
+        action = "experiment.delete" if deleted else "experiment.restore"
+        with (
+            self.gate.audited(who, action, raw, "log_run") as ticket,
+            self.store.write() as c,
+        ):
+            c.execute(
+                update(experiments)
+                .where(experiments.c.id == row.id)
+                .values(deleted_at=time.time() if deleted else None)
+            )
+            ticket.write(c)
+        return json_response({})
+
+    async def delete_run(self, request: Request, who: Principal) -> Response:
+        return await self._lifecycle_of_run(request, who, deleted=True)
+
+    async def restore_run(self, request: Request, who: Principal) -> Response:
+        return await self._lifecycle_of_run(request, who, deleted=False)
+
+    async def _lifecycle_of_run(
+        self, request: Request, who: Principal, *, deleted: bool
+    ) -> Response:
+        from sqlalchemy import update
+
+        from headrace.store.schema import runs
+
+        args = await json_body(request)
+        run_id = _string(args, "run_id")
+        row = self._run_row(run_id)
+        if row.experiment_id is None:
+            raise invalid(f"run {run_id} is a pipeline run; only tracked runs are deleted")
+        action = "run.delete" if deleted else "run.restore"
+        with (
+            self.gate.audited(who, action, run_id, "log_run") as ticket,
+            self.store.write() as c,
+        ):
+            c.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(deleted_at=time.time() if deleted else None)
+            )
+            ticket.write(c)
+        self._tracked.discard(run_id)
+        return json_response({})
+
+    async def set_registered_model_tag(self, request: Request, who: Principal) -> Response:
+        from headrace.store.schema import model_tags
+
+        args = await json_body(request)
+        name = self._name(args)
+        self._model_json(name)  # it exists
+        return self._tagging(
+            who,
+            "model.tag",
+            name,
+            "register_model",
+            model_tags,
+            {"name": name},
+            _string(args, "key"),
+            str(args.get("value") if args.get("value") is not None else ""),
+        )
+
+    async def delete_registered_model_tag(self, request: Request, who: Principal) -> Response:
+        from headrace.store.schema import model_tags
+
+        args = await json_body(request)
+        name = self._name(args)
+        self._model_json(name)
+        return self._tagging(
+            who,
+            "model.untag",
+            name,
+            "register_model",
+            model_tags,
+            {"name": name},
+            _string(args, "key"),
+            None,
+        )
+
+    async def update_registered_model(self, request: Request, who: Principal) -> Response:
+        from sqlalchemy import update
+
+        from headrace.store.schema import models
+
+        args = await json_body(request)
+        name = self._name(args)
+        self._model_json(name)
+        description = _string(args, "description", required=False)
+        with (
+            self.gate.audited(who, "model.describe", name, "register_model") as ticket,
+            self.store.write() as c,
+        ):
+            c.execute(
+                update(models).where(models.c.name == name).values(description=description or None)
+            )
+            ticket.write(c)
+        return json_response({"registered_model": self._model_json(name)})
+
+    async def set_model_version_tag(self, request: Request, who: Principal) -> Response:
+        from headrace.store.schema import model_version_tags
+
+        args = await json_body(request)
+        v = self._version(args)
+        return self._tagging(
+            who,
+            "model.version_tag",
+            f"{v.name}/{v.version}",
+            "register_model",
+            model_version_tags,
+            {"name": v.name, "version": v.version},
+            _string(args, "key"),
+            str(args.get("value") if args.get("value") is not None else ""),
+        )
+
+    async def delete_model_version_tag(self, request: Request, who: Principal) -> Response:
+        from headrace.store.schema import model_version_tags
+
+        args = await json_body(request)
+        v = self._version(args)
+        return self._tagging(
+            who,
+            "model.version_untag",
+            f"{v.name}/{v.version}",
+            "register_model",
+            model_version_tags,
+            {"name": v.name, "version": v.version},
+            _string(args, "key"),
+            None,
+        )
+
+    async def update_model_version(self, request: Request, who: Principal) -> Response:
+        from sqlalchemy import update
+
+        from headrace.store.schema import model_versions
+
+        args = await json_body(request)
+        v = self._version(args)
+        description = _string(args, "description", required=False)
+        with (
+            self.gate.audited(
+                who, "model.describe", f"{v.name}/{v.version}", "register_model"
+            ) as ticket,
+            self.store.write() as c,
+        ):
+            c.execute(
+                update(model_versions)
+                .where(model_versions.c.name == v.name, model_versions.c.version == v.version)
+                .values(description=description or None)
+            )
+            ticket.write(c)
+        return json_response({"model_version": self._version_json(self._version(args))})
+
     def _registry_zip(self, path: str) -> tuple[zipfile.ZipFile, str]:
         from headrace.io.models import unpack
 
@@ -1301,7 +1594,52 @@ class MlflowApi:
 
 class _RunRow:
     def __init__(self, *values: Any) -> None:
-        self.id, self.name, self.status, self.experiment_id, self.created_at, self.ended_at = values
+        (
+            self.id,
+            self.name,
+            self.status,
+            self.experiment_id,
+            self.created_at,
+            self.ended_at,
+            self.deleted_at,
+        ) = values
+
+
+def _set_tags(c: Any, table: Any, key_values: dict[str, Any], tags: list[tuple[str, str]]) -> None:
+    """Set tags (insert or replace) on the row ``key_values`` names."""
+    from headrace.store.upsert import upsert_statement
+
+    if not tags:
+        return
+    keys = (*key_values, "key")
+    statement = upsert_statement(c.dialect.name, table, keys, (*keys, "value"))
+    c.execute(statement, [{**key_values, "key": k, "value": v} for k, v in tags])
+
+
+def _delete_tag(c: Any, table: Any, key_values: dict[str, Any], key: str) -> bool:
+    from sqlalchemy import delete
+
+    done = c.execute(
+        delete(table).where(
+            table.c.key == key, *(table.c[name] == value for name, value in key_values.items())
+        )
+    )
+    return bool(done.rowcount)
+
+
+def _lifecycle(deleted_at: float | None) -> str:
+    return "active" if deleted_at is None else "deleted"
+
+
+#: MLflow's view types: which lifecycle stages a search returns (``deleted`` filter).
+_VIEWS: dict[str, bool | None] = {"ACTIVE_ONLY": False, "DELETED_ONLY": True, "ALL": None}
+
+
+def _view(value: Any, field: str) -> bool | None:
+    view = str(value or "ACTIVE_ONLY")
+    if view not in _VIEWS:
+        raise invalid(f"{field} {view!r}: expected one of {', '.join(_VIEWS)}")
+    return _VIEWS[view]
 
 
 def _listing(rows: list[tuple[str, str, int]], inner: str) -> list[dict[str, Any]]:
@@ -1451,6 +1789,17 @@ def mlflow_routes(ws: Workspace, gate: Gate) -> list[Route]:
         ("/experiments/get", ["GET"], endpoint(api.get_experiment)),
         ("/experiments/get-by-name", ["GET"], endpoint(api.get_experiment_by_name)),
         ("/experiments/search", ["GET", "POST"], endpoint(api.search_experiments)),
+        ("/experiments/set-experiment-tag", ["POST"], endpoint(api.set_experiment_tag, "write")),
+        (
+            "/experiments/delete-experiment-tag",
+            ["POST"],
+            endpoint(api.delete_experiment_tag, "write"),
+        ),
+        ("/experiments/update", ["POST"], endpoint(api.update_experiment, "write")),
+        ("/experiments/delete", ["POST"], endpoint(api.delete_experiment, "write")),
+        ("/experiments/restore", ["POST"], endpoint(api.restore_experiment, "write")),
+        ("/runs/delete", ["POST"], endpoint(api.delete_run, "write")),
+        ("/runs/restore", ["POST"], endpoint(api.restore_run, "write")),
         ("/runs/create", ["POST"], endpoint(api.create_run, "write")),
         ("/runs/update", ["POST"], endpoint(api.update_run, "write")),
         ("/runs/get", ["GET"], endpoint(api.get_run)),
@@ -1485,6 +1834,16 @@ def mlflow_routes(ws: Workspace, gate: Gate) -> list[Route]:
             ["GET", "POST"],
             endpoint(api.latest_versions),
         ),
+        ("/registered-models/update", ["PATCH"], endpoint(api.update_registered_model, "write")),
+        ("/registered-models/set-tag", ["POST"], endpoint(api.set_registered_model_tag, "write")),
+        (
+            "/registered-models/delete-tag",
+            ["DELETE"],
+            endpoint(api.delete_registered_model_tag, "write"),
+        ),
+        ("/model-versions/update", ["PATCH"], endpoint(api.update_model_version, "write")),
+        ("/model-versions/set-tag", ["POST"], endpoint(api.set_model_version_tag, "write")),
+        ("/model-versions/delete-tag", ["DELETE"], endpoint(api.delete_model_version_tag, "write")),
         ("/registered-models/alias", ["POST"], endpoint(api.set_alias, "write")),
         ("/registered-models/alias", ["DELETE"], endpoint(api.delete_alias, "write")),
         ("/registered-models/alias", ["GET"], endpoint(api.version_by_alias)),
@@ -1493,9 +1852,22 @@ def mlflow_routes(ws: Workspace, gate: Gate) -> list[Route]:
         ("/model-versions/search", ["GET"], endpoint(api.search_model_versions)),
         ("/model-versions/get-download-uri", ["GET"], endpoint(api.download_uri)),
     ]
+
+    async def unknown(request: Request) -> Response:
+        return json_response(
+            {
+                "error_code": "ENDPOINT_NOT_FOUND",
+                "message": f"{request.method} {request.url.path}: this MLflow REST endpoint "
+                "is not served by headrace",
+            },
+            404,
+        )
+
+    everything = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     routes = []
     for prefix in (API, "/ajax-api/2.0/mlflow"):
         routes += [Route(prefix + path, fn, methods=methods) for path, methods, fn in table]
+        routes.append(Route(prefix + "/{rest:path}", unknown, methods=everything))
     routes += [
         Route(ARTIFACTS, endpoint(api.list_artifacts), methods=["GET"]),
         Route(

@@ -22,7 +22,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: The Alembic revision this code expects; checked without importing Alembic.
-SCHEMA_HEAD = "0014"
+SCHEMA_HEAD = "0015"
 
 runs = Table(
     "runs",
@@ -50,6 +50,8 @@ runs = Table(
     Column("name", String(200), nullable=True),
     #: Written every few seconds by the process executing a pipeline run.
     Column("heartbeat_at", Float, nullable=True),
+    #: A tracked run deleted through the MLflow API (restorable); None: active.
+    Column("deleted_at", Float, nullable=True),
     Index("ix_runs_created_at", "created_at"),
     Index("ix_runs_status", "status"),
     Index("ix_runs_experiment", "experiment_id", "created_at"),
@@ -245,6 +247,16 @@ experiments = Table(
     Column("name", String(200), nullable=False, unique=True),
     Column("description", Text, nullable=True),
     Column("created_at", Float, nullable=False),
+    #: Deleted through the MLflow API (restorable); None: active.
+    Column("deleted_at", Float, nullable=True),
+)
+
+experiment_tags = Table(
+    "experiment_tags",
+    metadata,
+    Column("experiment_id", String(32), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
 )
 
 #: A run's params: written once, never changed.
@@ -352,6 +364,23 @@ model_versions = Table(
     Column("created_at", Float, nullable=False),
     Column("created_by", String(200), nullable=True),
     Index("ix_model_versions_run", "run_id"),
+)
+
+model_tags = Table(
+    "model_tags",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+model_version_tags = Table(
+    "model_version_tags",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
 )
 
 model_aliases = Table(

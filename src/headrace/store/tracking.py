@@ -61,6 +61,8 @@ class ExperimentRecord:
     name: str
     description: str | None
     created_at: float
+    #: deleted through the MLflow API (restorable)
+    deleted_at: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +85,8 @@ class TrackedRun:
     #: Each latest metric's step and time (loaded on request: ``with_metric_steps``).
     metric_steps: dict[str, int] = field(default_factory=dict)
     metric_times: dict[str, float] = field(default_factory=dict)
+    #: deleted through the MLflow API (restorable)
+    deleted_at: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -404,10 +408,25 @@ class TrackingRepository:
             ).all()
         return {k: int(n) for k, n in rows}
 
-    def experiments(self) -> builtins.list[ExperimentRecord]:
+    def experiments(self, *, deleted: bool | None = False) -> builtins.list[ExperimentRecord]:
+        """Experiments, oldest first: active ones (``deleted`` False), deleted ones
+        (True) or all (None)."""
+        query = select(experiments).order_by(experiments.c.created_at)
+        if deleted is not None:
+            gone = experiments.c.deleted_at.is_not(None)
+            query = query.where(gone if deleted else experiments.c.deleted_at.is_(None))
         with self._store.read() as c:
-            rows = c.execute(select(experiments).order_by(experiments.c.created_at)).all()
+            rows = c.execute(query).all()
         return [ExperimentRecord(**dict(r._mapping)) for r in rows]
+
+    def tags_of(self, table: Any, **key: Any) -> dict[str, str]:
+        """The tags kept in ``table`` (experiment, model or model-version tags) for the
+        row ``key`` names."""
+        query = select(table.c.key, table.c.value).where(
+            *(table.c[name] == value for name, value in key.items())
+        )
+        with self._store.read() as c:
+            return {k: v for k, v in c.execute(query.order_by(table.c.key)).all()}
 
     # -- runs -------------------------------------------------------------------------
 
@@ -537,11 +556,13 @@ class TrackingRepository:
         experiment_ids: Sequence[str] | None = None,
         run_ids: Sequence[str] | None = None,
         with_metric_steps: bool = False,
+        deleted: bool | None = False,
     ) -> SearchPage:
         """Runs matching ``filter`` (see :mod:`headrace.core.search`), a page at a time.
 
         ``columns`` (``metrics.auc``, ``params.lr``, ``params.*``, ...) limits the
         params, metrics and tags loaded to those named; None loads all of them.
+        ``deleted``: active runs only (False), deleted ones only (True), or all (None).
         """
         from headrace.core.search import parse_key
 
@@ -560,6 +581,7 @@ class TrackingRepository:
             runs.c.parent_run_id,
             runs.c.created_at,
             runs.c.ended_at,
+            runs.c.deleted_at,
         )
         if experiments_ is not None:
             ids = [self.experiment(name, create=False).id for name in experiments_]
@@ -568,6 +590,9 @@ class TrackingRepository:
             query = query.where(runs.c.experiment_id.in_(builtins.list(experiment_ids)))
         if run_ids is not None:
             query = query.where(runs.c.id.in_(builtins.list(run_ids)))
+        if deleted is not None:
+            gone = runs.c.deleted_at.is_not(None)
+            query = query.where(gone if deleted else runs.c.deleted_at.is_(None))
         if tree is not None:
             query = query.where(_condition(tree))
         ordering: list[Any] = []
@@ -626,6 +651,7 @@ class TrackingRepository:
                     experiment_id=experiment_id,
                     metric_steps={k: v[0] for k, v in steps.get(run_id, {}).items()},
                     metric_times={k: v[1] for k, v in steps.get(run_id, {}).items()},
+                    deleted_at=deleted_at,
                 )
                 for (
                     run_id,
@@ -637,6 +663,7 @@ class TrackingRepository:
                     parent,
                     created,
                     ended,
+                    deleted_at,
                 ) in rows
             ],
             next_page_token=_token(offset + max_results) if more else None,
@@ -647,7 +674,7 @@ class TrackingRepository:
         ids = builtins.list(run_ids)
         if not ids:
             return []
-        page = self.search(run_ids=ids, max_results=len(ids), with_metric_steps=True)
+        page = self.search(run_ids=ids, max_results=len(ids), with_metric_steps=True, deleted=None)
         return page.runs
 
     @staticmethod
