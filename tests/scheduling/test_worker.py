@@ -87,3 +87,60 @@ def test_a_run_that_ended_before_its_worker_died_is_not_run_again(tmp_path: Path
     assert done.status == "success" and done.run_id == claimed.run_id
     assert [r.id for r in ws.store.runs.list()] == [claimed.run_id]
     assert ws.store.versions.heads("main") == heads
+
+
+RACE = """
+import time
+from pathlib import Path
+
+from headrace import automation as auto
+from headrace import monitors as m
+
+HERE = Path(__file__).parent
+
+
+@hr.asset
+def table(context) -> int:
+    (HERE / f"started-{context.run_id}").touch()
+    while not (HERE / "go").exists():
+        time.sleep(0.02)
+    return 1
+
+
+auto.pipeline("load", "table")
+auto.defaults(notify=m.log())
+"""
+
+
+def test_a_run_that_lost_a_branch_race_goes_again_and_succeeds(tmp_path: Path) -> None:
+    """Two runs of one pipeline write the same head at once: the one whose version
+    lost the compare-and-swap is queued again at once and resumed, building on the
+    winner's version, instead of failing."""
+    import threading
+
+    ws = open_project(tmp_path, RACE)
+    automation = load_automation(ws)
+    first = ws.store.queue.enqueue(pipeline="load", selection="table")
+    second = ws.store.queue.enqueue(pipeline="load", selection="table")
+    workers = [Worker(ws, automation, name=f"w{i}") for i in range(2)]
+    threads = [threading.Thread(target=w.run_one) for w in workers]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("started-*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(list(tmp_path.glob("started-*"))) == 2, "both runs should be computing"
+    (tmp_path / "go").touch()
+    for thread in threads:
+        thread.join(timeout=60)
+    rows = {i: ws.store.queue.get(i or "") for i in (first, second)}
+    requeued = [r for r in rows.values() if r.status == "queued"]
+    assert len(requeued) == 1, [(r.status, r.error) for r in rows.values()]
+    assert "branch conflict" in (requeued[0].waiting or "")
+    assert Worker(ws, automation, name="w3").run_one() is not None
+    done = {i: ws.store.queue.get(i or "") for i in (first, second)}
+    assert {r.status for r in done.values()} == {"success"}
+    assert sorted(r.attempts for r in done.values()) == [1, 2]
+    for row in done.values():
+        assert ws.store.runs.get(row.run_id or "").status == "success"
+    assert ws.store.notifications.list() == []  # nothing failed, nothing notified

@@ -108,7 +108,7 @@ def daemon(
         for line in evaluation.skipped:
             console.print(f"[dim]{escape(line)}[/]")
         for item_id, pipeline, status_ in report.ran:
-            style = "green" if status_ == "success" else "red"
+            style = {"success": "green", "requeued": "yellow"}.get(status_, "red")
             done = ws.store.queue.get(item_id)
             part = f"[{','.join(done.partitions)}]" if done.partitions else ""
             console.print(
@@ -129,7 +129,8 @@ def daemon(
                 else ""
             )
         )
-        if any(s != "success" for _, _, s in report.ran):
+        final = {item_id: status_ for item_id, _, status_ in report.ran}  # the last word
+        if any(s not in ("success", "requeued") for s in final.values()):
             raise typer.Exit(1)
         return
     import signal

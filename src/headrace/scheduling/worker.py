@@ -160,6 +160,21 @@ class Worker:
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 log.warning("queued run %s (%s) failed: %s", item.id, item.pipeline, error)
+        if (
+            result is not None
+            and not result.success
+            and _lost_a_race(result)
+            and item.attempts < item.max_attempts
+            and self.ws.store.queue.release(
+                item.id,
+                self.name,
+                why=f"{error}; its run is resumed, building on the other run's version",
+            )
+        ):
+            # two runs wrote the same head at once and this one lost: nothing was wrong
+            # with it, so it goes again at once (an attempt), resumed from its steps
+            log.info("queued run %s (%s) lost a branch race; queued again", item.id, item.pipeline)
+            return "requeued"
         made_run = result is not None or (
             item.run_id is not None and self.ws.store.runs.exists(item.run_id)
         )
@@ -283,6 +298,15 @@ class Worker:
                     pipeline=pipeline,
                     dedupe_key=f"check_failed:{q.version_id}",
                 )
+
+
+def _lost_a_race(result: Any) -> bool:
+    """Whether every failed step of a run failed only because a concurrent run moved
+    its branch head first."""
+    from headrace.store.runs import CONFLICT
+
+    failed = [s for s in result.steps.values() if s.status == "failed"]
+    return bool(failed) and all((s.error or "").startswith(CONFLICT) for s in failed)
 
 
 def _first_error(result: Any) -> str | None:

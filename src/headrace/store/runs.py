@@ -76,6 +76,10 @@ _STEP_ROW = (
         cache_key=bindparam("cache_key"),
     )
 )
+#: How a step whose version lost the race for its branch head fails (its error starts
+#: so): run again, it builds on the winner's version.
+CONFLICT = "branch conflict"
+
 _INSERT_RUN = insert(runs)
 _INSERT_STEPS = insert(steps)
 _END_RUN = (
@@ -546,7 +550,7 @@ class RunRepository:
                         )
                     elif current.get(head) != version.replaces:
                         refused[key] = (
-                            f"branch conflict: {label(head)} on branch {batch.branch!r} was "
+                            f"{CONFLICT}: {label(head)} on branch {batch.branch!r} was "
                             f"moved to version {str(current.get(head))[:16]} by another writer "
                             f"while this run made version {version.id[:16]}; the new version "
                             "is kept but not put on the branch"
