@@ -557,7 +557,7 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
                 branch=body.branch,
                 exclude=body.exclude,
                 trigger="server",
-                max_attempts=1,
+                max_attempts=3,  # a lost worker or a lost branch race: again
                 details={
                     "actor": who.name,
                     "force": body.force,
@@ -593,7 +593,7 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
                 selection=run.selection,
                 branch=run.branch,
                 trigger="server:resume",
-                max_attempts=1,
+                max_attempts=3,  # a lost worker or a lost branch race: again
                 details={"actor": who.name, "resume": True},
                 run_id=run.id,
             )
