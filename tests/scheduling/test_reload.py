@@ -138,3 +138,26 @@ def test_a_running_worker_starts_afresh_when_the_project_changes(tmp_path: Path)
         worker.terminate()
         output, _ = worker.communicate(timeout=60)
     assert "starting afresh" in output
+
+
+def test_the_watch_sees_edits_new_suites_and_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headrace.scheduling import reload as reload_module
+    from headrace.scheduling.reload import ProjectWatch
+
+    monkeypatch.setattr(reload_module, "RELIST_EVERY", 0.0)
+    root, module = write_project(tmp_path / "ws", V1)
+    with open_workspace(root) as ws:
+        _ = ws.graph
+        watch = ProjectWatch(ws, every=0.0)
+        assert root / f"{module}.py" in watch.files()
+        assert not watch.changed()
+        (root / "data.csv").write_text("not a definition\n")
+        assert not watch.changed()  # a file the definitions do not come from
+        (root / "a.checks.yaml").write_text("asset: a\nchecks: []\n")
+        assert watch.changed() and not watch.changed()  # a new suite, seen once
+        _rewrite(root / f"{module}.py", V2)
+        assert watch.changed()
+        (root / "monitors.yaml").write_text("monitors: []\n")
+        assert watch.changed()

@@ -20,6 +20,10 @@ T = TypeVar("T")
 
 Stamp = tuple[tuple[str, int, int], ...]
 
+#: Seconds between listings of the project's files (new check suites or modules); the
+#: files listed are looked at every ``every`` seconds.
+RELIST_EVERY = 30.0
+
 
 class ProjectWatch:
     """The files a workspace's definitions come from, and whether they changed since
@@ -35,7 +39,7 @@ class ProjectWatch:
         self._sources: set[Path] = set()
         self._files = self.files()
         self.stamp = self._stamp()
-        self._looked = time.monotonic()
+        self._looked = self._listed = time.monotonic()
 
     def files(self) -> list[Path]:
         from headrace.workspace.monitors import FILE
@@ -77,6 +81,9 @@ class ProjectWatch:
         if time.monotonic() - self._looked < self.every:
             return False
         self._looked = time.monotonic()
+        if self._looked - self._listed >= RELIST_EVERY:  # a new suite or module file
+            self._listed = self._looked
+            self._files = self.files()
         now = self._stamp()
         if now == self.stamp:
             return False
