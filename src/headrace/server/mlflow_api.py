@@ -1301,72 +1301,64 @@ class MlflowApi:
 
     # -- tags, renames, deletions ------------------------------------------------------
 
-    def _tagging(
-        self,
-        who: Principal,
-        action: str,
-        target: str,
-        permission: str,
-        table: Any,
-        key_values: dict[str, Any],
-        key: str,
-        value: str | None,
-    ) -> Response:
-        """Set (``value``) or delete (None) one tag of an experiment, registered model
-        or model version, audited."""
-        _check_key(key, "tag")
+    async def _tag(self, request: Request, who: Principal, kind: str, *, delete: bool) -> Response:
+        """Set or delete one tag of an experiment, a registered model or a model version
+        (``kind``), audited: the row must exist; a tag deleted must be there."""
+        from headrace.store.schema import experiment_tags, model_tags, model_version_tags
+
+        args = await json_body(request)
+        table: Any
+        if kind == "experiment":
+            raw = _string(args, "experiment_id")
+            row, table = self._experiment_row(raw), experiment_tags
+            target, owner, permission = raw, {"experiment_id": row.id}, "log_run"
+        elif kind == "model":
+            name = self._name(args)
+            self._model_json(name)  # it exists
+            table, target, owner, permission = model_tags, name, {"name": name}, "register_model"
+        else:
+            v = self._version(args)
+            table, target = model_version_tags, f"{v.name}/{v.version}"
+            owner, permission = {"name": v.name, "version": v.version}, "register_model"
+        key = _check_key(_string(args, "key"), "tag")
+        value = args.get("value")
+        action = f"{kind}.{'untag' if delete else 'tag'}"
         with (
             self.gate.audited(who, action, target, permission) as ticket,
             self.store.write() as c,
         ):
             ticket.details = {"key": key}
-            if value is None:
-                if not _delete_tag(c, table, key_values, key):
+            if delete:
+                if not _delete_tag(c, table, owner, key):
                     raise not_found(f"no tag {key!r} on {target}")
             else:
-                _set_tags(c, table, key_values, [(key, value)])
+                _set_tags(c, table, owner, [(key, "" if value is None else str(value))])
             ticket.write(c)
         return json_response({})
+
+    async def set_experiment_tag(self, request: Request, who: Principal) -> Response:
+        return await self._tag(request, who, "experiment", delete=False)
+
+    async def delete_experiment_tag(self, request: Request, who: Principal) -> Response:
+        return await self._tag(request, who, "experiment", delete=True)
+
+    async def set_registered_model_tag(self, request: Request, who: Principal) -> Response:
+        return await self._tag(request, who, "model", delete=False)
+
+    async def delete_registered_model_tag(self, request: Request, who: Principal) -> Response:
+        return await self._tag(request, who, "model", delete=True)
+
+    async def set_model_version_tag(self, request: Request, who: Principal) -> Response:
+        return await self._tag(request, who, "version", delete=False)
+
+    async def delete_model_version_tag(self, request: Request, who: Principal) -> Response:
+        return await self._tag(request, who, "version", delete=True)
 
     def _tracked_experiment(self, raw: str, *, deletable: bool = False) -> Any:
         row = self._experiment_row(raw)
         if deletable and raw == DEFAULT_ID:
             raise invalid("the Default experiment (id 0) cannot be deleted or renamed")
         return row
-
-    async def set_experiment_tag(self, request: Request, who: Principal) -> Response:
-        from headrace.store.schema import experiment_tags
-
-        args = await json_body(request)
-        raw = _string(args, "experiment_id")
-        row = self._tracked_experiment(raw)
-        return self._tagging(
-            who,
-            "experiment.tag",
-            raw,
-            "log_run",
-            experiment_tags,
-            {"experiment_id": row.id},
-            _string(args, "key"),
-            str(args.get("value") if args.get("value") is not None else ""),
-        )
-
-    async def delete_experiment_tag(self, request: Request, who: Principal) -> Response:
-        from headrace.store.schema import experiment_tags
-
-        args = await json_body(request)
-        raw = _string(args, "experiment_id")
-        row = self._tracked_experiment(raw)
-        return self._tagging(
-            who,
-            "experiment.untag",
-            raw,
-            "log_run",
-            experiment_tags,
-            {"experiment_id": row.id},
-            _string(args, "key"),
-            None,
-        )
 
     async def update_experiment(self, request: Request, who: Principal) -> Response:
         from sqlalchemy import select, update
@@ -1454,40 +1446,6 @@ class MlflowApi:
         self._tracked.discard(run_id)
         return json_response({})
 
-    async def set_registered_model_tag(self, request: Request, who: Principal) -> Response:
-        from headrace.store.schema import model_tags
-
-        args = await json_body(request)
-        name = self._name(args)
-        self._model_json(name)  # it exists
-        return self._tagging(
-            who,
-            "model.tag",
-            name,
-            "register_model",
-            model_tags,
-            {"name": name},
-            _string(args, "key"),
-            str(args.get("value") if args.get("value") is not None else ""),
-        )
-
-    async def delete_registered_model_tag(self, request: Request, who: Principal) -> Response:
-        from headrace.store.schema import model_tags
-
-        args = await json_body(request)
-        name = self._name(args)
-        self._model_json(name)
-        return self._tagging(
-            who,
-            "model.untag",
-            name,
-            "register_model",
-            model_tags,
-            {"name": name},
-            _string(args, "key"),
-            None,
-        )
-
     async def update_registered_model(self, request: Request, who: Principal) -> Response:
         from sqlalchemy import update
 
@@ -1506,38 +1464,6 @@ class MlflowApi:
             )
             ticket.write(c)
         return json_response({"registered_model": self._model_json(name)})
-
-    async def set_model_version_tag(self, request: Request, who: Principal) -> Response:
-        from headrace.store.schema import model_version_tags
-
-        args = await json_body(request)
-        v = self._version(args)
-        return self._tagging(
-            who,
-            "model.version_tag",
-            f"{v.name}/{v.version}",
-            "register_model",
-            model_version_tags,
-            {"name": v.name, "version": v.version},
-            _string(args, "key"),
-            str(args.get("value") if args.get("value") is not None else ""),
-        )
-
-    async def delete_model_version_tag(self, request: Request, who: Principal) -> Response:
-        from headrace.store.schema import model_version_tags
-
-        args = await json_body(request)
-        v = self._version(args)
-        return self._tagging(
-            who,
-            "model.version_untag",
-            f"{v.name}/{v.version}",
-            "register_model",
-            model_version_tags,
-            {"name": v.name, "version": v.version},
-            _string(args, "key"),
-            None,
-        )
 
     async def update_model_version(self, request: Request, who: Principal) -> Response:
         from sqlalchemy import update
