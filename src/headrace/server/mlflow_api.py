@@ -1386,64 +1386,46 @@ class MlflowApi:
         return json_response({})
 
     async def delete_experiment(self, request: Request, who: Principal) -> Response:
-        return await self._lifecycle_of_experiment(request, who, deleted=True)
+        return await self._lifecycle_of(request, who, "experiment", deleted=True)
 
     async def restore_experiment(self, request: Request, who: Principal) -> Response:
-        return await self._lifecycle_of_experiment(request, who, deleted=False)
+        return await self._lifecycle_of(request, who, "experiment", deleted=False)
 
-    async def _lifecycle_of_experiment(
-        self, request: Request, who: Principal, *, deleted: bool
+    async def delete_run(self, request: Request, who: Principal) -> Response:
+        return await self._lifecycle_of(request, who, "run", deleted=True)
+
+    async def restore_run(self, request: Request, who: Principal) -> Response:
+        return await self._lifecycle_of(request, who, "run", deleted=False)
+
+    async def _lifecycle_of(
+        self, request: Request, who: Principal, kind: str, *, deleted: bool
     ) -> Response:
+        """Delete (softly: restorable) or restore an experiment or a tracked run."""
         from sqlalchemy import update
 
-        from headrace.store.schema import experiments
+        from headrace.store.schema import experiments, runs
 
         args = await json_body(request)
-        raw = _string(args, "experiment_id")
-        row = self._tracked_experiment(raw, deletable=True)
-        action = "experiment.delete" if deleted else "experiment.restore"
+        raw = _string(args, f"{kind}_id")
+        table = experiments if kind == "experiment" else runs
+        if kind == "experiment":
+            row_id = self._tracked_experiment(raw, deletable=True).id
+        else:
+            if self._run_row(raw).experiment_id is None:
+                raise invalid(f"run {raw} is a pipeline run; only tracked runs are deleted")
+            row_id = raw
+        action = f"{kind}.{'delete' if deleted else 'restore'}"
         with (
             self.gate.audited(who, action, raw, "log_run") as ticket,
             self.store.write() as c,
         ):
             c.execute(
-                update(experiments)
-                .where(experiments.c.id == row.id)
+                update(table)
+                .where(table.c.id == row_id)
                 .values(deleted_at=time.time() if deleted else None)
             )
             ticket.write(c)
-        return json_response({})
-
-    async def delete_run(self, request: Request, who: Principal) -> Response:
-        return await self._lifecycle_of_run(request, who, deleted=True)
-
-    async def restore_run(self, request: Request, who: Principal) -> Response:
-        return await self._lifecycle_of_run(request, who, deleted=False)
-
-    async def _lifecycle_of_run(
-        self, request: Request, who: Principal, *, deleted: bool
-    ) -> Response:
-        from sqlalchemy import update
-
-        from headrace.store.schema import runs
-
-        args = await json_body(request)
-        run_id = _string(args, "run_id")
-        row = self._run_row(run_id)
-        if row.experiment_id is None:
-            raise invalid(f"run {run_id} is a pipeline run; only tracked runs are deleted")
-        action = "run.delete" if deleted else "run.restore"
-        with (
-            self.gate.audited(who, action, run_id, "log_run") as ticket,
-            self.store.write() as c,
-        ):
-            c.execute(
-                update(runs)
-                .where(runs.c.id == run_id)
-                .values(deleted_at=time.time() if deleted else None)
-            )
-            ticket.write(c)
-        self._tracked.discard(run_id)
+        self._tracked.discard(raw)  # a run logged to in this process is looked up again
         return json_response({})
 
     async def update_registered_model(self, request: Request, who: Principal) -> Response:
