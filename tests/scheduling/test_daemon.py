@@ -493,6 +493,21 @@ def test_a_freshness_breach_is_an_alert_that_an_alert_sensor_acts_on(tmp_path: P
     assert newest.window_id == ws.store.versions.head("stamp").id
     assert run_once(ws, now=t0 + 7301).ran != []  # and the sensor refreshes it again
 
+    listed = subprocess.run(
+        [*HEADRACE, "alerts"], cwd=tmp_path / "ws", capture_output=True, text=True, timeout=120
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.count("freshness:stamp freshness") == 2
+    assert "stamp has no version on main" in listed.stdout
+    none = subprocess.run(
+        [*HEADRACE, "alerts", "--monitor", "freshness:other"],
+        cwd=tmp_path / "ws",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert none.returncode == 0 and "no alerts of freshness:other" in none.stdout
+
 
 def test_an_alert_sensor_on_an_undeclared_freshness_policy_is_refused(tmp_path: Path) -> None:
     from headrace.core.automation import AutomationDefinitionError

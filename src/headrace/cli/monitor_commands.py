@@ -152,6 +152,7 @@ def show(
     windows = ws.store.monitoring.windows(name, limit=limit)
     if not windows:
         _console().print(f"monitor {escape(name)} has no windows yet: run headrace monitor run")
+        _print_alerts(ws.store.monitoring.alerts(name, limit=10))
         return
     table = Table(box=None, header_style="bold")
     for column in ("window", "version", "rows", "labeled", "status", "drift share"):
@@ -166,12 +167,35 @@ def show(
             "-" if w.drift_share is None else f"{w.drift_share:.0%}",
         )
     _console().print(table)
-    for alert in ws.store.monitoring.alerts(name, limit=10):
+    _print_alerts(ws.store.monitoring.alerts(name, limit=10))
+
+
+def _print_alerts(alerts: list[Any], *, named: bool = False) -> None:
+    for alert in alerts:
         state = " (suppressed)" if alert.suppressed else ""
+        who = f"{escape(alert.monitor)} " if named else ""
         _console().print(
-            f"{_when(alert.created_at)} {escape(alert.key)}{state}: "
-            f"{escape(alert.message.splitlines()[0])}"
+            f"{_when(alert.created_at)} {who}{escape(alert.key)}{state}: "
+            f"{escape(alert.message.splitlines()[0])}",
+            soft_wrap=True,
         )
+
+
+def alerts(
+    monitor: Annotated[
+        str | None,
+        typer.Option(help="Only this monitor's (freshness breaches: freshness:ASSET)."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 20,
+) -> None:
+    """Alerts, newest first: monitors' drift and performance alerts, and freshness
+    breaches (``freshness:ASSET``)."""
+    ws = _workspace(remote=True)
+    found = ws.store.monitoring.alerts(monitor, limit=limit)
+    if not found:
+        _console().print("no alerts" + (f" of {escape(monitor)}" if monitor else ""))
+        return
+    _print_alerts(found, named=True)
 
 
 @monitor_app.command("report")
@@ -196,3 +220,4 @@ def report(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(monitor_app, name="monitor")
+    app.command()(alerts)
