@@ -515,6 +515,24 @@ class _RemoteGovernance:
         got = self._remote.call("GET", "/audit/verify")
         return int(got["checked"]), got["problem"]
 
+    def verify_trail(self, witnessed: list[str]) -> Any:
+        """The server's verdict on its audit log, against ``witnessed`` checkpoints."""
+        from headrace.store.governance import ChainVerdict
+
+        got = self._remote.call("GET", "/audit/verify", params={"checkpoint": witnessed})
+        return ChainVerdict(
+            int(got["checked"]),
+            got["problem"],
+            int(got["legacy"]),
+            tuple(got["keys"]),
+            int(got["checkpoints"]),
+        )
+
+    def checkpoint(self) -> tuple[str, str]:
+        """(the checkpoint line the server signed and kept, its blob's digest)."""
+        got = self._remote.call("POST", "/audit/checkpoint")
+        return str(got["checkpoint"]), str(got["blob"])
+
     def create_principal(
         self, name: str, *, kind: str, role: str | None, namespace: str, actor: str | None
     ) -> None:

@@ -6,6 +6,7 @@ team server checks each caller's token and role."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -204,16 +205,135 @@ def audit_list(
     _console().print(table)
 
 
+def _witnessed(values: list[str]) -> list[Any]:
+    """Checkpoints given on the command line: each a checkpoint line, or a file of them
+    (one a line)."""
+    from pathlib import Path
+
+    from headrace.core.audit_chain import parse_checkpoint
+
+    points: list[Any] = []
+    for value in values:
+        text = value.strip()
+        if not text.startswith("{"):
+            path = Path(value)
+            if not path.is_file():
+                raise typer.BadParameter(
+                    f"{value!r} is neither a checkpoint line (JSON) nor a file of them",
+                    param_hint="--checkpoint",
+                )
+            lines = [line for line in path.read_text().splitlines() if line.strip()]
+        else:
+            lines = [text]
+        points.extend(parse_checkpoint(line) for line in lines)
+    return points
+
+
+def _verdict(witnessed: list[str], key_file: Path | None) -> Any:
+    from headrace.cli.app import _workspace
+
+    ws = _workspace(remote=True)
+    try:
+        if hasattr(ws, "remote"):
+            if key_file is not None:
+                raise typer.BadParameter(
+                    "--key-file verifies a local store; the team server verifies with its "
+                    "own keys (unset HEADRACE_URL to verify here)",
+                    param_hint="--key-file",
+                )
+            return ws.store.governance.verify_trail([p.line() for p in _witnessed(witnessed)])
+        from headrace.runtime.audit import verify_trail
+        from headrace.workspace.audit_keys import parse_key_file
+
+        keyring = None
+        if key_file is not None:
+            keyring = parse_key_file(key_file.read_text(), str(key_file))
+        return verify_trail(ws, keyring=keyring, witnessed=_witnessed(witnessed))
+    finally:
+        ws.close()
+
+
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Check the audit log's hash chain: any edited or removed entry shows (exit 1)."""
-    checked, problem = _governance(remote=True).verify()
-    if problem is not None:
+def audit_verify(
+    checkpoint: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A checkpoint kept outside the store (the line headrace audit checkpoint "
+            "printed, or a file of such lines): the log must still hold what it vouches for."
+        ),
+    ] = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(help="Verify with the keys in this file (id secret a line)."),
+    ] = None,
+) -> None:
+    """Check the audit log's chain of seals and its checkpoints: an edited, removed or
+    rewritten entry shows (exit 1)."""
+    verdict = _verdict(checkpoint or [], key_file)
+    if verdict.problem is not None:
         _console().print(
-            f"[red]audit log broken[/] after {checked:,} good entries: {escape(problem)}"
+            f"[red]audit log broken[/] after {verdict.checked:,} good entries: "
+            f"{escape(verdict.problem)}"
         )
         raise typer.Exit(1)
-    _console().print(f"audit log intact: {checked:,} entries, each chained to the one before")
+    console = _console()
+    console.print(f"audit log intact: {verdict.checked:,} entries, each chained to the one before")
+    keyed = verdict.checked - verdict.legacy
+    if keyed:
+        keys = ", ".join(verdict.keys)
+        console.print(
+            f"{keyed:,} sealed with audit key{'s' if len(verdict.keys) > 1 else ''} {escape(keys)}"
+        )
+    if verdict.legacy:
+        console.print(
+            f"[yellow]{verdict.legacy:,} legacy entries (1 to {verdict.legacy}) are unkeyed: "
+            "whoever can write to the store could have rewritten them[/]"
+        )
+    console.print(
+        f"{verdict.checkpoints:,} checkpoint{'s' if verdict.checkpoints != 1 else ''} matched"
+        + ("" if verdict.checkpoints else ": run headrace audit checkpoint to anchor the log")
+    )
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign the log's head (entry count and last seal) with the audit key, keep it in
+    the object store, and print it: hand the line to a witness outside the store."""
+    from headrace.cli.app import _workspace
+
+    ws = _workspace(remote=True)
+    try:
+        if hasattr(ws, "remote"):
+            line, digest = ws.store.governance.checkpoint()
+        else:
+            from headrace.runtime.audit import take_checkpoint
+
+            point, digest = take_checkpoint(ws)
+            line = point.line()
+    finally:
+        ws.close()
+    console = _console()
+    console.print(f"checkpoint kept in the object store as blob {digest}:", highlight=False)
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+@audit_app.command("rotate-key")
+def audit_rotate_key() -> None:
+    """Add a new audit key to the key file: new entries are sealed with it, the old
+    keys stay to verify older ones (the local workspace's key file)."""
+    from headrace.cli.app import _workspace
+    from headrace.runtime.audit import rotate_key
+
+    ws = _workspace()
+    try:
+        done = rotate_key(ws)
+    finally:
+        ws.close()
+    was = f" (was {escape(done.old)})" if done.old else ""
+    _console().print(
+        f"audit key {escape(done.new)}{was} added to {escape(done.file)}; restart the team "
+        "server's processes if they read another copy of the file"
+    )
 
 
 def whoami() -> None:

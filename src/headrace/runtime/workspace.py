@@ -32,7 +32,12 @@ class Workspace:
 
     @cached_property
     def store(self) -> MetadataStore:
-        return open_store(self.settings.resolved_metadata_url)
+        from headrace.workspace.audit_keys import KeySource
+
+        store = open_store(self.settings.resolved_metadata_url)
+        # The audit chain's keys live outside the store: the environment or a file.
+        store.governance.use_keys(KeySource(self.settings))
+        return store
 
     @cached_property
     def blobs(self) -> LocalBlobStore | FsspecBlobStore:

@@ -198,6 +198,29 @@ async def _buffered(scope: Scope, receive: Any, limit: int) -> tuple[Scope, Any]
     return scope, replay
 
 
+def _failed_auth_flusher(gate: Gate) -> Any:
+    """The app's lifespan: write the failed-authentication counts of each ended window
+    while no request comes to do it, and the pending ones at shutdown."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        async def every_window() -> None:
+            while True:
+                await asyncio.sleep(gate.failures.window / 4)
+                await asyncio.to_thread(gate.failures.flush_due)
+
+        task = asyncio.create_task(every_window())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await asyncio.to_thread(gate.failures.flush)
+
+    return lifespan
+
+
 def create_server_app(ws: Workspace) -> FastAPI:
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
@@ -228,12 +251,13 @@ def create_server_app(ws: Workspace) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/v1/docs",
         redoc_url=None,
+        lifespan=_failed_auth_flusher(gate),
     )
     app.state.gate = gate
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> Response:
-        return json_response(error.payload(), error.status)
+        return json_response(error.payload(), error.status, error.headers)
 
     @app.exception_handler(GovernanceError)
     async def governance_error(request: Request, exc: GovernanceError) -> Response:
@@ -462,10 +486,44 @@ def create_server_app(ws: Workspace) -> FastAPI:
         )
 
     @app.get(f"{prefix}/audit/verify", tags=["governance"], responses=errors)
-    def verify(who: Caller) -> Response:
+    def verify(
+        who: Caller,
+        checkpoint: Annotated[
+            list[str] | None,
+            Query(max_length=20, description="Checkpoint lines kept outside the store"),
+        ] = None,
+    ) -> Response:
+        """Verify the audit chain with the server's keys, against its checkpoints in the
+        object store and any ``checkpoint`` a witness kept."""
+        from headrace.core.audit_chain import CheckpointFormatError, parse_checkpoint
+        from headrace.runtime.audit import verify_trail
+
         gate.require(who, "manage_principals")
-        checked, problem = governance.verify()
-        return json_response({"checked": checked, "intact": problem is None, "problem": problem})
+        try:
+            witnessed = [parse_checkpoint(line) for line in checkpoint or []]
+        except CheckpointFormatError as exc:
+            raise ApiError(400, "BAD_REQUEST", f"checkpoint: {exc}") from exc
+        verdict = verify_trail(ws, witnessed=witnessed)
+        return json_response({**verdict.__dict__, "intact": verdict.problem is None})
+
+    @app.post(
+        f"{prefix}/audit/checkpoint",
+        tags=["governance"],
+        status_code=201,
+        responses=errors,
+        openapi_extra={"x-audit-action": "audit.checkpoint"},
+    )
+    def checkpoint(who: Caller) -> Response:
+        """Sign the audit chain's head, keep it in the object store, and answer it."""
+        from headrace.runtime.audit import CheckpointRefusedError, take_checkpoint
+
+        with gate.audited(who, "audit.checkpoint", None, "manage_principals") as ticket:
+            try:
+                point, digest = take_checkpoint(ws)
+            except CheckpointRefusedError as exc:
+                raise ApiError(409, "CHECKPOINT_REFUSED", str(exc)) from exc
+            ticket.details = {"seq": point.seq, "blob": digest}
+        return json_response({"checkpoint": point.line(), "blob": digest}, 201)
 
     @app.post(
         f"{prefix}/lineage",

@@ -10,6 +10,7 @@ once, through another process within that time.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from headrace.runtime.workspace import Workspace
     from headrace.store.governance import Principal
 
+log = logging.getLogger("headrace.server")
+
 MAX_BODY = 1024 * 1024
 MAX_LIMIT = 1000
 TOKEN_TTL = 10.0
@@ -40,6 +43,7 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.code, self.message, self.extra = status, code, message, extra
         self.audited = False  # recorded in the audit log already
+        self.headers: dict[str, str] = {}  # extra response headers (Retry-After)
 
     def payload(self) -> dict[str, Any]:
         return {"error_code": self.code, "message": self.message, **self.extra}
@@ -56,14 +60,16 @@ def finite(value: float) -> float | str:
     return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
-def json_response(payload: Any, status: int = 200) -> Response:
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     """JSON by orjson (non-finite floats become null: write them with :func:`finite`
     where a client expects protobuf JSON)."""
     import orjson
     from starlette.responses import Response as Plain
 
     body = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS, default=str)
-    return Plain(body, status_code=status, media_type="application/json")
+    return Plain(body, status_code=status, media_type="application/json", headers=headers)
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
@@ -124,8 +130,12 @@ class Gate:
     """Authentication, authorisation and audit for one server process."""
 
     def __init__(self, ws: Workspace) -> None:
+        from headrace.server.auth_failures import FailedAuthLedger
+
         self.ws = ws
         self.governance = ws.store.governance
+        #: Failed authentications, audited in aggregate (a flood cannot fill the disk).
+        self.failures = FailedAuthLedger(self._record_failure)
         #: Grants in this namespace apply here, beside those everywhere: the project's.
         self.namespace = ws.settings.project_name
         self._tokens: dict[str, tuple[Principal, float]] = {}
@@ -138,24 +148,49 @@ class Gate:
         header = request.headers.get("authorization") or ""
         scheme, _, token = header.partition(" ")
         token = token.strip()
+        source = request.client.host if request.client is not None else "unknown"
         if scheme.lower() != "bearer" or not token:
+            self.failures.failed(source, "missing")
             raise ApiError(401, "UNAUTHENTICATED", "send Authorization: Bearer <token>")
         now = time.monotonic()
         with self._lock:
             cached = self._tokens.get(token)
         if cached is not None and now - cached[1] < TOKEN_TTL:
             return cached[0]
+        wait = self.failures.throttled(source)
+        if wait is not None:
+            self.failures.failed(source, "throttled")
+            seconds = max(math.ceil(wait), 1)
+            refused = ApiError(
+                429,
+                "TOO_MANY_FAILED_AUTHENTICATIONS",
+                f"{source} failed to authenticate {self.failures.limit} times within "
+                f"{self.failures.window:g} s; try again in {seconds} s with a valid token",
+                retry_after=seconds,
+            )
+            refused.headers["Retry-After"] = str(seconds)
+            raise refused
         try:
             principal = self.governance.authenticate(token)
         except InvalidToken as exc:
             with self._lock:
                 self._tokens.pop(token, None)
+            self.failures.failed(source, exc.reason, exc.token_id)
             raise ApiError(401, "UNAUTHENTICATED", str(exc)) from exc
         with self._lock:
             if len(self._tokens) > 10_000:
                 self._tokens.clear()
             self._tokens[token] = (principal, now)
         return principal
+
+    def _record_failure(
+        self, actor: str, action: str, target: str | None, outcome: str, details: dict[str, Any]
+    ) -> None:
+        try:
+            self.governance.record(actor, action, target, outcome, details)
+        except Exception:
+            # the refusal stands whether or not its record could be written
+            log.exception("a failed authentication could not be audited")
 
     def forget(self) -> None:
         """Drop every cached token (after a revocation, a disable or a grant)."""

@@ -1679,12 +1679,17 @@ def mlflow_routes(ws: Workspace, gate: Gate) -> list[Route]:
             try:
                 return await run(request)
             except ApiError as error:
-                code = {403: "PERMISSION_DENIED", 401: "UNAUTHENTICATED", 413: error.code}.get(
-                    error.status, error.code
-                )
+                code = {
+                    403: "PERMISSION_DENIED",
+                    401: "UNAUTHENTICATED",
+                    413: error.code,
+                    429: "REQUEST_LIMIT_EXCEEDED",
+                }.get(error.status, error.code)
                 if error.code == "BAD_REQUEST":
                     code = "INVALID_PARAMETER_VALUE"
-                return json_response({**error.payload(), "error_code": code}, error.status)
+                return json_response(
+                    {**error.payload(), "error_code": code}, error.status, error.headers
+                )
             except HeadraceError as exc:
                 return json_response(
                     {"error_code": "INVALID_PARAMETER_VALUE", "message": str(exc)}, 400

@@ -4,12 +4,16 @@
 secret is stored, compared in constant time. A token can expire and be revoked; a
 disabled principal's tokens stop working.
 
-**The audit log** is append-only. Entry ``n`` stores the SHA-256 of its own fields and
-of entry ``n-1``'s hash, so editing an entry breaks its hash and removing one breaks the
-next entry's link; ``audit_head`` holds the last sequence number and hash, so removing
-the newest entries shows too. Appends are serialised (SQLite's write lock; a
-transaction-scoped advisory lock on PostgreSQL), so the chain never forks.
-:meth:`GovernanceRepository.verify` walks the chain and reports the first break.
+**The audit log** is append-only. Entry ``n`` stores a seal of its own fields and of entry
+``n-1``'s seal, so editing an entry breaks its seal and removing one breaks the next
+entry's link; ``audit_head`` holds the last sequence number and seal, so removing the
+newest entries shows too. With a keyring (:meth:`GovernanceRepository.use_keys`; a
+workspace always gives one) the seal is an HMAC under a key the store never holds and the
+entry records the key's id, so a writer of the store without the key cannot recompute
+the chain; without one, entries get the unkeyed SHA-256 of old stores (``legacy``).
+Appends are serialised (SQLite's write lock; a transaction-scoped advisory lock on
+PostgreSQL), so the chain never forks. :meth:`GovernanceRepository.verify_chain` walks
+the chain, checks the given checkpoints against it and reports the first break.
 """
 
 from __future__ import annotations
@@ -25,6 +29,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, text, update
 
+from headrace.core.audit_chain import (
+    GENESIS,
+    Checkpoint,
+    Keyring,
+    checkpoint_signed_by,
+    keyed_seal,
+    legacy_hash,
+)
 from headrace.core.governance import (
     EVERYWHERE,
     check_principal_name,
@@ -32,14 +44,25 @@ from headrace.core.governance import (
     highest,
 )
 from headrace.errors import HeadraceError
-from headrace.store.schema import api_tokens, audit_head, audit_log, principals, role_grants
+from headrace.store.schema import (
+    api_tokens,
+    audit_checkpoints,
+    audit_head,
+    audit_log,
+    principals,
+    role_grants,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from sqlalchemy import Connection
 
     from headrace.store.engine import MetadataStore
 
-GENESIS = "0" * 64
+#: The unkeyed seal of old entries (kept under its old name: the chain of a store
+#: without audit keys is still made of it).
+entry_hash = legacy_hash
 # Built once: an audited call appends an entry, and building statements costs more
 # than running them.
 _HEAD = select(audit_head.c.seq, audit_head.c.hash)
@@ -57,7 +80,27 @@ class GovernanceError(HeadraceError):
 
 
 class InvalidToken(GovernanceError):
-    """A token that is malformed, unknown, wrong, expired, revoked or disabled."""
+    """A token that is malformed, unknown, wrong, expired, revoked or disabled
+    (``reason``: one of those words; ``token_id``: the id it named, if any)."""
+
+    def __init__(self, message: str, *, reason: str, token_id: str | None = None) -> None:
+        super().__init__(message)
+        self.reason, self.token_id = reason, token_id
+
+
+@dataclass(frozen=True)
+class ChainVerdict:
+    """What :meth:`GovernanceRepository.verify_chain` found.
+
+    ``checked`` entries were good before ``problem`` (None: none found); ``legacy`` of
+    them are unkeyed (SHA-256 only: not proof against a writer of the store); ``keys``
+    are the ids of the keys that sealed the rest; ``checkpoints`` were matched."""
+
+    checked: int
+    problem: str | None
+    legacy: int = 0
+    keys: tuple[str, ...] = ()
+    checkpoints: int = 0
 
 
 @dataclass(frozen=True)
@@ -96,29 +139,23 @@ class AuditEntry:
     details: dict[str, Any]
     prev_hash: str
     hash: str
+    key_id: str | None = None  # the key that sealed it; None: unkeyed (legacy)
 
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def entry_hash(
-    seq: int,
-    at: float,
-    actor: str,
-    action: str,
-    target: str | None,
-    outcome: str,
-    details: str,
-    prev_hash: str,
-) -> str:
-    fields = [seq, repr(at), actor, action, target, outcome, details, prev_hash]
-    return hashlib.sha256(json.dumps(fields, separators=(",", ":")).encode()).hexdigest()
-
-
 class GovernanceRepository:
     def __init__(self, store: MetadataStore) -> None:
         self._store = store
+        self._keyring: Callable[[bool], Keyring | None] = lambda sealing: None
+
+    def use_keys(self, keyring: Callable[[bool], Keyring | None]) -> None:
+        """Seal new entries with the current key of ``keyring(True)`` (called at each
+        append, so a rotated key is picked up) and verify with all the keys of
+        ``keyring(False)``."""
+        self._keyring = keyring
 
     # -- principals and grants --------------------------------------------------------
 
@@ -271,18 +308,22 @@ class GovernanceRepository:
         now = time.time() if now is None else now
         parts = token.split("_", 2) if isinstance(token, str) else []
         if len(parts) != 3 or parts[0] != "hr" or not parts[1] or not parts[2]:
-            raise InvalidToken("not a headrace token (expected hr_<id>_<secret>)")
+            raise InvalidToken(
+                "not a headrace token (expected hr_<id>_<secret>)", reason="malformed"
+            )
         with self._store.read() as c:
             row = c.execute(select(api_tokens).where(api_tokens.c.id == parts[1])).first()
         if row is None or not hmac.compare_digest(row.secret_hash, _digest(parts[2])):
-            raise InvalidToken("unknown token")
+            raise InvalidToken("unknown token", reason="unknown", token_id=parts[1][:32])
         if row.revoked_at is not None:
-            raise InvalidToken(f"token {row.id} was revoked")
+            raise InvalidToken(f"token {row.id} was revoked", reason="revoked", token_id=row.id)
         if row.expires_at is not None and row.expires_at <= now:
-            raise InvalidToken(f"token {row.id} expired")
+            raise InvalidToken(f"token {row.id} expired", reason="expired", token_id=row.id)
         principal = self.principal(row.principal)
         if principal.disabled:
-            raise InvalidToken(f"principal {principal.name} is disabled")
+            raise InvalidToken(
+                f"principal {principal.name} is disabled", reason="disabled", token_id=row.id
+            )
         with self._store.write() as c:
             c.execute(update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now))
         return principal
@@ -358,7 +399,14 @@ class GovernanceRepository:
         seq, prev = (1, GENESIS) if head is None else (head.seq + 1, head.hash)
         at = time.time()
         encoded = json.dumps(details, sort_keys=True, default=str)
-        digest = entry_hash(seq, at, actor, action, target, outcome, encoded, prev)
+        keyring = self._keyring(True)
+        if keyring is None:
+            key_id = None
+            digest = legacy_hash(seq, at, actor, action, target, outcome, encoded, prev)
+        else:
+            key = keyring.current
+            key_id = key.id
+            digest = keyed_seal(key, seq, at, actor, action, target, outcome, encoded, prev)
         c.execute(
             _APPEND,
             {
@@ -371,13 +419,14 @@ class GovernanceRepository:
                 "details": encoded,
                 "prev_hash": prev,
                 "hash": digest,
+                "key_id": key_id,
             },
         )
         if head is None:
             c.execute(insert(audit_head).values(id=1, seq=seq, hash=digest))
         else:
             c.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
-        return AuditEntry(seq, at, actor, action, target, outcome, details, prev, digest)
+        return AuditEntry(seq, at, actor, action, target, outcome, details, prev, digest, key_id)
 
     def audit(self, *, limit: int = 100, after: int = 0) -> builtins.list[AuditEntry]:
         query = select(audit_log).where(audit_log.c.seq > after).order_by(audit_log.c.seq)
@@ -394,32 +443,143 @@ class GovernanceRepository:
                 json.loads(r.details),
                 r.prev_hash,
                 r.hash,
+                r.key_id,
             )
             for r in rows
         ]
 
     def verify(self) -> tuple[int, str | None]:
-        """(entries checked, the first break found or None)."""
+        """(entries checked, the first break found or None), with this repository's
+        keys and no checkpoints: see :meth:`verify_chain`."""
+        verdict = self.verify_chain()
+        return verdict.checked, verdict.problem
+
+    def verify_chain(
+        self, *, keyring: Keyring | None = None, checkpoints: Sequence[Checkpoint] = ()
+    ) -> ChainVerdict:
+        """Walk the chain with ``keyring`` (default: this repository's) and report the
+        first break: a missing entry, a broken link, a seal that does not match, an
+        entry sealed with a key not given, an unkeyed entry after keyed ones, a head
+        that does not end the chain, or a checkpoint the chain does not match."""
+        ring = self._keyring(False) if keyring is None else keyring
+        wanted: dict[int, list[Checkpoint]] = {}
+        for point in checkpoints:
+            wanted.setdefault(point.seq, []).append(point)
+        walk = _Walk(ring, wanted)
         with self._store.read() as c:
-            head = c.execute(select(audit_head.c.seq, audit_head.c.hash)).first()
+            head = c.execute(_HEAD).first()
             count = c.execute(select(func.count()).select_from(audit_log)).scalar() or 0
-            prev, expected_seq, checked = GENESIS, 1, 0
             for r in c.execute(select(audit_log).order_by(audit_log.c.seq)):
-                if r.seq != expected_seq:
-                    return checked, f"entry {expected_seq} is missing (the next is {r.seq})"
-                if r.prev_hash != prev:
-                    return checked, f"entry {r.seq} does not follow entry {r.seq - 1}"
-                again = entry_hash(
-                    r.seq, r.at, r.actor, r.action, r.target, r.outcome, r.details, r.prev_hash
-                )
-                if again != r.hash:
-                    return checked, f"entry {r.seq} was changed after it was written"
-                prev, expected_seq, checked = r.hash, r.seq + 1, checked + 1
+                problem = walk.step(r)
+                if problem is not None:
+                    return walk.verdict(problem)
+        last = walk.expected - 1
         if head is None:
-            return checked, None if count == 0 else "the log's head record is missing"
-        if head.seq != expected_seq - 1 or head.hash != prev:
-            return checked, (
-                f"the log ends at entry {expected_seq - 1} but its head says {head.seq}: "
+            return walk.verdict(None if count == 0 else "the log's head record is missing")
+        if head.seq != last or head.hash != walk.prev:
+            return walk.verdict(
+                f"the log ends at entry {last} but its head says {head.seq}: "
                 "entries were removed from its end"
             )
-        return checked, None
+        beyond = [p for p in checkpoints if p.seq > last]
+        if beyond:
+            point = max(beyond, key=lambda p: p.seq)
+            return walk.verdict(
+                f"a checkpoint signed with key {point.key_id!r} vouches for {point.seq} "
+                f"entries but the log ends at entry {last}: entries were removed from its end"
+            )
+        return walk.verdict(None)
+
+    # -- checkpoints ------------------------------------------------------------------
+
+    def head(self) -> tuple[int, str] | None:
+        """(the last entry's number, its seal), None while the log is empty."""
+        with self._store.read() as c:
+            row = c.execute(_HEAD).first()
+        return None if row is None else (row.seq, row.hash)
+
+    def add_checkpoint(self, point: Checkpoint, blob: str) -> None:
+        """Keep a checkpoint's record (its copy outside the store is blob ``blob``)."""
+        with self._store.write() as c:
+            c.execute(delete(audit_checkpoints).where(audit_checkpoints.c.seq == point.seq))
+            c.execute(
+                insert(audit_checkpoints).values(
+                    seq=point.seq,
+                    head=point.head,
+                    key_id=point.key_id,
+                    at=point.at,
+                    signature=point.signature,
+                    blob=blob,
+                )
+            )
+
+    def checkpoints(self) -> builtins.list[tuple[Checkpoint, str]]:
+        """Recorded checkpoints, oldest first, each with its blob's digest."""
+        with self._store.read() as c:
+            rows = c.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq)).all()
+        return [(Checkpoint(r.seq, r.head, r.key_id, r.at, r.signature), r.blob) for r in rows]
+
+
+class _Walk:
+    """The state of one walk along the chain."""
+
+    def __init__(self, keyring: Keyring | None, wanted: dict[int, builtins.list[Checkpoint]]):
+        self.keyring, self.wanted = keyring, wanted
+        self.prev, self.expected, self.checked, self.legacy, self.matched = GENESIS, 1, 0, 0, 0
+        self.keys: builtins.list[str] = []
+
+    def verdict(self, problem: str | None) -> ChainVerdict:
+        return ChainVerdict(self.checked, problem, self.legacy, tuple(self.keys), self.matched)
+
+    def step(self, r: Any) -> str | None:
+        if r.seq != self.expected:
+            return f"entry {self.expected} is missing (the next is {r.seq})"
+        if r.prev_hash != self.prev:
+            return f"entry {r.seq} does not follow entry {r.seq - 1}"
+        fields = (r.seq, r.at, r.actor, r.action, r.target, r.outcome, r.details, r.prev_hash)
+        if r.key_id is None:
+            if self.keys:
+                return (
+                    f"entry {r.seq} is unkeyed but follows entries sealed with key "
+                    f"{self.keys[-1]!r}: it was rewritten without the key"
+                )
+            if legacy_hash(*fields) != r.hash:
+                return f"entry {r.seq} was changed after it was written"
+            self.legacy += 1
+        else:
+            key = None if self.keyring is None else self.keyring.get(r.key_id)
+            if key is None:
+                return (
+                    f"entry {r.seq} is sealed with audit key {r.key_id!r}, which was not "
+                    "given: set HEADRACE_AUDIT_KEY or the key file that holds it"
+                )
+            if not hmac.compare_digest(keyed_seal(key, *fields), r.hash):
+                return (
+                    f"entry {r.seq} was changed after it was written (its seal under key "
+                    f"{key.id!r} does not match)"
+                )
+            if key.id not in self.keys:
+                self.keys.append(key.id)
+        for point in self.wanted.get(r.seq, []):
+            problem = self._match(point, r.hash)
+            if problem is not None:
+                return problem
+        self.prev, self.expected, self.checked = r.hash, r.seq + 1, self.checked + 1
+        return None
+
+    def _match(self, point: Checkpoint, seal: str) -> str | None:
+        key = None if self.keyring is None else self.keyring.get(point.key_id)
+        if key is None:
+            return (
+                f"the checkpoint of entry {point.seq} is signed with audit key "
+                f"{point.key_id!r}, which was not given"
+            )
+        if not checkpoint_signed_by(point, key):
+            return f"the checkpoint of entry {point.seq} is not signed by key {key.id!r}: forged"
+        if not hmac.compare_digest(point.head, seal):
+            return (
+                f"entry {point.seq} does not match the checkpoint signed with key "
+                f"{key.id!r}: the history up to it was rewritten"
+            )
+        self.matched += 1
+        return None

@@ -22,7 +22,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: The Alembic revision this code expects; checked without importing Alembic.
-SCHEMA_HEAD = "0015"
+SCHEMA_HEAD = "0018"
 
 runs = Table(
     "runs",
@@ -542,6 +542,8 @@ audit_log = Table(
     Column("details", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # The key that sealed the entry (HMAC); NULL: an unkeyed (legacy SHA-256) entry.
+    Column("key_id", String(64), nullable=True),
 )
 
 audit_head = Table(
@@ -550,6 +552,19 @@ audit_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", Integer, nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+#: Signed checkpoints of the audit chain's head (entry count, last seal), each also
+#: kept as a blob in the object store (``blob``: its digest), outside the database.
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("head", String(64), nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("signature", String(64), nullable=False),
+    Column("blob", String(64), nullable=False),
 )
 
 

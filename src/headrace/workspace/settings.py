@@ -26,6 +26,7 @@ _FIELDS: dict[tuple[str, str], tuple[str, str]] = {
     ("store", "objects_url"): ("objects_url", "HEADRACE_OBJECTS_URL"),
     ("run", "executor"): ("executor", "HEADRACE_EXECUTOR"),
     ("run", "max_concurrency"): ("max_concurrency", "HEADRACE_MAX_CONCURRENCY"),
+    ("audit", "key_file"): ("audit_key_file", "HEADRACE_AUDIT_KEY_FILE"),
 }
 
 
@@ -41,6 +42,8 @@ class Settings:
     objects_url: str = f"{STATE_DIR}/objects"
     executor: str = "in_process"
     max_concurrency: int = 4
+    #: The audit keys' file (None: HEADRACE_AUDIT_KEY, else .headrace/audit.key).
+    audit_key_file: str | None = None
 
     @property
     def state_dir(self) -> Path:
