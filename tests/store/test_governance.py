@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
+from headrace.core.audit_chain import GENESIS, AuditKey, Keyring, sign_checkpoint
 from headrace.core.errors import DefinitionError
 from headrace.core.governance import (
     PERMISSIONS,
@@ -18,7 +20,7 @@ from headrace.core.governance import (
     required_role,
 )
 from headrace.store.engine import MetadataStore
-from headrace.store.governance import GovernanceError, InvalidToken
+from headrace.store.governance import ChainVerdict, GovernanceError, InvalidToken, entry_hash
 from headrace.store.schema import api_tokens, audit_head, audit_log
 
 
@@ -145,3 +147,138 @@ def test_concurrent_appends_never_fork_the_chain(store: MetadataStore) -> None:
         list(pool.map(lambda i: governance.record("w", "metric.log", str(i), "ok"), range(80)))
     assert governance.verify() == (80, None)
     assert sorted(int(e.target or 0) for e in governance.audit(limit=200)) == list(range(80))
+
+
+# -- the keyed chain ------------------------------------------------------------------
+
+RING = Keyring((AuditKey("k1", b"s" * 32),))
+
+
+def _keyed(store: MetadataStore, ring: Keyring = RING) -> None:
+    store.governance.use_keys(lambda sealing: ring)
+
+
+def _rechain(store: MetadataStore, first: int, *, keep_key_id: bool) -> None:
+    """What a writer of the store without the key can do: edit entries and recompute
+    every seal from ``first`` on, and the head, with headrace's unkeyed function."""
+    with store.write() as c:
+        rows = c.execute(select(audit_log).order_by(audit_log.c.seq)).all()
+        prev = rows[first - 2].hash if first > 1 else GENESIS
+        for r in rows[first - 1 :]:
+            seal = entry_hash(r.seq, r.at, r.actor, r.action, r.target, r.outcome, r.details, prev)
+            c.execute(
+                update(audit_log)
+                .where(audit_log.c.seq == r.seq)
+                .values(prev_hash=prev, hash=seal, key_id=r.key_id if keep_key_id else None)
+            )
+            prev = seal
+        c.execute(update(audit_head).values(seq=rows[-1].seq, hash=prev))
+
+
+def test_keyed_entries_carry_their_key_and_verify(store: MetadataStore) -> None:
+    _keyed(store)
+    governance = store.governance
+    governance.create_first_admin("root")
+    for index in range(3):
+        governance.record("root", "branch.merge", f"dev-{index}", "ok", {"n": index})
+    entries = governance.audit()
+    assert {e.key_id for e in entries} == {"k1"}
+    verdict = governance.verify_chain()
+    assert verdict == ChainVerdict(4, None, legacy=0, keys=("k1",), checkpoints=0)
+
+
+def test_a_rewrite_recomputed_without_the_key_is_detected(store: MetadataStore) -> None:
+    _keyed(store)
+    governance = store.governance
+    for index in range(5):
+        governance.record("ana", "model.promote", f"churn/{index}", "ok")
+    with store.write() as c:  # the edit an attacker wants to hide
+        c.execute(update(audit_log).where(audit_log.c.seq == 3).values(actor="mallory"))
+    _rechain(store, 3, keep_key_id=True)
+    assert governance.verify() == (
+        2,
+        "entry 3 was changed after it was written (its seal under key 'k1' does not match)",
+    )
+    # passing the rewritten entries off as unkeyed ones does not work either
+    _rechain(store, 3, keep_key_id=False)
+    assert governance.verify() == (
+        2,
+        "entry 3 is unkeyed but follows entries sealed with key 'k1': it was rewritten "
+        "without the key",
+    )
+    # nor does sealing them with a guessed key under the real key's id
+    guess = Keyring((AuditKey("k1", b"g" * 32),))
+    assert governance.verify_chain(keyring=guess).problem == (
+        "entry 1 was changed after it was written (its seal under key 'k1' does not match)"
+    )
+
+
+def test_an_entry_sealed_with_a_key_not_given_is_not_taken_on_trust(
+    store: MetadataStore,
+) -> None:
+    _keyed(store)
+    store.governance.record("ana", "run.start", "r1", "ok")
+    other = Keyring((AuditKey("k2", b"t" * 32),))
+    verdict = store.governance.verify_chain(keyring=other)
+    assert verdict.checked == 0 and verdict.problem == (
+        "entry 1 is sealed with audit key 'k1', which was not given: set HEADRACE_AUDIT_KEY "
+        "or the key file that holds it"
+    )
+    store.governance.use_keys(lambda sealing: None)  # no keys at all
+    assert store.governance.verify()[1] == verdict.problem
+
+
+def test_old_unkeyed_entries_verify_as_legacy_and_the_chain_goes_on_keyed(
+    store: MetadataStore,
+) -> None:
+    governance = store.governance  # no keys: entries as an old headrace wrote them
+    governance.record("ana", "run.start", "r1", "ok")
+    governance.record("ana", "run.start", "r2", "ok")
+    assert [e.key_id for e in governance.audit()] == [None, None]
+    _keyed(store)
+    governance.record("ana", "run.start", "r3", "ok")
+    rotated = Keyring((*RING.keys, AuditKey("k2", b"t" * 32)))
+    _keyed(store, rotated)
+    governance.record("ana", "run.start", "r4", "ok")
+    assert [e.key_id for e in governance.audit()] == [None, None, "k1", "k2"]
+    assert governance.verify_chain() == ChainVerdict(4, None, 2, ("k1", "k2"), 0)
+    # verifying with the new key alone cannot vouch for what the old one sealed
+    alone = Keyring((rotated.keys[1],))
+    assert "key 'k1', which was not given" in (governance.verify_chain(keyring=alone).problem or "")
+    # a legacy entry is still checked: an edit of it shows
+    with store.write() as c:
+        c.execute(update(audit_log).where(audit_log.c.seq == 1).values(target="r9"))
+    assert governance.verify() == (0, "entry 1 was changed after it was written")
+
+
+def test_checkpoints_pin_the_count_and_the_history(store: MetadataStore) -> None:
+    _keyed(store)
+    governance = store.governance
+    for index in range(4):
+        governance.record("ana", "run.start", str(index), "ok")
+    head = governance.head()
+    assert head is not None and head[0] == 4
+    point = sign_checkpoint(RING.current, head[0], head[1], 1.0)
+    assert governance.verify_chain(checkpoints=[point]).checkpoints == 1
+    # the newest entries removed and the head moved back: only the checkpoint knows
+    with store.write() as c:
+        c.execute(delete(audit_log).where(audit_log.c.seq >= 3))
+        rows = c.execute(select(audit_log.c.hash).where(audit_log.c.seq == 2)).scalar_one()
+        c.execute(update(audit_head).values(seq=2, hash=rows))
+    assert governance.verify()[1] is None
+    assert governance.verify_chain(checkpoints=[point]).problem == (
+        "a checkpoint signed with key 'k1' vouches for 4 entries but the log ends at entry "
+        "2: entries were removed from its end"
+    )
+    # the whole log rewritten as unkeyed entries: it matches no checkpoint
+    early = sign_checkpoint(RING.current, 2, rows, 1.0)
+    _rechain(store, 1, keep_key_id=False)
+    verdict = governance.verify_chain(checkpoints=[early])
+    assert verdict.problem == (
+        "entry 2 does not match the checkpoint signed with key 'k1': the history up to it "
+        "was rewritten"
+    )
+    forged = dataclasses.replace(early, head=governance.head()[1])  # type: ignore[index]
+    assert governance.verify_chain(checkpoints=[forged]).problem == (
+        "the checkpoint of entry 2 is not signed by key 'k1': forged"
+    )

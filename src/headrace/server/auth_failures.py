@@ -10,7 +10,9 @@ the number of requests.
 
 A source past :data:`LIMIT` failures in the window is answered 429 (with Retry-After)
 until the window ends, before its token is looked up: a guesser gets few tries, and the
-store is not read for each. A token this process already verified still passes.
+store is not read for each. A token this process verified before is still looked up, so
+a client behind the same address keeps working (a guesser cannot know such a token).
+Behind a proxy every client shares the proxy's address.
 """
 
 from __future__ import annotations

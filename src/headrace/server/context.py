@@ -149,15 +149,15 @@ class Gate:
         scheme, _, token = header.partition(" ")
         token = token.strip()
         source = request.client.host if request.client is not None else "unknown"
-        if scheme.lower() != "bearer" or not token:
-            self.failures.failed(source, "missing")
-            raise ApiError(401, "UNAUTHENTICATED", "send Authorization: Bearer <token>")
+        bearer = scheme.lower() == "bearer" and bool(token)
         now = time.monotonic()
         with self._lock:
-            cached = self._tokens.get(token)
+            cached = self._tokens.get(token) if bearer else None
         if cached is not None and now - cached[1] < TOKEN_TTL:
             return cached[0]
-        wait = self.failures.throttled(source)
+        # a throttled source may still present a token this process has verified
+        # before (checked against the store again): guessers cannot know one
+        wait = self.failures.throttled(source) if cached is None else None
         if wait is not None:
             self.failures.failed(source, "throttled")
             seconds = max(math.ceil(wait), 1)
@@ -170,6 +170,9 @@ class Gate:
             )
             refused.headers["Retry-After"] = str(seconds)
             raise refused
+        if not bearer:
+            self.failures.failed(source, "missing")
+            raise ApiError(401, "UNAUTHENTICATED", "send Authorization: Bearer <token>")
         try:
             principal = self.governance.authenticate(token)
         except InvalidToken as exc:

@@ -545,7 +545,6 @@ class _Walk:
                 )
             if legacy_hash(*fields) != r.hash:
                 return f"entry {r.seq} was changed after it was written"
-            self.legacy += 1
         else:
             key = None if self.keyring is None else self.keyring.get(r.key_id)
             if key is None:
@@ -565,6 +564,7 @@ class _Walk:
             if problem is not None:
                 return problem
         self.prev, self.expected, self.checked = r.hash, r.seq + 1, self.checked + 1
+        self.legacy += r.key_id is None
         return None
 
     def _match(self, point: Checkpoint, seal: str) -> str | None:
