@@ -312,9 +312,11 @@ def audit_checkpoint() -> None:
             line = point.line()
     finally:
         ws.close()
-    console = _console()
-    console.print(f"checkpoint kept in the object store as blob {digest}:", highlight=False)
-    console.print(line, markup=False, highlight=False, soft_wrap=True)
+    from headrace.cli.app import err_console
+
+    # the line alone on stdout, so `headrace audit checkpoint >> witness.txt` keeps it
+    err_console.print(f"checkpoint kept in the object store as blob {digest}", soft_wrap=True)
+    _console().print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @audit_app.command("rotate-key")

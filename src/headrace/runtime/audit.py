@@ -90,7 +90,8 @@ def verify_trail(
                 0, f"{where}: its record differs from its copy in the object store: edited"
             )
         points.append(kept)
-    return governance.verify_chain(keyring=keyring, checkpoints=points)
+    unique = list(dict.fromkeys(points))  # a witness may hold one the store keeps too
+    return governance.verify_chain(keyring=keyring, checkpoints=unique)
 
 
 def rotate_key(ws: Workspace) -> Rotation:
