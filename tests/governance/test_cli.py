@@ -72,6 +72,15 @@ def test_the_documented_audit_commands_run(tmp_path: Path) -> None:
             with (tmp_path / into.strip()).open("a") as out:
                 out.write(done.stdout)
         outputs.append(done.stdout)
+    # the README's audit commands are among them, so they are run here too
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    ran = {" ".join(raw.split("#", 1)[0].split()) for raw in block.splitlines()}
+    listed = {
+        " ".join(raw.split("#", 1)[0].split())
+        for raw in readme.splitlines()
+        if raw.startswith("headrace audit")
+    }
+    assert listed and listed <= ran, listed - ran
     witness = (tmp_path / "audit-witness.txt").read_text().splitlines()
     assert len(witness) == 1 and witness[0].startswith('{"kind":"headrace-audit-checkpoint"')
     assert "1 checkpoint matched" in outputs[3]
