@@ -8,7 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, inspect, select, text, update
 
 from headrace.core.audit_chain import GENESIS, AuditKey, Keyring, sign_checkpoint
 from headrace.core.errors import DefinitionError
@@ -19,9 +19,10 @@ from headrace.core.governance import (
     allows,
     required_role,
 )
-from headrace.store.engine import MetadataStore
+from headrace.store.engine import MetadataStore, open_store
 from headrace.store.governance import ChainVerdict, GovernanceError, InvalidToken, entry_hash
 from headrace.store.schema import api_tokens, audit_head, audit_log
+from tests.store.test_migrations import raw_engine, run_alembic
 
 
 def test_roles_are_cumulative_and_refusals_name_the_permission() -> None:
@@ -282,3 +283,35 @@ def test_checkpoints_pin_the_count_and_the_history(store: MetadataStore) -> None
     assert governance.verify_chain(checkpoints=[forged]).problem == (
         "the checkpoint of entry 2 is not signed by key 'k1': forged"
     )
+
+
+def test_an_old_store_upgraded_keeps_its_entries_as_legacy(store_url: str) -> None:
+    """A store at revision 0015 (before audit keys) with entries an old headrace wrote:
+    migrated on open, its entries verify as legacy, and the chain goes on keyed."""
+    run_alembic(store_url, "upgrade", "0015")
+    prev = GENESIS
+    with raw_engine(store_url) as engine, engine.begin() as c:
+        for seq in (1, 2):
+            fields = (seq, 1.5 + seq, "ana", "run.start", f"r{seq}", "ok", "{}")
+            seal = entry_hash(*fields, prev)
+            c.execute(
+                text(
+                    "INSERT INTO audit_log (seq, at, actor, action, target, outcome, details,"
+                    " prev_hash, hash) VALUES (:s, :a, :ac, :an, :t, :o, :d, :p, :h)"
+                ),
+                dict(zip(("s", "a", "ac", "an", "t", "o", "d"), fields, strict=True))
+                | {"p": prev, "h": seal},
+            )
+            prev = seal
+        c.execute(text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 2, :h)"), {"h": prev})
+    store = open_store(store_url)
+    try:
+        _keyed(store)
+        assert store.governance.verify_chain() == ChainVerdict(2, None, legacy=2)
+        store.governance.record("ana", "run.start", "r3", "ok")
+        assert store.governance.verify_chain() == ChainVerdict(3, None, 2, ("k1",), 0)
+    finally:
+        store.close()
+    run_alembic(store_url, "downgrade", "0015")  # the migration goes back cleanly
+    with raw_engine(store_url) as engine:
+        assert "audit_checkpoints" not in inspect(engine).get_table_names()
