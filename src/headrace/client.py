@@ -517,7 +517,7 @@ class _RemoteGovernance:
 
     def verify_trail(self, witnessed: list[str]) -> Any:
         """The server's verdict on its audit log, against ``witnessed`` checkpoints."""
-        from headrace.store.governance import ChainVerdict
+        from headrace.core.audit_chain import ChainVerdict
 
         got = self._remote.call("GET", "/audit/verify", params={"checkpoint": witnessed})
         return ChainVerdict(

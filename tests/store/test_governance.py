@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import delete, inspect, select, text, update
 
-from headrace.core.audit_chain import GENESIS, AuditKey, Keyring, sign_checkpoint
+from headrace.core.audit_chain import GENESIS, AuditKey, ChainVerdict, Keyring, sign_checkpoint
 from headrace.core.errors import DefinitionError
 from headrace.core.governance import (
     PERMISSIONS,
@@ -20,7 +20,7 @@ from headrace.core.governance import (
     required_role,
 )
 from headrace.store.engine import MetadataStore, open_store
-from headrace.store.governance import ChainVerdict, GovernanceError, InvalidToken, entry_hash
+from headrace.store.governance import GovernanceError, InvalidToken, entry_hash
 from headrace.store.schema import api_tokens, audit_head, audit_log
 from tests.store.test_migrations import raw_engine, run_alembic
 

@@ -214,3 +214,84 @@ def parse_checkpoint(text: str) -> Checkpoint:
         if not hexes.fullmatch(data[field]):
             raise CheckpointFormatError(f"audit checkpoint field {field!r} must be 64 hex digits")
     return Checkpoint(data["seq"], data["head"], data["key"], float(data["at"]), data["signature"])
+
+
+@dataclass(frozen=True)
+class ChainVerdict:
+    """What :meth:`GovernanceRepository.verify_chain` found.
+
+    ``checked`` entries were good before ``problem`` (None: none found); ``legacy`` of
+    them are unkeyed (SHA-256 only: not proof against a writer of the store); ``keys``
+    are the ids of the keys that sealed the rest; ``checkpoints`` were matched."""
+
+    checked: int
+    problem: str | None
+    legacy: int = 0
+    keys: tuple[str, ...] = ()
+    checkpoints: int = 0
+
+
+class ChainWalk:
+    """One walk along the chain, entry by entry (rows with the audit log's columns),
+    checking each against ``keyring`` and the checkpoints ``wanted`` at its number."""
+
+    def __init__(self, keyring: Keyring | None, wanted: dict[int, list[Checkpoint]]):
+        self.keyring, self.wanted = keyring, wanted
+        self.prev, self.expected, self.checked, self.legacy, self.matched = GENESIS, 1, 0, 0, 0
+        self.keys: list[str] = []
+
+    def verdict(self, problem: str | None) -> ChainVerdict:
+        return ChainVerdict(self.checked, problem, self.legacy, tuple(self.keys), self.matched)
+
+    def step(self, r: Any) -> str | None:
+        if r.seq != self.expected:
+            return f"entry {self.expected} is missing (the next is {r.seq})"
+        if r.prev_hash != self.prev:
+            return f"entry {r.seq} does not follow entry {r.seq - 1}"
+        fields = (r.seq, r.at, r.actor, r.action, r.target, r.outcome, r.details, r.prev_hash)
+        if r.key_id is None:
+            if self.keys:
+                return (
+                    f"entry {r.seq} is unkeyed but follows entries sealed with key "
+                    f"{self.keys[-1]!r}: it was rewritten without the key"
+                )
+            if legacy_hash(*fields) != r.hash:
+                return f"entry {r.seq} was changed after it was written"
+        else:
+            key = None if self.keyring is None else self.keyring.get(r.key_id)
+            if key is None:
+                return (
+                    f"entry {r.seq} is sealed with audit key {r.key_id!r}, which was not "
+                    "given: set HEADRACE_AUDIT_KEY or the key file that holds it"
+                )
+            if not hmac.compare_digest(keyed_seal(key, *fields), r.hash):
+                return (
+                    f"entry {r.seq} was changed after it was written (its seal under key "
+                    f"{key.id!r} does not match)"
+                )
+            if key.id not in self.keys:
+                self.keys.append(key.id)
+        for point in self.wanted.get(r.seq, []):
+            problem = self._match(point, r.hash)
+            if problem is not None:
+                return problem
+        self.prev, self.expected, self.checked = r.hash, r.seq + 1, self.checked + 1
+        self.legacy += r.key_id is None
+        return None
+
+    def _match(self, point: Checkpoint, seal: str) -> str | None:
+        key = None if self.keyring is None else self.keyring.get(point.key_id)
+        if key is None:
+            return (
+                f"the checkpoint of entry {point.seq} is signed with audit key "
+                f"{point.key_id!r}, which was not given"
+            )
+        if not checkpoint_signed_by(point, key):
+            return f"the checkpoint of entry {point.seq} is not signed by key {key.id!r}: forged"
+        if not hmac.compare_digest(point.head, seal):
+            return (
+                f"entry {point.seq} does not match the checkpoint signed with key "
+                f"{key.id!r}: the history up to it was rewritten"
+            )
+        self.matched += 1
+        return None

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from headrace.core.audit_chain import (
     AuditKeyError,
+    ChainVerdict,
     Checkpoint,
     CheckpointFormatError,
     Keyring,
@@ -24,7 +25,6 @@ from headrace.errors import HeadraceError
 
 if TYPE_CHECKING:
     from headrace.runtime.workspace import Workspace
-    from headrace.store.governance import ChainVerdict
 
 
 class CheckpointRefusedError(HeadraceError):
@@ -71,7 +71,6 @@ def verify_trail(
     """Verify the chain with ``keyring`` (default: the workspace's keys) against every
     checkpoint kept in the object store and the ``witnessed`` ones."""
     from headrace.objects.blobs import BlobNotFoundError
-    from headrace.store.governance import ChainVerdict
 
     governance = ws.store.governance
     points = list(witnessed)

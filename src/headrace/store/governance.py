@@ -31,9 +31,10 @@ from sqlalchemy import and_, bindparam, delete, func, insert, select, text, upda
 
 from headrace.core.audit_chain import (
     GENESIS,
+    ChainVerdict,
+    ChainWalk,
     Checkpoint,
     Keyring,
-    checkpoint_signed_by,
     keyed_seal,
     legacy_hash,
 )
@@ -86,21 +87,6 @@ class InvalidToken(GovernanceError):
     def __init__(self, message: str, *, reason: str, token_id: str | None = None) -> None:
         super().__init__(message)
         self.reason, self.token_id = reason, token_id
-
-
-@dataclass(frozen=True)
-class ChainVerdict:
-    """What :meth:`GovernanceRepository.verify_chain` found.
-
-    ``checked`` entries were good before ``problem`` (None: none found); ``legacy`` of
-    them are unkeyed (SHA-256 only: not proof against a writer of the store); ``keys``
-    are the ids of the keys that sealed the rest; ``checkpoints`` were matched."""
-
-    checked: int
-    problem: str | None
-    legacy: int = 0
-    keys: tuple[str, ...] = ()
-    checkpoints: int = 0
 
 
 @dataclass(frozen=True)
@@ -465,7 +451,7 @@ class GovernanceRepository:
         wanted: dict[int, list[Checkpoint]] = {}
         for point in checkpoints:
             wanted.setdefault(point.seq, []).append(point)
-        walk = _Walk(ring, wanted)
+        walk = ChainWalk(ring, wanted)
         with self._store.read() as c:
             head = c.execute(_HEAD).first()
             count = c.execute(select(func.count()).select_from(audit_log)).scalar() or 0
@@ -518,68 +504,3 @@ class GovernanceRepository:
         with self._store.read() as c:
             rows = c.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq)).all()
         return [(Checkpoint(r.seq, r.head, r.key_id, r.at, r.signature), r.blob) for r in rows]
-
-
-class _Walk:
-    """The state of one walk along the chain."""
-
-    def __init__(self, keyring: Keyring | None, wanted: dict[int, builtins.list[Checkpoint]]):
-        self.keyring, self.wanted = keyring, wanted
-        self.prev, self.expected, self.checked, self.legacy, self.matched = GENESIS, 1, 0, 0, 0
-        self.keys: builtins.list[str] = []
-
-    def verdict(self, problem: str | None) -> ChainVerdict:
-        return ChainVerdict(self.checked, problem, self.legacy, tuple(self.keys), self.matched)
-
-    def step(self, r: Any) -> str | None:
-        if r.seq != self.expected:
-            return f"entry {self.expected} is missing (the next is {r.seq})"
-        if r.prev_hash != self.prev:
-            return f"entry {r.seq} does not follow entry {r.seq - 1}"
-        fields = (r.seq, r.at, r.actor, r.action, r.target, r.outcome, r.details, r.prev_hash)
-        if r.key_id is None:
-            if self.keys:
-                return (
-                    f"entry {r.seq} is unkeyed but follows entries sealed with key "
-                    f"{self.keys[-1]!r}: it was rewritten without the key"
-                )
-            if legacy_hash(*fields) != r.hash:
-                return f"entry {r.seq} was changed after it was written"
-        else:
-            key = None if self.keyring is None else self.keyring.get(r.key_id)
-            if key is None:
-                return (
-                    f"entry {r.seq} is sealed with audit key {r.key_id!r}, which was not "
-                    "given: set HEADRACE_AUDIT_KEY or the key file that holds it"
-                )
-            if not hmac.compare_digest(keyed_seal(key, *fields), r.hash):
-                return (
-                    f"entry {r.seq} was changed after it was written (its seal under key "
-                    f"{key.id!r} does not match)"
-                )
-            if key.id not in self.keys:
-                self.keys.append(key.id)
-        for point in self.wanted.get(r.seq, []):
-            problem = self._match(point, r.hash)
-            if problem is not None:
-                return problem
-        self.prev, self.expected, self.checked = r.hash, r.seq + 1, self.checked + 1
-        self.legacy += r.key_id is None
-        return None
-
-    def _match(self, point: Checkpoint, seal: str) -> str | None:
-        key = None if self.keyring is None else self.keyring.get(point.key_id)
-        if key is None:
-            return (
-                f"the checkpoint of entry {point.seq} is signed with audit key "
-                f"{point.key_id!r}, which was not given"
-            )
-        if not checkpoint_signed_by(point, key):
-            return f"the checkpoint of entry {point.seq} is not signed by key {key.id!r}: forged"
-        if not hmac.compare_digest(point.head, seal):
-            return (
-                f"entry {point.seq} does not match the checkpoint signed with key "
-                f"{key.id!r}: the history up to it was rewritten"
-            )
-        self.matched += 1
-        return None
