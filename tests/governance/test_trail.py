@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import delete, select, update
 
 import headrace as hr
-from headrace.core.audit_chain import AuditKeyError, parse_checkpoint
+from headrace.core.audit_chain import AuditKeyError, ChainVerdict, parse_checkpoint
 from headrace.runtime.audit import (
     CheckpointRefusedError,
     rotate_key,
@@ -72,6 +72,13 @@ def test_history_cut_short_shows_against_a_witnessed_checkpoint(ws: Workspace) -
         f"a checkpoint signed with key {witnessed.key_id!r} vouches for 6 entries but the "
         "log ends at entry 4: entries were removed from its end"
     )
+    with ws.store.write() as c:  # everything gone: the log, its head, the records
+        c.execute(delete(audit_log))
+        c.execute(delete(audit_head))
+        c.execute(delete(audit_checkpoints))
+    assert verify_trail(ws) == ChainVerdict(0, None)
+    gone = verify_trail(ws, witnessed=[parse_checkpoint(line)]).problem
+    assert gone is not None and "vouches for 6 entries but the log ends at entry 0" in gone
 
 
 def test_a_checkpoint_record_edited_in_the_store_shows(ws: Workspace) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from headrace.core.audit_chain import AuditKeyError
-from headrace.workspace.audit_keys import KeySource, parse_env_keys, parse_key_file
+from headrace.workspace.audit_keys import KeySource, key_file_of, parse_env_keys, parse_key_file
 from headrace.workspace.settings import Settings
 
 SECRET = "s" * 32
@@ -111,3 +111,22 @@ def test_rotation_with_no_key_yet_makes_the_file(tmp_path: Path) -> None:
     old, key, path = KeySource(_settings(tmp_path, "k.txt")).rotate()
     assert old is None and path == tmp_path / "k.txt"
     assert parse_key_file(path.read_text(), "k").ids == (key.id,)
+
+
+def test_the_key_file_setting_comes_from_the_toml_or_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headrace.errors import SettingsError
+    from headrace.workspace.settings import load_settings
+
+    monkeypatch.delenv("HEADRACE_AUDIT_KEY_FILE", raising=False)
+    toml = tmp_path / "headrace.toml"
+    toml.write_text('[audit]\nkey_file = "/etc/headrace/audit.keys"\n')
+    assert load_settings(tmp_path).audit_key_file == "/etc/headrace/audit.keys"
+    monkeypatch.setenv("HEADRACE_AUDIT_KEY_FILE", "keys/audit.keys")
+    settings = load_settings(tmp_path)
+    assert settings.audit_key_file == "keys/audit.keys"
+    assert key_file_of(settings) == (tmp_path / "keys" / "audit.keys", True)
+    toml.write_text('[audit]\nkey = "x"\n')
+    with pytest.raises(SettingsError, match=r"unknown setting audit.key; \[audit\] takes key_file"):
+        load_settings(tmp_path)

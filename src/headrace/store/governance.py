@@ -460,9 +460,9 @@ class GovernanceRepository:
                 if problem is not None:
                     return walk.verdict(problem)
         last = walk.expected - 1
-        if head is None:
-            return walk.verdict(None if count == 0 else "the log's head record is missing")
-        if head.seq != last or head.hash != walk.prev:
+        if head is None and count:
+            return walk.verdict("the log's head record is missing")
+        if head is not None and (head.seq != last or head.hash != walk.prev):
             return walk.verdict(
                 f"the log ends at entry {last} but its head says {head.seq}: "
                 "entries were removed from its end"
