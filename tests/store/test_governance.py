@@ -267,6 +267,10 @@ def test_checkpoints_pin_the_count_and_the_history(store: MetadataStore) -> None
         rows = c.execute(select(audit_log.c.hash).where(audit_log.c.seq == 2)).scalar_one()
         c.execute(update(audit_head).values(seq=2, hash=rows))
     assert governance.verify()[1] is None
+    fake = sign_checkpoint(AuditKey("k1", b"f" * 32), 9, head[1], 1.0)  # not by our key
+    assert governance.verify_chain(checkpoints=[fake]).problem == (
+        "the checkpoint of entry 9 is not signed by key 'k1': forged"
+    )
     assert governance.verify_chain(checkpoints=[point]).problem == (
         "a checkpoint signed with key 'k1' vouches for 4 entries but the log ends at entry "
         "2: entries were removed from its end"

@@ -279,7 +279,8 @@ class ChainWalk:
         self.legacy += r.key_id is None
         return None
 
-    def _match(self, point: Checkpoint, seal: str) -> str | None:
+    def unsigned(self, point: Checkpoint) -> str | None:
+        """Why ``point`` is not a checkpoint signed with a given key (None: it is)."""
         key = None if self.keyring is None else self.keyring.get(point.key_id)
         if key is None:
             return (
@@ -288,10 +289,16 @@ class ChainWalk:
             )
         if not checkpoint_signed_by(point, key):
             return f"the checkpoint of entry {point.seq} is not signed by key {key.id!r}: forged"
+        return None
+
+    def _match(self, point: Checkpoint, seal: str) -> str | None:
+        problem = self.unsigned(point)
+        if problem is not None:
+            return problem
         if not hmac.compare_digest(point.head, seal):
             return (
                 f"entry {point.seq} does not match the checkpoint signed with key "
-                f"{key.id!r}: the history up to it was rewritten"
+                f"{point.key_id!r}: the history up to it was rewritten"
             )
         self.matched += 1
         return None

@@ -467,9 +467,13 @@ class GovernanceRepository:
                 f"the log ends at entry {last} but its head says {head.seq}: "
                 "entries were removed from its end"
             )
-        beyond = [p for p in checkpoints if p.seq > last]
+        beyond = sorted((p for p in checkpoints if p.seq > last), key=lambda p: p.seq)
+        for point in beyond:  # a forged one must not raise a false alarm
+            problem = walk.unsigned(point)
+            if problem is not None:
+                return walk.verdict(problem)
         if beyond:
-            point = max(beyond, key=lambda p: p.seq)
+            point = beyond[-1]
             return walk.verdict(
                 f"a checkpoint signed with key {point.key_id!r} vouches for {point.seq} "
                 f"entries but the log ends at entry {last}: entries were removed from its end"
