@@ -8,7 +8,8 @@
 - ``/metrics``: Prometheus.
 
 Every route but health, readiness and metrics takes ``Authorization: Bearer <token>``:
-no token or a bad one is a 401; a role without the route's permission gets a 403 naming
+no token or a bad one is a 401 (audited in aggregate; 429 for an address past 50
+failures a minute); a role without the route's permission gets a 403 naming
 the permission and the least role that carries it. A mutating call is authorised before
 it touches anything and written to the audit log with its outcome (``ok``, ``denied``,
 ``failed``). Lists are paged (``limit`` up to 1,000 and a ``page_token``); JSON bodies
@@ -295,6 +296,7 @@ def create_server_app(ws: Workspace) -> FastAPI:
     errors: dict[int | str, dict[str, Any]] = {
         401: {"description": "No token, or a token that is not valid"},
         403: {"description": "The role lacks the permission (named in the answer)"},
+        429: {"description": "Too many failed authentications from this address (Retry-After)"},
     }
 
     @app.get(f"{prefix}/health", tags=["service"])
