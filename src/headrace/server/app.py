@@ -491,9 +491,9 @@ def create_server_app(ws: Workspace) -> FastAPI:
     def verify(
         who: Caller,
         checkpoint: Annotated[
-            list[str] | None,
+            list[str],
             Query(max_length=20, description="Checkpoint lines kept outside the store"),
-        ] = None,
+        ] = [],  # noqa: B006 - FastAPI copies a query default; a list is the documented way
     ) -> Response:
         """Verify the audit chain with the server's keys, against its checkpoints in the
         object store and any ``checkpoint`` a witness kept."""
@@ -502,7 +502,7 @@ def create_server_app(ws: Workspace) -> FastAPI:
 
         gate.require(who, "manage_principals")
         try:
-            witnessed = [parse_checkpoint(line) for line in checkpoint or []]
+            witnessed = [parse_checkpoint(line) for line in checkpoint]
         except CheckpointFormatError as exc:
             raise ApiError(400, "BAD_REQUEST", f"checkpoint: {exc}") from exc
         verdict = verify_trail(ws, witnessed=witnessed)
