@@ -76,7 +76,7 @@ def test_models_cli_promotes_by_policy_and_shows_lineage(tmp_path: Path) -> None
     promoted = run_cli(tmp_path, "models", "promote", "delay_model", "--to", "champion")
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
     assert "✓ train_accuracy ≥ 0.5" in promoted.stdout
-    assert "✓ its training data passed every error-severity check" in promoted.stdout
+    assert "✓ its training data's lineage passed every error-severity check" in promoted.stdout
     assert "promoted: champion → version 1" in promoted.stdout
     shown = run_cli(tmp_path, "models", "lineage", "delay_model@champion")
     assert "data features" in shown.stdout and "1 checks passed" in shown.stdout

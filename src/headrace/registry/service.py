@@ -185,11 +185,32 @@ def load_model(
 
 
 def set_alias(
-    ws: Workspace, name: str, alias: str, version: int, *, reason: str | None = None
+    ws: Workspace,
+    name: str,
+    alias: str,
+    version: int,
+    *,
+    reason: str | None = None,
+    override: bool = False,
+    role: str | None = None,
 ) -> int | None:
-    return ws.store.registry.set_alias(
-        check_name(name), check_alias(alias), version, actor=actor(), reason=reason
-    )
+    """Point ``alias`` at ``version``; returns the version it pointed at before.
+
+    A guarded alias (``champion``, or one a promotion policy promotes to) moves only as
+    a promotion: its policy judges the version, and a refusal raises
+    :class:`~headrace.registry.errors.GuardedAliasError`. ``override=True`` (with a
+    ``reason``, for a maintainer or admin: ``role`` is the caller's, None means whoever
+    acts locally) moves it past the refusal, recording the rules it overrode.
+    """
+    from headrace.registry.promotion import guarded, move_guarded
+
+    check_name(name)
+    check_alias(alias)
+    if alias in guarded(ws, name):
+        return move_guarded(
+            ws, name, alias, version, reason=reason, override=override, role=role
+        )
+    return ws.store.registry.set_alias(name, alias, version, actor=actor(), reason=reason)
 
 
 def rollback(
