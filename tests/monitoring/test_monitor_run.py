@@ -69,7 +69,7 @@ WATCH = m.monitor(
     target="delayed",
     limits=[m.performance("roc_auc", baseline="holdout_auc", max_drop=0.1),
             m.performance("accuracy", min=0.6)],
-    actions=[m.log(), m.retrain("delay_model", branch="retrain", params={"season": 2})],
+    actions=[m.log(), m.retrain("delay_model", params={"season": 2})],
     cooldown="1h",
 )
 """
@@ -149,11 +149,18 @@ def test_a_monitor_finds_drift_alerts_once_and_retrains(
     assert {a.key for a in sent} == {a.key for a in run.alerts}
     assert len(run.alerts) == 2 * len(sent)
     assert any("dataset drift" in r.getMessage() for r in caplog.records)
-    # the retrain ran on its branch, its version is the challenger and the policy promoted it
+    # the retrain ran on a branch of its own, named after the monitor and the alert; its
+    # version is the challenger, the policy promoted it, and only then did main move
     assert run.retrain is not None and run.retrain["status"] == "version 2: promoted"
+    branch = run.retrain["branch"]
+    assert branch == f"retrain/delay_watch/{sent[0].key.replace(':', '-')}-{sent[0].id[:12]}"
     assert resolve(served, "delay_model@challenger").version == 2
     assert resolve(served, "delay_model@champion").version == 2
-    assert served.store.branches.exists("retrain")
+    version_2 = resolve(served, "delay_model/2").asset_version_id
+    assert served.store.versions.head("delay_model").id == version_2
+    assert served.store.versions.head("delay_model", branch=branch).id == version_2
+    [notice] = [a for a in served.store.monitoring.alerts("delay_watch") if a.key == "retrain"]
+    assert f"branch {branch} merged into main" in notice.message
     # stored per window, so drift plots over time
     windows = served.store.monitoring.windows("delay_watch")
     assert [w.status for w in windows] == [w.window.status for w in run.windows]

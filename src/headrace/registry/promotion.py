@@ -175,7 +175,8 @@ def _judge_lineage(
             failed.append(f"{_named(version)} failed {', '.join(standing.failed_errors)}")
         elif standing.checks == 0:
             unchecked.append(_named(version))
-    problems, notes = [], []
+    problems: list[str] = []
+    notes: list[str] = []
     if failed:
         problems.append(f"{len(failed)} failed an error check: {_listed(failed)}")
     if released:
@@ -264,6 +265,25 @@ def _refuse(ws: Workspace, evaluation: Evaluation, kind: str = "refused") -> Non
     )
 
 
+def _blocked(
+    ws: Workspace, evaluation: Evaluation, before_move: Callable[[Evaluation], str | None] | None
+) -> Outcome | None:
+    """Run ``before_move``; a problem it returns refuses the promotion (recorded)."""
+    problem = before_move(evaluation) if before_move is not None else None
+    if problem is None:
+        return None
+    blocked = Evaluation(
+        evaluation.name,
+        evaluation.alias,
+        evaluation.candidate,
+        evaluation.holder,
+        evaluation.policy,
+        [*evaluation.verdicts, Verdict("its branch merges into main", False, problem)],
+    )
+    _refuse(ws, blocked)
+    return Outcome("refused", blocked)
+
+
 def first_failure(evaluation: Evaluation) -> str:
     """The first rule that failed, with its explanation (for one-line refusals)."""
     failed = [v for v in evaluation.verdicts if not v.passed]
@@ -313,19 +333,9 @@ def promote(
             reason=evaluation.summary(),
         )
         return Outcome("pending", evaluation)
-    if before_move is not None:
-        problem = before_move(evaluation)
-        if problem is not None:
-            blocked = Evaluation(
-                evaluation.name,
-                evaluation.alias,
-                evaluation.candidate,
-                evaluation.holder,
-                evaluation.policy,
-                [*evaluation.verdicts, Verdict("its branch merges into main", False, problem)],
-            )
-            _refuse(ws, blocked)
-            return Outcome("refused", blocked)
+    blocked = _blocked(ws, evaluation, before_move)
+    if blocked is not None:
+        return blocked
     note = (reason + "; " if reason else "") + evaluation.summary()
     return Outcome("promoted", evaluation, _move(ws, evaluation, note))
 
@@ -343,10 +353,16 @@ def pending(ws: Workspace, name: str, alias: str) -> int | None:
 
 
 def decide(
-    ws: Workspace, name: str, alias: str, *, approve: bool, reason: str | None = None
+    ws: Workspace,
+    name: str,
+    alias: str,
+    *,
+    approve: bool,
+    reason: str | None = None,
+    before_move: Callable[[Evaluation], str | None] | None = None,
 ) -> Outcome:
-    """A person approves (the policy is evaluated again, then the alias moves) or rejects
-    the pending promotion."""
+    """A person approves (the policy is evaluated again, ``before_move`` runs, then the
+    alias moves) or rejects the pending promotion."""
     version = pending(ws, name, alias)
     if version is None:
         raise RegistryError(
@@ -369,6 +385,9 @@ def decide(
             reason="the policy no longer passes: " + evaluation.summary(),
         )
         return Outcome("refused", evaluation)
+    blocked = _blocked(ws, evaluation, before_move)
+    if blocked is not None:
+        return blocked
     registry.record(name, "approved", actor=actor(), alias=alias, version=version, reason=reason)
     note = (reason + "; " if reason else "") + "approved; " + evaluation.summary()
     return Outcome("promoted", evaluation, _move(ws, evaluation, note))
@@ -412,12 +431,15 @@ def move_guarded(
     reason: str | None = None,
     override: bool = False,
     role: str | None = None,
+    before_move: Callable[[Evaluation], str | None] | None = None,
 ) -> int | None:
     """Move a guarded alias by hand: the alias's policy judges ``version`` as a promotion
     would. A refusal raises :class:`GuardedAliasError` (and is recorded); ``override``
     moves it anyway, with a reason, for a maintainer or admin (``role``: the caller's;
     None means whoever acts on this workspace locally), recording the rules it overrode
-    in the model's history and the audit log in the same transaction as the move."""
+    in the model's history and the audit log in the same transaction as the move.
+    ``before_move`` runs as in :func:`promote` (not for an override, which merges
+    nothing)."""
     evaluation = evaluate(ws, name, alias, version)
     where = f"{name}@{alias}"
     if not override:
@@ -444,6 +466,16 @@ def move_guarded(
                 alias=alias,
                 version=version,
                 rules=(),
+            )
+        blocked = _blocked(ws, evaluation, before_move)
+        if blocked is not None:
+            raise GuardedAliasError(
+                f"{where} cannot move to version {version}: "
+                f"{first_failure(blocked.evaluation)}; main and the alias are unchanged",
+                model=name,
+                alias=alias,
+                version=version,
+                rules=("its branch merges into main",),
             )
         judged = evaluation.summary() if evaluation.verdicts else None
         return _move(ws, evaluation, "; ".join(x for x in (reason, judged) if x) or None)

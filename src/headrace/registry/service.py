@@ -10,7 +10,7 @@ change is recorded with who, when and why.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from headrace.runtime.identity import actor
 from headrace.store.registry import ModelVersionRecord, NewModelVersion, RegistryError
 
 if TYPE_CHECKING:
+    from headrace.registry.promotion import Evaluation
     from headrace.runtime.workspace import Workspace
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,199}")
@@ -193,6 +194,7 @@ def set_alias(
     reason: str | None = None,
     override: bool = False,
     role: str | None = None,
+    before_move: Callable[[Evaluation], str | None] | None = None,
 ) -> int | None:
     """Point ``alias`` at ``version``; returns the version it pointed at before.
 
@@ -208,7 +210,14 @@ def set_alias(
     check_alias(alias)
     if alias in guarded(ws, name):
         return move_guarded(
-            ws, name, alias, version, reason=reason, override=override, role=role
+            ws,
+            name,
+            alias,
+            version,
+            reason=reason,
+            override=override,
+            role=role,
+            before_move=before_move,
         )
     return ws.store.registry.set_alias(name, alias, version, actor=actor(), reason=reason)
 
