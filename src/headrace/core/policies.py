@@ -113,7 +113,9 @@ def data_checks_passed(*, allow_unchecked: bool = False, allow_released: bool = 
     """
     for what, value in (("allow_unchecked", allow_unchecked), ("allow_released", allow_released)):
         if not isinstance(value, bool):
-            raise DefinitionError(f"data_checks_passed(): {what} must be True or False, got {value!r}")
+            raise DefinitionError(
+                f"data_checks_passed(): {what} must be True or False, got {value!r}"
+            )
     return Rule("data_checks", allow_unchecked=allow_unchecked, allow_released=allow_released)
 
 

@@ -222,9 +222,7 @@ def retrain(
         "outcome": outcome,
         "created_at": now,
     }
-    deliveries = [
-        deliver(a, payload).to_dict() for a in monitor.actions if a.kind != "retrain"
-    ]
+    deliveries = [deliver(a, payload).to_dict() for a in monitor.actions if a.kind != "retrain"]
     repository.add_alert(
         AlertRecord(
             id=retrain_id,

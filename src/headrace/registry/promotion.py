@@ -7,8 +7,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from headrace.core.governance import EVERYWHERE, allows
@@ -143,7 +143,9 @@ def _judge(
 
 
 def _named(version: VersionRecord) -> str:
-    return f"{version.asset}{f'[{version.partition}]' if version.partition else ''} {version.id[:12]}"
+    return (
+        f"{version.asset}{f'[{version.partition}]' if version.partition else ''} {version.id[:12]}"
+    )
 
 
 def _listed(names: list[str], limit: int = 5) -> str:
@@ -151,9 +153,7 @@ def _listed(names: list[str], limit: int = 5) -> str:
     return ", ".join(names[:limit]) + more
 
 
-def _judge_lineage(
-    ws: Workspace, rule: Rule, label: str, candidate: ModelVersionRecord
-) -> Verdict:
+def _judge_lineage(ws: Workspace, rule: Rule, label: str, candidate: ModelVersionRecord) -> Verdict:
     """The whole lineage of the training data: every version upstream of it, each of
     which must have been checked and must not have failed an error check (a release
     from quarantine counts only where the rule allows it)."""

@@ -1274,9 +1274,7 @@ class MlflowApi:
                         role=who.role(self.gate.namespace),
                     )
             except GuardedAliasError as exc:
-                raise ApiError(
-                    409, "INVALID_STATE", str(exc), rules=list(exc.rules)
-                ) from exc
+                raise ApiError(409, "INVALID_STATE", str(exc), rules=list(exc.rules)) from exc
             except ModelNotFoundError as exc:
                 raise not_found(str(exc)) from exc
             except RegistryError as exc:

@@ -274,7 +274,9 @@ class QualityRepository:
                 for version_id, by, at in c.execute(
                     select(
                         quarantine.c.version_id, quarantine.c.decided_by, quarantine.c.decided_at
-                    ).where(and_(quarantine.c.version_id.in_(chunk), quarantine.c.status == "released"))
+                    ).where(
+                        and_(quarantine.c.version_id.in_(chunk), quarantine.c.status == "released")
+                    )
                 ):
                     released[version_id] = (by, at)
         return {

@@ -6,8 +6,8 @@ from __future__ import annotations
 import builtins
 import json
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
@@ -358,8 +358,7 @@ class RegistryRepository:
             ]
             if held:
                 raise RegistryError(
-                    f"{name} version {version} is still {', '.join(held)}; move those "
-                    "aliases first"
+                    f"{name} version {version} is still {', '.join(held)}; move those aliases first"
                 )
         c.execute(
             update(model_versions)
@@ -395,9 +394,7 @@ class RegistryRepository:
         the one it replaces goes back to ``approved``; ``also`` writes more in the same
         transaction (an audit entry). Returns the version the alias pointed at before."""
         with self._store.write() as c:
-            previous = self._move(
-                c, name, alias, version, actor=actor, reason=reason, kind=kind
-            )
+            previous = self._move(c, name, alias, version, actor=actor, reason=reason, kind=kind)
             if lifecycle:
                 status = c.execute(
                     select(model_versions.c.status).where(
@@ -411,7 +408,9 @@ class RegistryRepository:
                 if previous is not None and previous != version:
                     row = c.execute(
                         select(model_versions.c.status).where(
-                            and_(model_versions.c.name == name, model_versions.c.version == previous)
+                            and_(
+                                model_versions.c.name == name, model_versions.c.version == previous
+                            )
                         )
                     ).first()
                     if row is not None and row[0] == "production":
