@@ -301,3 +301,79 @@ def test_an_asset_monitor_without_its_reference_is_a_clear_error(tmp_path: Path)
     assert hr.materialize("readings", workspace=ws).success
     with pytest.raises(MonitorError, match="the reference asset 'baseline' has no version"):
         run_monitor(ws, MONITORS["readings_vs_baseline"])
+
+
+def test_a_refused_retrain_leaves_main_and_the_champion_and_keeps_its_branch(
+    served: Workspace, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from headrace.core.policies import POLICIES, PromotionPolicy, metric_at_least
+    from headrace.monitoring.retraining import retrain
+
+    strict = PromotionPolicy("delay_model", "champion", (metric_at_least("holdout_auc", 0.999),))
+    monkeypatch.setitem(POLICIES, ("delay_model", "champion"), strict)
+    main_before = served.store.versions.head("delay_model").id
+    moves_before = len(served.store.branches.log(branch="main", limit=1000))
+    caplog.set_level(logging.WARNING, logger="headrace.monitoring")
+
+    outcome = retrain(served, MONITORS["delay_watch"], 1000.0, [])
+
+    assert outcome is not None and outcome["status"] == "version 2: refused"
+    branch = outcome["branch"]
+    assert branch.startswith("retrain/delay_watch/")
+    assert outcome["refused"].startswith(
+        "the champion policy refused version 2: rule 'holdout_auc ≥ 0.999' failed: holdout_auc = "
+    )
+    # main did not move, the champion stayed, the branch is kept with the new version
+    assert served.store.versions.head("delay_model").id == main_before
+    assert len(served.store.branches.log(branch="main", limit=1000)) == moves_before
+    assert resolve(served, "delay_model@champion").version == 1
+    assert resolve(served, "delay_model@challenger").version == 2  # not guarded
+    version_2 = resolve(served, "delay_model/2").asset_version_id
+    assert served.store.versions.head("delay_model", branch=branch).id == version_2
+    assert served.store.registry.events("delay_model")[0].kind == "refused"
+    # the alert says what was refused and why, and the notification carries it
+    [notice] = served.store.monitoring.alerts("delay_watch")
+    assert notice.key == "retrain"
+    assert f"retrain delay_model on {branch}: version 2: refused" in notice.message
+    assert f"main is untouched; branch {branch} is kept for inspection" in notice.message
+    assert "- FAIL: holdout_auc ≥ 0.999 (holdout_auc = " in notice.message
+    assert [o.get("action") for o in notice.outcomes[1:]] == ["log"]
+    sent = [r.getMessage() for r in caplog.records if "retrain" in r.getMessage()]
+    assert sent and "refused" in sent[0] and "kept for inspection" in sent[0]
+
+
+def test_a_retrain_is_never_declared_on_main() -> None:
+    from headrace import monitors as m
+    from headrace.core.monitors import MonitorDefinitionError
+
+    with pytest.raises(MonitorDefinitionError, match="branch 'main' is not allowed"):
+        m.retrain("delay_model", branch="main")
+    with pytest.raises(MonitorDefinitionError, match="is not a branch name"):
+        m.retrain("delay_model", branch="-x")
+    assert m.retrain("delay_model").options["branch"] is None
+
+
+def test_a_retrain_waiting_for_approval_reaches_main_only_when_approved(
+    served: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headrace.core.policies import POLICIES, PromotionPolicy, metric_at_least
+    from headrace.monitoring.retraining import decide, retrain
+
+    reviewed = PromotionPolicy(
+        "delay_model", "champion", (metric_at_least("holdout_auc", 0.5),), require_approval=True
+    )
+    monkeypatch.setitem(POLICIES, ("delay_model", "champion"), reviewed)
+    main_before = served.store.versions.head("delay_model").id
+
+    outcome = retrain(served, MONITORS["delay_watch"], 1000.0, [])
+
+    assert outcome is not None and outcome["status"] == "version 2: pending"
+    assert served.store.versions.head("delay_model").id == main_before
+    [notice] = served.store.monitoring.alerts("delay_watch")
+    assert "waits for a maintainer's approval" in notice.message
+    approved = decide(served, "delay_model", "champion", approve=True, reason="reviewed")
+    assert approved.status == "promoted"
+    version_2 = resolve(served, "delay_model/2").asset_version_id
+    assert served.store.versions.head("delay_model").id == version_2  # merged on approval
+    assert resolve(served, "delay_model@champion").version == 2
+    assert served.store.branches.log(branch="main", limit=1)[0].kind == "merge"
