@@ -377,3 +377,46 @@ def test_a_retrain_waiting_for_approval_reaches_main_only_when_approved(
     assert served.store.versions.head("delay_model").id == version_2  # merged on approval
     assert resolve(served, "delay_model@champion").version == 2
     assert served.store.branches.log(branch="main", limit=1)[0].kind == "merge"
+
+
+RETRAINED_ASSET = """
+import numpy as np
+import pandas as pd
+from headrace import checks as c
+from headrace import monitors as m
+
+
+@hr.asset(checks=[c.between("x", -50, 50)])
+def gauge(*, shift: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(int(shift) + 1)
+    return pd.DataFrame({"x": rng.normal(shift, 1, 500)})
+
+
+m.monitor("gauge_reset", asset="gauge", reference="previous", min_rows=100,
+          actions=[m.retrain("gauge", params={"shift": 0.0})])
+m.monitor("gauge_broken", asset="gauge", reference="previous", min_rows=100,
+          actions=[m.retrain("gauge", params={"shift": 100.0})])
+"""
+
+
+def test_an_asset_monitors_retrain_reaches_main_only_through_the_merge_gates(
+    tmp_path: Path,
+) -> None:
+    from headrace.monitoring.retraining import retrain
+
+    ws = open_project(tmp_path, RETRAINED_ASSET)
+    assert hr.materialize(workspace=ws, params={"shift": 1.0}).success
+    drifted = ws.store.versions.head("gauge").id
+
+    broken = retrain(ws, MONITORS["gauge_broken"], 1000.0, [])
+    assert broken is not None and broken["status"] == "run failed"
+    assert broken["branch"].startswith("retrain/gauge_broken/")
+    assert ws.store.versions.head("gauge").id == drifted  # the failed check kept main
+    assert ws.store.branches.exists(broken["branch"])
+    [held] = ws.store.quality.quarantined(branch=broken["branch"])
+    assert held.asset == "gauge"
+
+    reset = retrain(ws, MONITORS["gauge_reset"], 1000.0, [])
+    assert reset is not None and reset["status"] == "ran; merged into main"
+    assert ws.store.versions.head("gauge").id != drifted
+    assert ws.store.branches.log(branch="main", limit=1)[0].kind == "merge"
