@@ -420,3 +420,50 @@ def test_an_asset_monitors_retrain_reaches_main_only_through_the_merge_gates(
     assert reset is not None and reset["status"] == "ran; merged into main"
     assert ws.store.versions.head("gauge").id != drifted
     assert ws.store.branches.log(branch="main", limit=1)[0].kind == "merge"
+
+
+def test_a_promotion_whose_branch_the_merge_gates_refuse_moves_nothing(
+    served: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headrace.core.policies import POLICIES, PromotionPolicy, metric_at_least
+    from headrace.monitoring.retraining import promote, retrain
+
+    strict = PromotionPolicy("delay_model", "champion", (metric_at_least("holdout_auc", 0.999),))
+    monkeypatch.setitem(POLICIES, ("delay_model", "champion"), strict)
+    outcome = retrain(served, MONITORS["delay_watch"], 1000.0, [])
+    assert outcome is not None and outcome["status"] == "version 2: refused"
+    main_before = served.store.versions.head("delay_model").id
+    # a check re-run on the retrained version fails: the merge gate must keep it off main
+    trained = served.store.versions.get(resolve(served, "delay_model/2").asset_version_id or "")
+    served.store.quality.record(
+        trained,
+        [
+            {
+                "name": "auc_sane",
+                "kind": "expression",
+                "columns": [],
+                "severity": "error",
+                "passed": False,
+                "observed": 0,
+                "threshold": "auc > 0.5",
+                "failing_rows": None,
+                "failing_fraction": None,
+                "sample": [],
+                "message": "failed",
+            }
+        ],
+        at=2.0,
+    )
+    lenient = PromotionPolicy("delay_model", "champion", (metric_at_least("holdout_auc", 0.5),))
+    monkeypatch.setitem(POLICIES, ("delay_model", "champion"), lenient)
+
+    refused = promote(served, "delay_model", "champion", version=2)
+
+    assert refused.status == "refused"
+    [blocked] = [v for v in refused.evaluation.verdicts if not v.passed]
+    assert blocked.rule == "its branch merges into main"
+    assert f"cannot merge '{outcome['branch']}' into 'main'" in blocked.explanation
+    assert "failed error checks: auc_sane" in blocked.explanation
+    assert served.store.versions.head("delay_model").id == main_before
+    assert resolve(served, "delay_model@champion").version == 1
+    assert served.store.registry.events("delay_model")[0].kind == "refused"
