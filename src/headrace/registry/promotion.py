@@ -157,10 +157,7 @@ def _judge_lineage(ws: Workspace, rule: Rule, label: str, candidate: ModelVersio
     """The whole lineage of the training data: every version upstream of it, each of
     which must have been checked and must not have failed an error check (a release
     from quarantine counts only where the rule allows it)."""
-    versions = sorted(
-        ws.store.versions.upstream(candidate.data_versions),
-        key=lambda v: (v.asset, v.partition or "", v.id),
-    )
+    versions = ws.store.versions.upstream(candidate.data_versions)
     standings = ws.store.quality.standings(v.id for v in versions)
     failed, released, unchecked = [], [], []
     for version in versions:

@@ -115,7 +115,8 @@ class VersionRepository:
 
     def upstream(self, version_ids: Iterable[str]) -> builtins.list[VersionRecord]:
         """``version_ids`` and every version upstream of them (what made them, what made
-        those, down to versions made from nothing: the landed files), each once."""
+        those, down to versions made from nothing: the landed files), each once, by asset,
+        partition and id."""
         seen: set[str] = set()
         frontier = builtins.list(dict.fromkeys(version_ids))
         records: dict[str, VersionRecord] = {}
@@ -138,7 +139,7 @@ class VersionRepository:
                         )
                     ]
                 frontier = [v for v in dict.fromkeys(found) if v not in seen]
-        return [records[v] for v in seen if v in records]
+        return sorted(records.values(), key=lambda v: (v.asset, v.partition or "", v.id))
 
     def list(
         self, asset: str, *, partition: str | None = None, limit: int = 100
