@@ -534,7 +534,17 @@ def serve_champion(scored: Scored) -> None:
         sample,
         scored,
         {
-            30: ("models", "alias", "flight_delay", "champion", "2", "--reason", "demo: live swap"),
+            # champion is guarded: a move by hand past the policy is an audited override
+            30: (
+                "models",
+                "alias",
+                "flight_delay",
+                "champion",
+                "2",
+                "--override",
+                "--reason",
+                "demo: live swap",
+            ),
             70: ("models", "rollback", "flight_delay", "--reason", "demo: back to winter"),
         },
     )

@@ -189,3 +189,15 @@ def run_processes() -> RunProcesses:
         return out
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _policies_stay_in_their_test() -> Iterator[None]:
+    """Promotion policies are declared process-wide when a project is imported, and a
+    guarded alias is judged by them: one test's policies must not judge another's."""
+    from headrace.core.policies import POLICIES
+
+    saved = dict(POLICIES)
+    yield
+    POLICIES.clear()
+    POLICIES.update(saved)

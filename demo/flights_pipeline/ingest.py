@@ -49,6 +49,8 @@ def landed_version(partition: str, workspace_root: str, landing_dir: str = "land
     # A month's file may land late: wait for it a little before failing the partition.
     retry=hr.RetryPolicy(max_retries=2, delay=0.5, retry_on=(FileNotFoundError,)),
     source_version=landed_version,
+    # kept as landed, text only: an empty file is the one thing refused here
+    checks=[c.row_count(min=1)],
 )
 def raw_flights(
     partition: str, context: hr.StepContext | None = None, *, landing_dir: str = "landing"

@@ -5,10 +5,10 @@ version of ``flight_features`` it read) and restricted to its training months wi
 run's ``train_months`` param. Each window of 400 logged predictions is compared with it:
 feature drift, prediction drift, and, once labels are attached, the model's AUC against
 its own holdout AUC. A breach is logged and posted to a webhook signed with the secret
-in ``DEMO_WEBHOOK_SECRET``, and it retrains the model on January to August on the
-branch ``retrain`` (made from main, no data copied); the new version becomes the
-challenger and replaces the champion only if the promotion policy
-in ``training.py`` says so.
+in ``DEMO_WEBHOOK_SECRET``, and it retrains the model on January to August on a branch
+of its own (``retrain/flight_delay_watch/<alert>``, made from main, no data copied); the
+new version becomes the challenger, and only if the promotion policy in ``training.py``
+passes does the branch merge into main and the champion move.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ m.monitor(
             os.environ.get("DEMO_WEBHOOK_URL", "http://127.0.0.1:8787/alerts"),
             secret_env="DEMO_WEBHOOK_SECRET",
         ),
-        m.retrain("flight_delay", branch="retrain", params={"train_months": 8}),
+        m.retrain("flight_delay", params={"train_months": 8}),
     ],
     cooldown="6h",
 )

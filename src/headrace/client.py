@@ -173,6 +173,26 @@ class Remote(_Transport):
         )
         return _model_record(made, digest)
 
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        reason: str | None = None,
+        override: bool = False,
+    ) -> int | None:
+        """Point ``alias`` at ``version`` through the server, as the token's principal;
+        returns the version it pointed at before. A guarded alias moves only when its
+        promotion policy passes (:class:`RemoteError`, status 409, naming the rule,
+        otherwise), or with ``override`` and a ``reason`` for a maintainer or admin."""
+        body: dict[str, Any] = {"version": version, "reason": reason}
+        if override:
+            body["override"] = True
+        answer = self.call("PUT", f"/models/{name}/aliases/{alias}", json=body)
+        previous = answer["previous"]
+        return None if previous is None else int(previous)
+
     def load_model(
         self, uri: str, *, allow_pickle: bool = False, trusted: Sequence[str] = ()
     ) -> Any:

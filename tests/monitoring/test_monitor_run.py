@@ -69,7 +69,7 @@ WATCH = m.monitor(
     target="delayed",
     limits=[m.performance("roc_auc", baseline="holdout_auc", max_drop=0.1),
             m.performance("accuracy", min=0.6)],
-    actions=[m.log(), m.retrain("delay_model", branch="retrain", params={"season": 2})],
+    actions=[m.log(), m.retrain("delay_model", params={"season": 2})],
     cooldown="1h",
 )
 """
@@ -149,11 +149,18 @@ def test_a_monitor_finds_drift_alerts_once_and_retrains(
     assert {a.key for a in sent} == {a.key for a in run.alerts}
     assert len(run.alerts) == 2 * len(sent)
     assert any("dataset drift" in r.getMessage() for r in caplog.records)
-    # the retrain ran on its branch, its version is the challenger and the policy promoted it
+    # the retrain ran on a branch of its own, named after the monitor and the alert; its
+    # version is the challenger, the policy promoted it, and only then did main move
     assert run.retrain is not None and run.retrain["status"] == "version 2: promoted"
+    branch = run.retrain["branch"]
+    assert branch == f"retrain/delay_watch/{sent[0].key.replace(':', '-')}-{sent[0].id[:12]}"
     assert resolve(served, "delay_model@challenger").version == 2
     assert resolve(served, "delay_model@champion").version == 2
-    assert served.store.branches.exists("retrain")
+    version_2 = resolve(served, "delay_model/2").asset_version_id
+    assert served.store.versions.head("delay_model").id == version_2
+    assert served.store.versions.head("delay_model", branch=branch).id == version_2
+    [notice] = [a for a in served.store.monitoring.alerts("delay_watch") if a.key == "retrain"]
+    assert f"branch {branch} merged into main" in notice.message
     # stored per window, so drift plots over time
     windows = served.store.monitoring.windows("delay_watch")
     assert [w.status for w in windows] == [w.window.status for w in run.windows]
@@ -294,3 +301,169 @@ def test_an_asset_monitor_without_its_reference_is_a_clear_error(tmp_path: Path)
     assert hr.materialize("readings", workspace=ws).success
     with pytest.raises(MonitorError, match="the reference asset 'baseline' has no version"):
         run_monitor(ws, MONITORS["readings_vs_baseline"])
+
+
+def test_a_refused_retrain_leaves_main_and_the_champion_and_keeps_its_branch(
+    served: Workspace, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from headrace.core.policies import POLICIES, PromotionPolicy, metric_at_least
+    from headrace.monitoring.retraining import retrain
+
+    strict = PromotionPolicy("delay_model", "champion", (metric_at_least("holdout_auc", 0.999),))
+    monkeypatch.setitem(POLICIES, ("delay_model", "champion"), strict)
+    main_before = served.store.versions.head("delay_model").id
+    moves_before = len(served.store.branches.log(branch="main", limit=1000))
+    caplog.set_level(logging.WARNING, logger="headrace.monitoring")
+
+    outcome = retrain(served, MONITORS["delay_watch"], 1000.0, [])
+
+    assert outcome is not None and outcome["status"] == "version 2: refused"
+    branch = outcome["branch"]
+    assert branch.startswith("retrain/delay_watch/")
+    assert outcome["refused"].startswith(
+        "the champion policy refused version 2: rule 'holdout_auc ≥ 0.999' failed: holdout_auc = "
+    )
+    # main did not move, the champion stayed, the branch is kept with the new version
+    assert served.store.versions.head("delay_model").id == main_before
+    assert len(served.store.branches.log(branch="main", limit=1000)) == moves_before
+    assert resolve(served, "delay_model@champion").version == 1
+    assert resolve(served, "delay_model@challenger").version == 2  # not guarded
+    version_2 = resolve(served, "delay_model/2").asset_version_id
+    assert served.store.versions.head("delay_model", branch=branch).id == version_2
+    assert served.store.registry.events("delay_model")[0].kind == "refused"
+    # the alert says what was refused and why, and the notification carries it
+    [notice] = served.store.monitoring.alerts("delay_watch")
+    assert notice.key == "retrain"
+    assert f"retrain delay_model on {branch}: version 2: refused" in notice.message
+    assert f"main is untouched; branch {branch} is kept for inspection" in notice.message
+    assert "- FAIL: holdout_auc ≥ 0.999 (holdout_auc = " in notice.message
+    assert [o.get("action") for o in notice.outcomes[1:]] == ["log"]
+    sent = [r.getMessage() for r in caplog.records if "retrain" in r.getMessage()]
+    assert sent and "refused" in sent[0] and "kept for inspection" in sent[0]
+
+
+def test_a_retrain_is_never_declared_on_main() -> None:
+    from headrace import monitors as m
+    from headrace.core.monitors import MonitorDefinitionError
+
+    with pytest.raises(MonitorDefinitionError, match="branch 'main' is not allowed"):
+        m.retrain("delay_model", branch="main")
+    with pytest.raises(MonitorDefinitionError, match="is not a branch name"):
+        m.retrain("delay_model", branch="-x")
+    assert m.retrain("delay_model").options["branch"] is None
+
+
+def test_a_retrain_waiting_for_approval_reaches_main_only_when_approved(
+    served: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headrace.core.policies import POLICIES, PromotionPolicy, metric_at_least
+    from headrace.monitoring.retraining import decide, retrain
+
+    reviewed = PromotionPolicy(
+        "delay_model", "champion", (metric_at_least("holdout_auc", 0.5),), require_approval=True
+    )
+    monkeypatch.setitem(POLICIES, ("delay_model", "champion"), reviewed)
+    main_before = served.store.versions.head("delay_model").id
+
+    outcome = retrain(served, MONITORS["delay_watch"], 1000.0, [])
+
+    assert outcome is not None and outcome["status"] == "version 2: pending"
+    assert served.store.versions.head("delay_model").id == main_before
+    [notice] = served.store.monitoring.alerts("delay_watch")
+    assert "waits for a maintainer's approval" in notice.message
+    approved = decide(served, "delay_model", "champion", approve=True, reason="reviewed")
+    assert approved.status == "promoted"
+    version_2 = resolve(served, "delay_model/2").asset_version_id
+    assert served.store.versions.head("delay_model").id == version_2  # merged on approval
+    assert resolve(served, "delay_model@champion").version == 2
+    assert served.store.branches.log(branch="main", limit=1)[0].kind == "merge"
+
+
+RETRAINED_ASSET = """
+import numpy as np
+import pandas as pd
+from headrace import checks as c
+from headrace import monitors as m
+
+
+@hr.asset(checks=[c.between("x", -50, 50)])
+def gauge(*, shift: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(int(shift) + 1)
+    return pd.DataFrame({"x": rng.normal(shift, 1, 500)})
+
+
+m.monitor("gauge_reset", asset="gauge", reference="previous", min_rows=100,
+          actions=[m.retrain("gauge", params={"shift": 0.0})])
+m.monitor("gauge_broken", asset="gauge", reference="previous", min_rows=100,
+          actions=[m.retrain("gauge", params={"shift": 100.0})])
+"""
+
+
+def test_an_asset_monitors_retrain_reaches_main_only_through_the_merge_gates(
+    tmp_path: Path,
+) -> None:
+    from headrace.monitoring.retraining import retrain
+
+    ws = open_project(tmp_path, RETRAINED_ASSET)
+    assert hr.materialize(workspace=ws, params={"shift": 1.0}).success
+    drifted = ws.store.versions.head("gauge").id
+
+    broken = retrain(ws, MONITORS["gauge_broken"], 1000.0, [])
+    assert broken is not None and broken["status"] == "run failed"
+    assert broken["branch"].startswith("retrain/gauge_broken/")
+    assert ws.store.versions.head("gauge").id == drifted  # the failed check kept main
+    assert ws.store.branches.exists(broken["branch"])
+    [held] = ws.store.quality.quarantined(branch=broken["branch"])
+    assert held.asset == "gauge"
+
+    reset = retrain(ws, MONITORS["gauge_reset"], 1000.0, [])
+    assert reset is not None and reset["status"] == "ran; merged into main"
+    assert ws.store.versions.head("gauge").id != drifted
+    assert ws.store.branches.log(branch="main", limit=1)[0].kind == "merge"
+
+
+def test_a_promotion_whose_branch_the_merge_gates_refuse_moves_nothing(
+    served: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headrace.core.policies import POLICIES, PromotionPolicy, metric_at_least
+    from headrace.monitoring.retraining import promote, retrain
+
+    strict = PromotionPolicy("delay_model", "champion", (metric_at_least("holdout_auc", 0.999),))
+    monkeypatch.setitem(POLICIES, ("delay_model", "champion"), strict)
+    outcome = retrain(served, MONITORS["delay_watch"], 1000.0, [])
+    assert outcome is not None and outcome["status"] == "version 2: refused"
+    main_before = served.store.versions.head("delay_model").id
+    # a check re-run on the retrained version fails: the merge gate must keep it off main
+    trained = served.store.versions.get(resolve(served, "delay_model/2").asset_version_id or "")
+    served.store.quality.record(
+        trained,
+        [
+            {
+                "name": "auc_sane",
+                "kind": "expression",
+                "columns": [],
+                "severity": "error",
+                "passed": False,
+                "observed": 0,
+                "threshold": "auc > 0.5",
+                "failing_rows": None,
+                "failing_fraction": None,
+                "sample": [],
+                "message": "failed",
+            }
+        ],
+        at=2.0,
+    )
+    lenient = PromotionPolicy("delay_model", "champion", (metric_at_least("holdout_auc", 0.5),))
+    monkeypatch.setitem(POLICIES, ("delay_model", "champion"), lenient)
+
+    refused = promote(served, "delay_model", "champion", version=2)
+
+    assert refused.status == "refused"
+    [blocked] = [v for v in refused.evaluation.verdicts if not v.passed]
+    assert blocked.rule == "its branch merges into main"
+    assert f"cannot merge '{outcome['branch']}' into 'main'" in blocked.explanation
+    assert "failed error checks: auc_sane" in blocked.explanation
+    assert served.store.versions.head("delay_model").id == main_before
+    assert resolve(served, "delay_model@champion").version == 1
+    assert served.store.registry.events("delay_model")[0].kind == "refused"

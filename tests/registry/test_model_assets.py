@@ -76,7 +76,7 @@ def test_models_cli_promotes_by_policy_and_shows_lineage(tmp_path: Path) -> None
     promoted = run_cli(tmp_path, "models", "promote", "delay_model", "--to", "champion")
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
     assert "✓ train_accuracy ≥ 0.5" in promoted.stdout
-    assert "✓ its training data passed every error-severity check" in promoted.stdout
+    assert "✓ its training data's lineage passed every error-severity check" in promoted.stdout
     assert "promoted: champion → version 1" in promoted.stdout
     shown = run_cli(tmp_path, "models", "lineage", "delay_model@champion")
     assert "data features" in shown.stdout and "1 checks passed" in shown.stdout
@@ -99,3 +99,46 @@ def test_signature_from_must_name_an_input() -> None:
         @hr.model(signature_from="frame")
         def bad(features: object) -> object:
             return features
+
+
+def test_models_alias_cli_refuses_a_guarded_move_and_overrides_with_a_reason(
+    tmp_path: Path,
+) -> None:
+    ws = open_project(tmp_path, PROJECT.replace('"train_accuracy", 0.5', '"train_accuracy", 0.99'))
+    assert hr.materialize(workspace=ws).success
+    ws.close()
+    refused = run_cli(tmp_path, "models", "alias", "delay_model", "champion", "1")
+    assert refused.returncode == 1
+    [line] = refused.stderr.strip().splitlines()
+    assert "delay_model@champion is guarded by its promotion policy, which refuses version 1: " in (
+        line
+    )
+    assert "rule 'train_accuracy ≥ 0.99' failed: train_accuracy = " in line
+    assert "--override --reason WHY (maintainer role)" in line
+    no_reason = run_cli(tmp_path, "models", "alias", "delay_model", "champion", "1", "--override")
+    assert no_reason.returncode == 1 and "needs a reason: pass --reason WHY" in no_reason.stderr
+    listed = run_cli(tmp_path, "models", "list")
+    assert "champion" not in listed.stdout  # nothing moved
+    # nobody set principals up: the workspace's owner may override, and it is audited
+    forced = run_cli(
+        tmp_path,
+        "models",
+        "alias",
+        "delay_model",
+        "champion",
+        "1",
+        "--override",
+        "--reason",
+        "the bar is wrong",
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert "delay_model@champion: ∅ → 1 (override: audited)" in forced.stdout
+    history = run_cli(tmp_path, "models", "show", "delay_model@champion")
+    assert "champion: ∅ → 1 OVERRIDING its policy" in history.stdout
+    assert "the bar is wrong; overrode: train_accuracy ≥ 0.99" in history.stdout
+    assert "champion refused version 1" in history.stdout
+    audit = run_cli(tmp_path, "audit", "list")
+    assert "model.override" in audit.stdout
+    # an alias no policy guards moves as before
+    free = run_cli(tmp_path, "models", "alias", "delay_model", "challenger", "1", check=True)
+    assert "delay_model@challenger: ∅ → 1" in free.stdout

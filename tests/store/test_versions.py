@@ -262,3 +262,96 @@ def test_new_version_record_predicts_what_the_store_returns(
         k: sorted(v) for k, v in predicted.inputs.items()
     }
     assert dataclasses.replace(got, inputs={}) == dataclasses.replace(predicted, inputs={})
+
+
+# --- upstream: the whole lineage of a set of versions -------------------------------------
+
+
+def test_upstream_is_every_version_that_fed_the_given_ones_each_once(
+    store: MetadataStore, run_id: str
+) -> None:
+    landed_a = record(store, run_id, "landed", partition="a", at=1.0)
+    landed_b = record(store, run_id, "landed", partition="b", at=2.0)
+    lookup = record(store, run_id, "lookup", at=3.0)
+    clean = record(
+        store, run_id, "clean", at=4.0, inputs=[("landed", landed_a.id), ("landed", landed_b.id)]
+    )
+    # a diamond: features reads clean and lookup, and clean's parent too
+    features = record(
+        store,
+        run_id,
+        "features",
+        at=5.0,
+        inputs=[("clean", clean.id), ("lookup", lookup.id), ("raw", landed_a.id)],
+    )
+    unrelated = record(store, run_id, "other", at=6.0)
+
+    found = store.versions.upstream([features.id])
+
+    assert [(v.asset, v.partition) for v in found] == [
+        ("clean", None),
+        ("features", None),
+        ("landed", "a"),
+        ("landed", "b"),
+        ("lookup", None),
+    ]
+    assert unrelated.id not in {v.id for v in found}
+    assert store.versions.upstream([]) == []
+    assert store.versions.upstream(["f" * 32]) == []  # an unknown id has no lineage
+    assert [v.id for v in store.versions.upstream([landed_b.id, landed_b.id])] == [landed_b.id]
+
+
+def test_standings_count_checks_and_name_failures_and_releases(
+    store: MetadataStore, run_id: str
+) -> None:
+    from headrace.store.schema import quarantine
+
+    checked = record(store, run_id, "clean", at=1.0)
+    failed = record(store, run_id, "clean", partition="b", at=2.0)
+    released = record(store, run_id, "clean", partition="c", at=3.0)
+    bare = record(store, run_id, "landed", at=4.0)
+
+    def result(name: str, passed: bool, severity: str = "error") -> dict[str, Any]:
+        return {
+            "name": name,
+            "kind": "not_null",
+            "columns": ["x"],
+            "severity": severity,
+            "passed": passed,
+            "observed": 0,
+            "threshold": "0",
+            "failing_rows": 0 if passed else 2,
+            "failing_fraction": 0.0 if passed else 0.2,
+            "sample": [],
+            "message": "",
+        }
+
+    store.quality.record(checked, [result("x_not_null", True), result("w", False, "warn")], at=5)
+    store.quality.record(failed, [result("x_not_null", False), result("y_ok", True)], at=6)
+    store.quality.record(released, [result("x_not_null", False)], at=7)
+    with store.write() as c:
+        c.execute(
+            quarantine.insert().values(
+                version_id=released.id,
+                branch="main",
+                asset="clean",
+                partition="c",
+                run_id=run_id,
+                reason="x_not_null failed",
+                status="released",
+                created_at=7.0,
+                decided_at=8.0,
+                decided_by="ada",
+            )
+        )
+
+    got = store.quality.standings([checked.id, failed.id, released.id, bare.id])
+
+    assert (got[checked.id].checks, got[checked.id].failed_errors) == (2, ())
+    assert (got[failed.id].checks, got[failed.id].failed_errors) == (2, ("x_not_null",))
+    assert not got[failed.id].released
+    assert got[released.id].failed_errors == ("x_not_null",)
+    assert (got[released.id].released_by, got[released.id].released_at) == ("ada", 8.0)
+    assert got[released.id].released
+    assert (got[bare.id].checks, got[bare.id].failed_errors) == (0, ())
+    assert store.quality.standings([]) == {}

@@ -109,6 +109,9 @@ def models_show(
     for event in ws.store.registry.events(model_name, limit=12):
         what = {
             "alias": f"{event.alias}: {event.from_value or '∅'} → {event.to_value}",
+            "override": f"{event.alias}: {event.from_value or '∅'} → {event.to_value} "
+            "OVERRIDING its policy",
+            "refused": f"{event.alias} refused version {event.version}",
             "rollback": f"{event.alias} rolled back: {event.from_value} → {event.to_value}",
             "status": f"version {event.version}: {event.from_value} → {event.to_value}",
             "registered": f"version {event.version} registered",
@@ -162,19 +165,26 @@ def models_alias(
     alias: Annotated[str, typer.Argument(help="An alias (champion, challenger, any name).")],
     version: Annotated[int, typer.Argument(help="The version it points at.")],
     reason: Annotated[str | None, typer.Option(help="Why (kept in the history).")] = None,
+    override: Annotated[
+        bool,
+        typer.Option(
+            "--override",
+            help="Move a guarded alias past its policy's refusal (needs --reason and the "
+            "maintainer role; audited with the rules it overrode).",
+        ),
+    ] = False,
 ) -> None:
-    """Point an alias at a version directly (recorded; policies apply to `promote`)."""
-    from headrace.registry.service import set_alias
+    """Point an alias at a version (recorded). A guarded alias (champion, or one a
+    promotion policy promotes to) moves only if its policy passes, or with --override."""
+    from headrace.monitoring.retraining import set_alias
 
     remote = _remote()
     if remote is not None:
-        answer = remote.call(
-            "PUT", f"/models/{name}/aliases/{alias}", json={"version": version, "reason": reason}
-        )
-        before = answer["previous"]
+        before = remote.set_alias(name, alias, version, reason=reason, override=override)
     else:
-        before = set_alias(_workspace(), name, alias, version, reason=reason)
-    _console().print(f"{escape(name)}@{escape(alias)}: {before or '∅'} → {version}")
+        before = set_alias(_workspace(), name, alias, version, reason=reason, override=override)
+    note = " (override: audited)" if override else ""
+    _console().print(f"{escape(name)}@{escape(alias)}: {before or '∅'} → {version}{note}")
 
 
 @models_app.command("rollback")
@@ -266,8 +276,9 @@ def models_promote(
     ] = False,
     reason: Annotated[str | None, typer.Option(help="Why (kept in the history).")] = None,
 ) -> None:
-    """Evaluate the promotion policy, rule by rule; move the alias if it passes."""
-    from headrace.registry.promotion import promote
+    """Evaluate the promotion policy, rule by rule; move the alias if it passes (a
+    version a retrain trained on its own branch merges that branch into main first)."""
+    from headrace.monitoring.retraining import promote
 
     remote = _remote()
     if remote is not None:
@@ -293,7 +304,7 @@ def models_promote(
 
 
 def _decide(name: str, alias: str, approve: bool, reason: str | None) -> None:
-    from headrace.registry.promotion import decide
+    from headrace.monitoring.retraining import decide
 
     remote = _remote()
     if remote is not None:

@@ -139,7 +139,13 @@ def run(
                     f"    {delivery.get('action')}: {mark} {escape(str(delivery.get('detail')))}"
                 )
         if result.retrain is not None:
-            console.print(f"  [cyan]retrain[/]: {escape(str(result.retrain.get('status')))}")
+            retrained = result.retrain
+            branch = f" on {retrained['branch']}" if retrained.get("branch") else ""
+            console.print(
+                f"  [cyan]retrain[/]{escape(branch)}: {escape(str(retrained.get('status')))}"
+            )
+            if retrained.get("refused"):
+                console.print(f"    [yellow]refused[/]: {escape(str(retrained['refused']))}")
 
 
 @monitor_app.command("show")

@@ -7,7 +7,8 @@ Roles are cumulative, each holding what the one before it holds:
 - ``developer``: run pipelines, write branches other than protected ones, log tracked
   runs, register model versions;
 - ``maintainer``: merge into protected branches (``main``), approve and promote models,
-  release quarantined data, see columns tagged as personal data unmasked;
+  move a guarded alias past its policy's refusal (``override_policy``), release
+  quarantined data, see columns tagged as personal data unmasked;
 - ``admin``: manage principals, roles and tokens.
 
 A grant gives a principal a role in a namespace (``*``: everywhere); the highest role
@@ -29,6 +30,7 @@ _ADDED: dict[str, tuple[str, ...]] = {
         "merge_protected",
         "approve_model",
         "promote_model",
+        "override_policy",
         "release_quarantine",
         "read_personal",
     ),

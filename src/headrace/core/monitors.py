@@ -48,6 +48,9 @@ def seconds(value: str | float | int, where: str) -> float:
     return amount
 
 
+_BRANCH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]{0,150}$")
+
+
 @dataclass(frozen=True)
 class Action:
     """What a monitor does when a limit is crossed: ``kind`` and its options."""
@@ -107,17 +110,30 @@ def log(level: str = "warning") -> Action:
 def retrain(
     selection: str,
     *,
-    branch: str = "main",
+    branch: str | None = None,
     params: Mapping[str, Any] | None = None,
     partitions: str | None = None,
     alias: str = "challenger",
     promote_to: str | None = "champion",
 ) -> Action:
-    """Start a pipeline run of ``selection`` (the model's asset) on ``branch``. The
+    """Start a pipeline run of ``selection`` (the model's asset) on a branch of its own,
+    ``retrain/<monitor>/<alert>`` (or ``branch``, made from ``main`` when missing). The
     version it registers gets ``alias``; with ``promote_to``, it is then put up for
-    that alias and moves only if the registry's promotion policy passes."""
+    that alias, and only a promotion the registry's policy passes merges the branch
+    into ``main`` (an asset monitor's run merges through the branch's merge gates). A
+    refusal leaves ``main`` untouched and keeps the branch for inspection."""
     if not isinstance(selection, str) or not selection.strip():
         raise MonitorDefinitionError(f"retrain(): expected an asset selection, got {selection!r}")
+    if branch is not None and (not isinstance(branch, str) or not _BRANCH.match(branch)):
+        raise MonitorDefinitionError(
+            f"retrain(): branch {branch!r} is not a branch name (letters, digits, '.', '_', "
+            "'-' and '/'); leave it out to retrain on a branch of its own"
+        )
+    if branch == "main":
+        raise MonitorDefinitionError(
+            "retrain(): branch 'main' is not allowed: a retrain runs on a branch of its own "
+            "and reaches main only when its promotion passes; leave branch out"
+        )
     if params is not None and not isinstance(params, Mapping):
         raise MonitorDefinitionError(f"retrain(): params must be a mapping, got {params!r}")
     return Action(

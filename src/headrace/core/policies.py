@@ -7,7 +7,8 @@
         to="champion",
         rules=[
             p.beats("holdout_auc", by=0.005),   # than the version now at "champion"
-            p.data_checks_passed(),              # no failed error check on its training data
+            p.data_checks_passed(),              # its training data's whole lineage was
+                                                 # checked and passed every error check
             p.data_newer_than(days=30),          # its training data is at most 30 days old
         ],
         require_approval=False,
@@ -16,6 +17,11 @@
 ``headrace models promote NAME --to champion`` evaluates the policy for the alias and
 explains every rule's verdict; the alias moves only when all pass (and, with
 ``require_approval``, once a person approves).
+
+The alias a policy promotes to (and ``champion`` always) is *guarded*: it moves only
+through promotion. ``headrace models alias`` on a guarded alias is judged by the same
+policy, and moving it past a refusal takes ``--override`` with a reason and the
+maintainer role.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ class Rule:
     days: float | None = None
     function: Callable[..., Any] | None = field(default=None, compare=False)
     label: str | None = None
+    allow_unchecked: bool = False
+    allow_released: bool = False
 
     def describe(self) -> str:
         if self.label:
@@ -51,7 +59,17 @@ class Rule:
         if self.kind == "at_most":
             return f"{self.metric} ≤ {self.value:g}"
         if self.kind == "data_checks":
-            return "its training data passed every error-severity check"
+            allowed = [
+                what
+                for what, on in (
+                    ("unchecked", self.allow_unchecked),
+                    ("released", self.allow_released),
+                )
+                if on
+            ]
+            return "its training data's lineage passed every error-severity check" + (
+                f" ({' and '.join(allowed)} versions allowed)" if allowed else ""
+            )
         if self.kind == "data_age":
             return f"its training data is at most {self.days:g} days old"
         return getattr(self.function, "__name__", "custom rule")
@@ -85,8 +103,20 @@ def metric_at_most(metric: str, value: float) -> Rule:
     return Rule("at_most", _metric(metric), _number(value, "value"), higher_is_better=False)
 
 
-def data_checks_passed() -> Rule:
-    return Rule("data_checks")
+def data_checks_passed(*, allow_unchecked: bool = False, allow_released: bool = False) -> Rule:
+    """Every version upstream of the model's training data (the features, what made
+    them, down to the landed files) was checked and failed no error-severity check.
+
+    ``allow_unchecked``: a version no check ever ran on does not fail the rule.
+    ``allow_released``: a version that failed a check but that a person released from
+    quarantine does not fail the rule (the verdict still names who released it, when).
+    """
+    for what, value in (("allow_unchecked", allow_unchecked), ("allow_released", allow_released)):
+        if not isinstance(value, bool):
+            raise DefinitionError(
+                f"data_checks_passed(): {what} must be True or False, got {value!r}"
+            )
+    return Rule("data_checks", allow_unchecked=allow_unchecked, allow_released=allow_released)
 
 
 def data_newer_than(*, days: float) -> Rule:
@@ -113,6 +143,15 @@ class PromotionPolicy:
 
 #: Policies declared by the loaded project, by (model, alias).
 POLICIES: dict[tuple[str, str], PromotionPolicy] = {}
+
+#: Aliases guarded for every model, with or without a declared policy.
+GUARDED_ALIASES = frozenset({"champion"})
+
+
+def guarded_aliases(model: str) -> frozenset[str]:
+    """The aliases of ``model`` that move only through promotion: ``champion`` and
+    every alias a declared policy promotes to."""
+    return GUARDED_ALIASES | {alias for name, alias in POLICIES if name == model}
 
 
 def promotion_policy(

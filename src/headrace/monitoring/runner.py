@@ -612,86 +612,16 @@ def _alerts(
     return out
 
 
+def _retrain(
+    ws: Workspace, monitor: Monitor, now: float, alerts: Sequence[AlertRecord]
+) -> dict[str, Any] | None:
+    from headrace.monitoring.retraining import retrain
+
+    return retrain(ws, monitor, now, alerts)
+
+
 def _when(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
-
-
-def _retrain(ws: Workspace, monitor: Monitor, now: float) -> dict[str, Any] | None:
-    """Run the monitor's retrain action (once per cooldown): materialize, give the new
-    version the alias, and put it up for promotion under the registry's policy."""
-    from headrace.registry.promotion import promote
-    from headrace.registry.service import set_alias
-
-    action = next((a for a in monitor.actions if a.kind == "retrain"), None)
-    if action is None:
-        return None
-    repository = ws.store.monitoring
-    last = repository.last_alert(monitor.name, "retrain")
-    if last is not None and now - last < monitor.cooldown:
-        return {"status": "cooling down", "since": last}
-    options = dict(action.options)
-    result = _materialize(ws, options)
-    outcome: dict[str, Any] = {
-        "status": "run failed" if not result.success else "trained",
-        "run_id": result.run_id,
-        "branch": options["branch"],
-    }
-    if result.success and monitor.model is None:
-        outcome["status"] = "ran"  # an asset monitor: the run is the action
-    elif result.success and monitor.model is not None:
-        versions = [
-            v for v in ws.store.registry.versions(monitor.model) if v.run_id == result.run_id
-        ]
-        if not versions:
-            outcome["status"] = "no new version (the model was up to date)"
-        else:
-            version = max(v.version for v in versions)
-            outcome["version"] = version
-            set_alias(
-                ws,
-                monitor.model,
-                options["alias"],
-                version,
-                reason=f"retrained by monitor {monitor.name}",
-            )
-            if options.get("promote_to"):
-                promoted = promote(
-                    ws,
-                    monitor.model,
-                    options["promote_to"],
-                    version=version,
-                    reason=f"retrained by monitor {monitor.name}",
-                )
-                outcome["promotion"] = promoted.status
-                outcome["status"] = f"version {version}: {promoted.status}"
-    record = AlertRecord(
-        id=uuid.uuid4().hex,
-        monitor=monitor.name,
-        key="retrain",
-        window_id="",
-        message=f"retrain {options['selection']} on {options['branch']}: {outcome['status']}",
-        payload={"action": dict(options), "outcome": outcome},
-        created_at=now,
-        suppressed=False,
-        outcomes=[outcome],
-    )
-    repository.add_alert(record)
-    return outcome
-
-
-def _materialize(ws: Workspace, options: dict[str, Any]) -> Any:
-    from headrace.orchestration.service import materialize
-
-    branch = options["branch"]
-    if branch != "main" and not ws.store.branches.exists(branch):
-        ws.store.branches.create(branch, description="retraining, made by a monitor")
-    return materialize(
-        ws,
-        options["selection"],
-        branch=branch,
-        params=options.get("params") or None,
-        partitions=options.get("partitions"),
-    )
 
 
 # -- running ----------------------------------------------------------------------------
@@ -735,7 +665,7 @@ def run_monitor(
         if progress is not None:
             progress(index + 1, len(windows))
     if act and any(not a.suppressed for a in run.alerts):
-        run.retrain = _retrain(ws, monitor, now)
+        run.retrain = _retrain(ws, monitor, now, run.alerts)
     return run
 
 
@@ -839,7 +769,7 @@ def _run_asset_monitor(
         if progress is not None:
             progress(index + 1, len(fresh))
     if act and any(not a.suppressed for a in run.alerts):
-        run.retrain = _retrain(ws, monitor, now)
+        run.retrain = _retrain(ws, monitor, now, run.alerts)
     return run
 
 

@@ -7,15 +7,21 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from headrace.core.policies import POLICIES, PromotionPolicy, Rule
+from headrace.core.governance import EVERYWHERE, allows
+from headrace.core.policies import POLICIES, PromotionPolicy, Rule, guarded_aliases
+from headrace.registry.errors import GuardedAliasError, OverrideNotAllowedError
 from headrace.runtime.identity import actor
 from headrace.store.registry import ModelNotFoundError, ModelVersionRecord, RegistryError
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from headrace.runtime.workspace import Workspace
+    from headrace.store.records import VersionRecord
 
 
 @dataclass(frozen=True)
@@ -114,26 +120,9 @@ def _judge(
     if rule.kind in ("data_checks", "data_age"):
         if not candidate.data_versions:
             return Verdict(label, False, "no training data versions are recorded for it")
-        versions = [ws.store.versions.get(v) for v in candidate.data_versions]
         if rule.kind == "data_checks":
-            failed = ws.store.quality.failed_errors(v.id for v in versions)
-            if failed:
-                version_id, names = next(iter(failed.items()))
-                bad = next(v for v in versions if v.id == version_id)
-                label_of = bad.asset + (f"[{bad.partition}]" if bad.partition else "")
-                return Verdict(
-                    label,
-                    False,
-                    f"{len(failed)} of {len(versions)} data versions "
-                    f"failed: {label_of} {version_id[:12]} failed {', '.join(names)}",
-                )
-            checked = sum(1 for v in versions if ws.store.quality.results(v.id))
-            return Verdict(
-                label,
-                True,
-                f"{len(versions)} data versions, {checked} of them "
-                "checked, none failed an error check",
-            )
+            return _judge_lineage(ws, rule, label, candidate)
+        versions = [ws.store.versions.get(v) for v in candidate.data_versions]
         oldest = min(versions, key=lambda v: v.created_at)
         age_days = (time.time() - oldest.created_at) / 86400
         when = dt.datetime.fromtimestamp(oldest.created_at).strftime("%Y-%m-%d %H:%M")
@@ -151,6 +140,62 @@ def _judge(
     if isinstance(returned, tuple):
         return Verdict(label, bool(returned[0]), str(returned[1]))
     return Verdict(label, bool(returned), "")
+
+
+def _named(version: VersionRecord) -> str:
+    return (
+        f"{version.asset}{f'[{version.partition}]' if version.partition else ''} {version.id[:12]}"
+    )
+
+
+def _listed(names: list[str], limit: int = 5) -> str:
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def _judge_lineage(ws: Workspace, rule: Rule, label: str, candidate: ModelVersionRecord) -> Verdict:
+    """The whole lineage of the training data: every version upstream of it, each of
+    which must have been checked and must not have failed an error check (a release
+    from quarantine counts only where the rule allows it)."""
+    versions = ws.store.versions.upstream(candidate.data_versions)
+    standings = ws.store.quality.standings(v.id for v in versions)
+    failed, released, unchecked = [], [], []
+    for version in versions:
+        standing = standings[version.id]
+        if standing.failed_errors and standing.released:
+            when = dt.datetime.fromtimestamp(standing.released_at or 0).strftime("%Y-%m-%d %H:%M")
+            released.append(
+                f"{_named(version)} (failed {', '.join(standing.failed_errors)}; released by "
+                f"{standing.released_by or 'unknown'} at {when})"
+            )
+        elif standing.failed_errors:
+            failed.append(f"{_named(version)} failed {', '.join(standing.failed_errors)}")
+        elif standing.checks == 0:
+            unchecked.append(_named(version))
+    problems: list[str] = []
+    notes: list[str] = []
+    if failed:
+        problems.append(f"{len(failed)} failed an error check: {_listed(failed)}")
+    if released:
+        (notes if rule.allow_released else problems).append(
+            f"{len(released)} released from quarantine"
+            + ("" if rule.allow_released else " (the policy does not allow released data)")
+            + f": {_listed(released)}"
+        )
+    if unchecked:
+        (notes if rule.allow_unchecked else problems).append(
+            f"{len(unchecked)} never checked"
+            + ("" if rule.allow_unchecked else " (the policy does not allow unchecked data)")
+            + f": {_listed(unchecked)}"
+        )
+    checked = sum(1 for v in versions if standings[v.id].checks)
+    count = f"{len(versions)} version{'' if len(versions) == 1 else 's'}"
+    head = f"{count} in its training data's lineage, {checked} checked"
+    if problems:
+        return Verdict(label, False, f"{head}; " + "; ".join(problems + notes))
+    return Verdict(
+        label, True, f"{head}, none failed an error check" + "".join(f"; {n}" for n in notes)
+    )
 
 
 def candidate_for(ws: Workspace, name: str, version: int | None) -> ModelVersionRecord:
@@ -185,31 +230,66 @@ def evaluate(ws: Workspace, name: str, alias: str, version: int | None = None) -
     return Evaluation(name, alias, candidate, holder, policy, verdicts)
 
 
-def _move(ws: Workspace, evaluation: Evaluation, reason: str) -> int | None:
-    registry = ws.store.registry
-    name, candidate = evaluation.name, evaluation.candidate
-    who = actor()
-    previous = registry.set_alias(
-        name, evaluation.alias, candidate.version, actor=who, reason=reason
+def _move(
+    ws: Workspace,
+    evaluation: Evaluation,
+    reason: str | None,
+    *,
+    kind: str = "alias",
+    also: Callable[[Connection], None] | None = None,
+) -> int | None:
+    """Move the alias, and for ``champion`` the lifecycle with it, in one transaction."""
+    return ws.store.registry.promote(
+        evaluation.name,
+        evaluation.alias,
+        evaluation.candidate.version,
+        actor=actor(),
+        reason=reason,
+        lifecycle=evaluation.alias == "champion",
+        kind=kind,
+        also=also,
     )
-    if evaluation.alias == "champion":
-        status = registry.version(name, candidate.version).status
-        if status == "candidate":
-            registry.transition(name, candidate.version, "approved", actor=who, reason=reason)
-            status = "approved"
-        if status == "approved":
-            registry.transition(name, candidate.version, "production", actor=who, reason=reason)
-        if previous is not None and previous != candidate.version:
-            before = registry.version(name, previous)
-            if before.status == "production":
-                registry.transition(
-                    name,
-                    previous,
-                    "approved",
-                    actor=who,
-                    reason=f"superseded by version {candidate.version}",
-                )
-    return previous
+
+
+def _refuse(ws: Workspace, evaluation: Evaluation, kind: str = "refused") -> None:
+    ws.store.registry.record(
+        evaluation.name,
+        kind,
+        actor=actor(),
+        alias=evaluation.alias,
+        version=evaluation.candidate.version,
+        reason=evaluation.summary(),
+    )
+
+
+def _blocked(
+    ws: Workspace, evaluation: Evaluation, before_move: Callable[[Evaluation], str | None] | None
+) -> Outcome | None:
+    """Run ``before_move``; a problem it returns refuses the promotion (recorded)."""
+    problem = before_move(evaluation) if before_move is not None else None
+    if problem is None:
+        return None
+    blocked = Evaluation(
+        evaluation.name,
+        evaluation.alias,
+        evaluation.candidate,
+        evaluation.holder,
+        evaluation.policy,
+        [*evaluation.verdicts, Verdict("its branch merges into main", False, problem)],
+    )
+    _refuse(ws, blocked)
+    return Outcome("refused", blocked)
+
+
+def first_failure(evaluation: Evaluation) -> str:
+    """The first rule that failed, with its explanation (for one-line refusals)."""
+    failed = [v for v in evaluation.verdicts if not v.passed]
+    if not failed:
+        return "every rule passed"
+    more = f" (and {len(failed) - 1} more rule{'s' if len(failed) > 2 else ''})"
+    return f"rule {failed[0].rule!r} failed: {failed[0].explanation}" + (
+        more if len(failed) > 1 else ""
+    )
 
 
 def promote(
@@ -220,20 +300,20 @@ def promote(
     version: int | None = None,
     require_approval: bool | None = None,
     reason: str | None = None,
+    before_move: Callable[[Evaluation], str | None] | None = None,
 ) -> Outcome:
+    """Evaluate the policy of ``alias`` for a version and move the alias when it passes.
+
+    ``before_move`` runs once the policy has passed, just before the alias moves (the
+    retrain action merges its branch into ``main`` there); when it returns a problem,
+    the promotion is refused with that problem and the alias stays where it was.
+    """
     evaluation = evaluate(ws, name, alias, version)
     if evaluation.holder is not None and evaluation.holder.version == evaluation.candidate.version:
         return Outcome("unchanged", evaluation)
     registry = ws.store.registry
     if not evaluation.passed:
-        registry.record(
-            name,
-            "refused",
-            actor=actor(),
-            alias=alias,
-            version=evaluation.candidate.version,
-            reason=evaluation.summary(),
-        )
+        _refuse(ws, evaluation)
         return Outcome("refused", evaluation)
     wanted = (
         require_approval
@@ -250,6 +330,9 @@ def promote(
             reason=evaluation.summary(),
         )
         return Outcome("pending", evaluation)
+    blocked = _blocked(ws, evaluation, before_move)
+    if blocked is not None:
+        return blocked
     note = (reason + "; " if reason else "") + evaluation.summary()
     return Outcome("promoted", evaluation, _move(ws, evaluation, note))
 
@@ -261,16 +344,22 @@ def pending(ws: Workspace, name: str, alias: str) -> int | None:
             continue
         if event.kind == "requested":
             return event.version
-        if event.kind in ("approved", "rejected", "alias", "rollback"):
+        if event.kind in ("approved", "rejected", "alias", "rollback", "override"):
             return None
     return None
 
 
 def decide(
-    ws: Workspace, name: str, alias: str, *, approve: bool, reason: str | None = None
+    ws: Workspace,
+    name: str,
+    alias: str,
+    *,
+    approve: bool,
+    reason: str | None = None,
+    before_move: Callable[[Evaluation], str | None] | None = None,
 ) -> Outcome:
-    """A person approves (the policy is evaluated again, then the alias moves) or rejects
-    the pending promotion."""
+    """A person approves (the policy is evaluated again, ``before_move`` runs, then the
+    alias moves) or rejects the pending promotion."""
     version = pending(ws, name, alias)
     if version is None:
         raise RegistryError(
@@ -293,6 +382,9 @@ def decide(
             reason="the policy no longer passes: " + evaluation.summary(),
         )
         return Outcome("refused", evaluation)
+    blocked = _blocked(ws, evaluation, before_move)
+    if blocked is not None:
+        return blocked
     registry.record(name, "approved", actor=actor(), alias=alias, version=version, reason=reason)
     note = (reason + "; " if reason else "") + "approved; " + evaluation.summary()
     return Outcome("promoted", evaluation, _move(ws, evaluation, note))
@@ -300,3 +392,126 @@ def decide(
 
 def describe(evaluation: Evaluation) -> list[dict[str, Any]]:
     return [v.__dict__ for v in evaluation.verdicts]
+
+
+# -- guarded aliases ---------------------------------------------------------------------
+
+
+def guarded(ws: Workspace, name: str) -> frozenset[str]:
+    """The aliases of ``name`` that move only through promotion (the project's policies
+    are loaded first)."""
+    policy_for(ws, name, "champion")  # imports the project, which declares its policies
+    return guarded_aliases(name)
+
+
+def local_role(ws: Workspace) -> str | None:
+    """The role of whoever acts on an embedded workspace: their principal's role when
+    the store has principals, else ``admin`` (a workspace nobody set principals up for
+    belongs to the person who made it)."""
+    from headrace.store.governance import GovernanceError
+
+    governance = ws.store.governance
+    if not governance.principals():
+        return "admin"
+    try:
+        return governance.principal(actor()).role(ws.settings.project_name or EVERYWHERE)
+    except GovernanceError:
+        return None
+
+
+def move_guarded(
+    ws: Workspace,
+    name: str,
+    alias: str,
+    version: int,
+    *,
+    reason: str | None = None,
+    override: bool = False,
+    role: str | None = None,
+    before_move: Callable[[Evaluation], str | None] | None = None,
+) -> int | None:
+    """Move a guarded alias by hand: the alias's policy judges ``version`` as a promotion
+    would. A refusal raises :class:`GuardedAliasError` (and is recorded); ``override``
+    moves it anyway, with a reason, for a maintainer or admin (``role``: the caller's;
+    None means whoever acts on this workspace locally), recording the rules it overrode
+    in the model's history and the audit log in the same transaction as the move.
+    ``before_move`` runs as in :func:`promote` (not for an override, which merges
+    nothing)."""
+    evaluation = evaluate(ws, name, alias, version)
+    where = f"{name}@{alias}"
+    if not override:
+        if not evaluation.passed:
+            _refuse(ws, evaluation)
+            raise GuardedAliasError(
+                f"{where} is guarded by its promotion policy, which refuses version {version}: "
+                f"{first_failure(evaluation)}; fix that and run `headrace models promote "
+                f"{name} --to {alias} --version {version}`, or move it anyway with "
+                "--override --reason WHY (maintainer role)",
+                model=name,
+                alias=alias,
+                version=version,
+                rules=tuple(v.rule for v in evaluation.verdicts if not v.passed),
+            )
+        if evaluation.policy is not None and evaluation.policy.require_approval:
+            _refuse(ws, evaluation)
+            raise GuardedAliasError(
+                f"{where} is guarded by a promotion policy that requires approval: version "
+                f"{version} passes its rules but cannot move by hand; run `headrace models "
+                f"promote {name} --to {alias} --version {version}` and have a maintainer "
+                f"approve it (`headrace models approve {name} --alias {alias}`)",
+                model=name,
+                alias=alias,
+                version=version,
+                rules=(),
+            )
+        blocked = _blocked(ws, evaluation, before_move)
+        if blocked is not None:
+            raise GuardedAliasError(
+                f"{where} cannot move to version {version}: "
+                f"{first_failure(blocked.evaluation)}; main and the alias are unchanged",
+                model=name,
+                alias=alias,
+                version=version,
+                rules=("its branch merges into main",),
+            )
+        judged = evaluation.summary() if evaluation.verdicts else None
+        return _move(ws, evaluation, "; ".join(x for x in (reason, judged) if x) or None)
+    if not reason or not reason.strip():
+        raise OverrideNotAllowedError(
+            f"overriding the promotion policy of {where} needs a reason: pass --reason WHY "
+            "(it is kept in the model's history and the audit log)",
+            model=name,
+            alias=alias,
+            role=role,
+        )
+    held = local_role(ws) if role is None else role
+    if not allows(held, "override_policy"):
+        raise OverrideNotAllowedError(
+            f"{actor()} may not override the promotion policy of {where}: that needs the "
+            f"maintainer or admin role (permission 'override_policy'; "
+            f"{'no role' if held is None else f'role {held}'} here); ask a maintainer, or "
+            f"run `headrace models promote {name} --to {alias}`",
+            model=name,
+            alias=alias,
+            role=held,
+        )
+    overridden = [f"{v.rule} ({v.explanation})" for v in evaluation.verdicts if not v.passed]
+    note = f"{reason.strip()}; overrode: " + ("; ".join(overridden) or "no failing rule")
+    who = actor()
+
+    def audit(c: Connection) -> None:
+        ws.store.governance.append(
+            c,
+            who,
+            "model.override",
+            where,
+            "ok",
+            {
+                "version": version,
+                "reason": reason.strip(),
+                "overridden": overridden,
+                "previous": evaluation.holder.version if evaluation.holder else None,
+            },
+        )
+
+    return _move(ws, evaluation, note, kind="override", also=audit)

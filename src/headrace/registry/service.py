@@ -10,7 +10,7 @@ change is recorded with who, when and why.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from headrace.runtime.identity import actor
 from headrace.store.registry import ModelVersionRecord, NewModelVersion, RegistryError
 
 if TYPE_CHECKING:
+    from headrace.registry.promotion import Evaluation
     from headrace.runtime.workspace import Workspace
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,199}")
@@ -185,11 +186,40 @@ def load_model(
 
 
 def set_alias(
-    ws: Workspace, name: str, alias: str, version: int, *, reason: str | None = None
+    ws: Workspace,
+    name: str,
+    alias: str,
+    version: int,
+    *,
+    reason: str | None = None,
+    override: bool = False,
+    role: str | None = None,
+    before_move: Callable[[Evaluation], str | None] | None = None,
 ) -> int | None:
-    return ws.store.registry.set_alias(
-        check_name(name), check_alias(alias), version, actor=actor(), reason=reason
-    )
+    """Point ``alias`` at ``version``; returns the version it pointed at before.
+
+    A guarded alias (``champion``, or one a promotion policy promotes to) moves only as
+    a promotion: its policy judges the version, and a refusal raises
+    :class:`~headrace.registry.errors.GuardedAliasError`. ``override=True`` (with a
+    ``reason``, for a maintainer or admin: ``role`` is the caller's, None means whoever
+    acts locally) moves it past the refusal, recording the rules it overrode.
+    """
+    from headrace.registry.promotion import guarded, move_guarded
+
+    check_name(name)
+    check_alias(alias)
+    if alias in guarded(ws, name):
+        return move_guarded(
+            ws,
+            name,
+            alias,
+            version,
+            reason=reason,
+            override=override,
+            role=role,
+            before_move=before_move,
+        )
+    return ws.store.registry.set_alias(name, alias, version, actor=actor(), reason=reason)
 
 
 def rollback(

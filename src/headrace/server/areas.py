@@ -62,6 +62,11 @@ class RunIn(_Strict):
 class AliasIn(_Strict):
     version: int = Field(ge=1)
     reason: str | None = Field(None, max_length=2000)
+    override: bool = Field(
+        False,
+        description="Move a guarded alias past its policy's refusal (needs a reason and "
+        "the override_policy permission: maintainer or admin)",
+    )
 
 
 class ModelVersionIn(_Strict):
@@ -733,14 +738,36 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         openapi_extra={"x-audit-action": "model.alias"},
     )
     def set_alias(name: str, alias: str, body: AliasIn, who: Caller) -> Response:
-        from headrace.registry.service import set_alias as move
+        """Point an alias at a version. A guarded alias (``champion``, or one a promotion
+        policy promotes to) moves only when its policy passes (409 ``POLICY_REFUSED``
+        otherwise), or with ``override`` and a reason, for a maintainer or admin."""
+        from headrace.monitoring.retraining import set_alias as move
+        from headrace.registry.errors import GuardedAliasError
 
+        permission = "override_policy" if body.override else "promote_model"
         with (
-            gate.audited(who, "model.alias", f"{name}@{alias}", "promote_model") as ticket,
+            gate.audited(who, "model.alias", f"{name}@{alias}", permission) as ticket,
             acting_as(who.name),
         ):
-            before = move(ws, name, alias, body.version, reason=body.reason)
-            ticket.details = {"version": body.version, "before": before}
+            try:
+                before = move(
+                    ws,
+                    name,
+                    alias,
+                    body.version,
+                    reason=body.reason,
+                    override=body.override,
+                    role=who.role(gate.namespace),
+                )
+            except GuardedAliasError as exc:
+                raise ApiError(
+                    409, "POLICY_REFUSED", str(exc), rules=list(exc.rules), version=exc.version
+                ) from exc
+            ticket.details = {
+                "version": body.version,
+                "before": before,
+                "override": body.override,
+            }
         return json_response(
             {"name": name, "alias": alias, "version": body.version, "previous": before}
         )
@@ -773,7 +800,7 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
     def promote(name: str, body: PromoteIn, who: Caller) -> Response:
         """Evaluate the alias's promotion policy, rule by rule, for a version; move the
         alias when it passes (or leave it pending approval)."""
-        from headrace.registry.promotion import promote as run_policy
+        from headrace.monitoring.retraining import promote as run_policy
 
         with (
             gate.audited(who, "model.promote", f"{name}@{body.to}", "promote_model") as ticket,
@@ -811,7 +838,7 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         return _decision(name, body, who, approve=False)
 
     def _decision(name: str, body: DecisionIn, who: Principal, *, approve: bool) -> Response:
-        from headrace.registry.promotion import decide
+        from headrace.monitoring.retraining import decide
 
         action = "model.approve" if approve else "model.reject"
         with (

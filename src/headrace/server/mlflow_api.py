@@ -1245,7 +1245,10 @@ class MlflowApi:
         )
 
     async def set_alias(self, request: Request, who: Principal) -> Response:
+        from headrace.monitoring.retraining import set_alias as move
+        from headrace.registry.errors import GuardedAliasError
         from headrace.registry.service import check_alias
+        from headrace.runtime.identity import acting_as
         from headrace.store.registry import ModelNotFoundError, RegistryError
 
         args = await json_body(request)
@@ -1259,9 +1262,19 @@ class MlflowApi:
         with self.gate.audited(who, "model.alias", f"{name}@{alias}", "promote_model") as ticket:
             ticket.details = {"version": number}
             try:
-                self.store.registry.set_alias(
-                    name, alias, number, actor=who.name, reason="set through the MLflow API"
-                )
+                # the same rule as headrace's own route: a guarded alias moves only when
+                # its promotion policy passes (MLflow's API has no override)
+                with acting_as(who.name):
+                    move(
+                        self.ws,
+                        name,
+                        alias,
+                        number,
+                        reason="set through the MLflow API",
+                        role=who.role(self.gate.namespace),
+                    )
+            except GuardedAliasError as exc:
+                raise ApiError(409, "INVALID_STATE", str(exc), rules=list(exc.rules)) from exc
             except ModelNotFoundError as exc:
                 raise not_found(str(exc)) from exc
             except RegistryError as exc:

@@ -128,6 +128,21 @@ class QuarantineRecord:
     decided_by: str | None
 
 
+@dataclass(frozen=True, kw_only=True)
+class CheckStanding:
+    """What the checks said of one version: how many ran, which error-severity ones
+    failed, and whether a person released it from quarantine (who, when)."""
+
+    checks: int
+    failed_errors: tuple[str, ...]
+    released_by: str | None = None
+    released_at: float | None = None
+
+    @property
+    def released(self) -> bool:
+        return self.released_at is not None
+
+
 class QualityRepository:
     def __init__(self, store: MetadataStore) -> None:
         self._store = store
@@ -234,6 +249,45 @@ class QualityRepository:
             if version_id not in released:
                 out.setdefault(version_id, []).append(name)
         return out
+
+    def standings(self, version_ids: Iterable[str]) -> dict[str, CheckStanding]:
+        """Version id → its :class:`CheckStanding` (a version no check ran on has
+        ``checks == 0``)."""
+        ids = list(dict.fromkeys(version_ids))
+        counts: dict[str, int] = {}
+        failed: dict[str, list[str]] = {}
+        released: dict[str, tuple[str | None, float]] = {}
+        with self._store.read() as c:
+            for i in range(0, len(ids), 5000):
+                chunk = ids[i : i + 5000]
+                for version_id, name, severity, passed in c.execute(
+                    select(
+                        check_results.c.version_id,
+                        check_results.c.check_name,
+                        check_results.c.severity,
+                        check_results.c.passed,
+                    ).where(check_results.c.version_id.in_(chunk))
+                ):
+                    counts[version_id] = counts.get(version_id, 0) + 1
+                    if severity == "error" and not passed:
+                        failed.setdefault(version_id, []).append(name)
+                for version_id, by, at in c.execute(
+                    select(
+                        quarantine.c.version_id, quarantine.c.decided_by, quarantine.c.decided_at
+                    ).where(
+                        and_(quarantine.c.version_id.in_(chunk), quarantine.c.status == "released")
+                    )
+                ):
+                    released[version_id] = (by, at)
+        return {
+            v: CheckStanding(
+                checks=counts.get(v, 0),
+                failed_errors=tuple(dict.fromkeys(failed.get(v, []))),
+                released_by=released[v][0] if v in released else None,
+                released_at=released[v][1] if v in released else None,
+            )
+            for v in ids
+        }
 
     def quarantined(
         self, *, branch: str | None = None, status: str | None = "held", limit: int = 100

@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,10 @@ TRANSITIONS = {
     "production": ("retired", "approved"),
     "retired": (),
 }
+
+
+#: The kinds of model events that move an alias (an override is a move past a policy).
+MOVES = ("alias", "rollback", "override")
 
 
 class RegistryError(StoreError):
@@ -291,7 +296,7 @@ class RegistryRepository:
                     and_(
                         model_events.c.name == name,
                         model_events.c.alias == alias,
-                        model_events.c.kind.in_(("alias", "rollback")),
+                        model_events.c.kind.in_(MOVES),
                     )
                 )
                 .order_by(model_events.c.id.desc())
@@ -315,51 +320,111 @@ class RegistryRepository:
             raise RegistryError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
         with self._store.write() as c:
             self._require(c, name)
-            row = c.execute(
-                select(model_versions.c.status).where(
-                    and_(model_versions.c.name == name, model_versions.c.version == version)
+            return self._transition(c, name, version, status, actor=actor, reason=reason)
+
+    def _transition(
+        self,
+        c: Connection,
+        name: str,
+        version: int,
+        status: str,
+        *,
+        actor: str | None,
+        reason: str | None,
+    ) -> str:
+        row = c.execute(
+            select(model_versions.c.status).where(
+                and_(model_versions.c.name == name, model_versions.c.version == version)
+            )
+        ).first()
+        if row is None:
+            raise ModelNotFoundError(f"model {name!r} has no version {version}")
+        before = str(row[0])
+        if status == before:
+            return before
+        if status not in TRANSITIONS[before]:
+            allowed = ", ".join(TRANSITIONS[before]) or "nothing: it is final"
+            raise RegistryError(
+                f"{name} version {version} is {before}; it can become {allowed}, not {status}"
+            )
+        if status == "retired":
+            held = [
+                r[0]
+                for r in c.execute(
+                    select(model_aliases.c.alias).where(
+                        and_(model_aliases.c.name == name, model_aliases.c.version == version)
+                    )
                 )
-            ).first()
-            if row is None:
-                raise ModelNotFoundError(f"model {name!r} has no version {version}")
-            before = str(row[0])
-            if status == before:
-                return before
-            if status not in TRANSITIONS[before]:
-                allowed = ", ".join(TRANSITIONS[before]) or "nothing: it is final"
+            ]
+            if held:
                 raise RegistryError(
-                    f"{name} version {version} is {before}; it can become {allowed}, not {status}"
+                    f"{name} version {version} is still {', '.join(held)}; move those aliases first"
                 )
-            if status == "retired":
-                held = [
-                    r[0]
-                    for r in c.execute(
-                        select(model_aliases.c.alias).where(
-                            and_(model_aliases.c.name == name, model_aliases.c.version == version)
-                        )
-                    )
-                ]
-                if held:
-                    raise RegistryError(
-                        f"{name} version {version} is still {', '.join(held)}; move those "
-                        "aliases first"
-                    )
-            c.execute(
-                update(model_versions)
-                .where(and_(model_versions.c.name == name, model_versions.c.version == version))
-                .values(status=status)
-            )
-            _event(
-                c,
-                name,
-                "status",
-                actor,
-                version=version,
-                from_value=before,
-                to_value=status,
-                reason=reason,
-            )
+        c.execute(
+            update(model_versions)
+            .where(and_(model_versions.c.name == name, model_versions.c.version == version))
+            .values(status=status)
+        )
+        _event(
+            c,
+            name,
+            "status",
+            actor,
+            version=version,
+            from_value=before,
+            to_value=status,
+            reason=reason,
+        )
         return before
+
+    def promote(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str | None,
+        reason: str | None,
+        lifecycle: bool = False,
+        kind: str = "alias",
+        also: Callable[[Connection], None] | None = None,
+    ) -> int | None:
+        """Point ``alias`` at ``version`` in ONE transaction with what follows from it:
+        with ``lifecycle``, the version becomes ``production`` (through ``approved``) and
+        the one it replaces goes back to ``approved``; ``also`` writes more in the same
+        transaction (an audit entry). Returns the version the alias pointed at before."""
+        with self._store.write() as c:
+            previous = self._move(c, name, alias, version, actor=actor, reason=reason, kind=kind)
+            if lifecycle:
+                status = c.execute(
+                    select(model_versions.c.status).where(
+                        and_(model_versions.c.name == name, model_versions.c.version == version)
+                    )
+                ).scalar()
+                if status == "candidate":
+                    self._transition(c, name, version, "approved", actor=actor, reason=reason)
+                if status in ("candidate", "approved"):
+                    self._transition(c, name, version, "production", actor=actor, reason=reason)
+                if previous is not None and previous != version:
+                    row = c.execute(
+                        select(model_versions.c.status).where(
+                            and_(
+                                model_versions.c.name == name, model_versions.c.version == previous
+                            )
+                        )
+                    ).first()
+                    if row is not None and row[0] == "production":
+                        self._transition(
+                            c,
+                            name,
+                            previous,
+                            "approved",
+                            actor=actor,
+                            reason=f"superseded by version {version}",
+                        )
+            if also is not None:
+                also(c)
+        return previous
 
     def record(
         self,

@@ -113,6 +113,34 @@ class VersionRepository:
             grouped.setdefault(parameter, []).append(input_id)
         return VersionRecord(**{**record.__dict__, "inputs": grouped})
 
+    def upstream(self, version_ids: Iterable[str]) -> builtins.list[VersionRecord]:
+        """``version_ids`` and every version upstream of them (what made them, what made
+        those, down to versions made from nothing: the landed files), each once, by asset,
+        partition and id."""
+        seen: set[str] = set()
+        frontier = builtins.list(dict.fromkeys(version_ids))
+        records: dict[str, VersionRecord] = {}
+        with self._store.read() as c:
+            while frontier:
+                seen.update(frontier)
+                found: builtins.list[str] = []
+                for i in range(0, len(frontier), 5000):
+                    chunk = frontier[i : i + 5000]
+                    for row in c.execute(
+                        select(asset_versions).where(asset_versions.c.id.in_(chunk))
+                    ):
+                        records[row.id] = VersionRecord.from_row(row)
+                    found += [
+                        r[0]
+                        for r in c.execute(
+                            select(version_inputs.c.input_version_id).where(
+                                version_inputs.c.version_id.in_(chunk)
+                            )
+                        )
+                    ]
+                frontier = [v for v in dict.fromkeys(found) if v not in seen]
+        return sorted(records.values(), key=lambda v: (v.asset, v.partition or "", v.id))
+
     def list(
         self, asset: str, *, partition: str | None = None, limit: int = 100
     ) -> builtins.list[VersionRecord]:
