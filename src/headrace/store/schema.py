@@ -22,7 +22,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: The Alembic revision this code expects; checked without importing Alembic.
-SCHEMA_HEAD = "0015"
+SCHEMA_HEAD = "0017"
 
 runs = Table(
     "runs",
@@ -689,4 +689,17 @@ notifications = Table(
     Column("created_at", Float, nullable=False),
     Column("sent_at", Float, nullable=True),
     Index("ix_notifications_status", "status", "next_attempt_at"),
+)
+
+#: Rows a buffered writer (the prediction log, tracked runs) could not write because
+#: the database refused them, with the reason; ``payload`` is the row as JSON.
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("writer", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_dead_letters_writer", "writer", "id"),
 )
