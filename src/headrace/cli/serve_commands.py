@@ -152,6 +152,23 @@ def predictions_label(
     _console().print(f"labeled {done:,} predictions of {escape(model)} ({len(pairs):,} labels)")
 
 
+@predictions_app.command("load")
+def predictions_load(
+    file: Annotated[
+        str, typer.Argument(help="A file of rows a server could not log (.headrace/unlogged/).")
+    ],
+) -> None:
+    """Write rows a scoring server kept in a file because the store was unreachable."""
+    from headrace.cli.app import _workspace
+    from headrace.serving.predlog import load_unlogged
+
+    loaded = load_unlogged(_workspace().store, file)
+    _console().print(
+        f"loaded {loaded.written:,} prediction rows from {escape(file)}; "
+        f"{loaded.present:,} were already logged, {loaded.dead_lettered:,} dead-lettered"
+    )
+
+
 def predict(
     uri: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME/VERSION or NAME.")],
     input: Annotated[str, typer.Option("--input", "-i", help="An asset, or a .parquet/.csv file.")],

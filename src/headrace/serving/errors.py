@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from headrace.errors import HeadraceError
 from headrace.serving.formats import ScoringInputError
 
 
@@ -26,3 +27,13 @@ class PredictionLogFullError(ScoringInputError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, status=503, field=None)
+
+
+class UnloggedFileError(HeadraceError):
+    """A file of unlogged prediction rows that cannot be loaded (unreadable, not JSON
+    lines, or a row without the prediction log's columns): nothing was written."""
+
+    def __init__(self, message: str, *, path: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line

@@ -26,9 +26,9 @@ def is_unreachable(exc: BaseException) -> bool:
 
     if isinstance(exc, sa.DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, (sa.DisconnectionError, sa.TimeoutError, sa.ResourceClosedError)):
+    if isinstance(exc, (sa.DisconnectionError, sa.TimeoutError)):
         return True
-    original = exc.orig if isinstance(exc, sa.DBAPIError) else exc
+    original = exc.orig if isinstance(exc, sa.DBAPIError) and exc.orig is not None else exc
     state = getattr(original, "sqlstate", None)
     if isinstance(state, str) and state:
         return state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_CODES

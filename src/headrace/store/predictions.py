@@ -69,6 +69,18 @@ class PredictionRepository:
             else:  # a named one (psycopg's %(name)s)
                 c.exec_driver_sql(str(compiled), list(rows))
 
+    def present(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` are logged already."""
+        found: set[str] = set()
+        unique = sorted(set(ids))
+        with self._store.read() as c:
+            for start in range(0, len(unique), 500):  # bounded IN lists
+                chunk = unique[start : start + 500]
+                found.update(
+                    c.execute(select(predictions.c.id).where(predictions.c.id.in_(chunk))).scalars()
+                )
+        return found
+
     def count(self, model: str | None = None, *, role: str | None = None) -> int:
         query = select(func.count()).select_from(predictions)
         if model is not None:
