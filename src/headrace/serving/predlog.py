@@ -343,7 +343,7 @@ class PredictionLog:
             )
         except Exception:
             log.exception("dead-lettering request %s failed", item.request_id)
-            self._lost([letter])
+            self._lost([letter], count=len(item.outputs))
             return
         self.dead_lettered += len(item.outputs)
         self._dead_lettered_at = time.time()
@@ -365,11 +365,12 @@ class PredictionLog:
         if rows:
             self._lost(rows)
 
-    def _lost(self, rows: list[dict[str, Any]]) -> None:
+    def _lost(self, rows: list[dict[str, Any]], *, count: int | None = None) -> None:
         """Rows the store would not take: to a file under ``spill_dir``, loudly."""
-        self.unlogged += len(rows)
+        count = len(rows) if count is None else count
+        self.unlogged += count
         if self._metrics is not None:
-            self._metrics.unlogged.inc(len(rows))
+            self._metrics.unlogged.inc(count)
         path = None
         if self._spill_dir is not None:
             try:
