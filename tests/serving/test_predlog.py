@@ -4,11 +4,8 @@ full log refuses requests), and what still waits at shutdown goes to a file."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +24,7 @@ from headrace.serving.predlog import PredictionLog, Scored, load_unlogged
 from headrace.store import MetadataStore, open_store
 from headrace.store.engine import create_store_engine
 from tests.serving.test_server import fitted, frame, free_port, serve
+from tests.tcp_proxy import Proxy
 
 
 def scored(i: int, **changes: Any) -> Scored:
@@ -42,45 +40,6 @@ def scored(i: int, **changes: Any) -> Scored:
     }
     fields.update(changes)
     return Scored(**fields)
-
-
-class Proxy:
-    """A TCP forwarder from a loopback port to PostgreSQL: the store's network path,
-    which a test opens (and closes) to make the store reachable or not."""
-
-    def __init__(self, port: int, target: tuple[str, int] = ("127.0.0.1", 5432)) -> None:
-        self._server = socket.create_server(("127.0.0.1", port))
-        self._target = target
-        self._sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self._target)
-            self._sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        self._server.close()
-        for s in self._sockets:
-            s.close()
 
 
 @pytest.fixture
