@@ -182,3 +182,31 @@ def test_postgresql_refusals_and_a_refused_connection_are_told_apart(postgres_ur
         down.connect()
     down.dispose()
     assert is_unreachable(refused.value)
+
+
+def test_labels_the_database_refuses_are_dead_lettered_and_the_rest_attached(
+    store: MetadataStore, backend: str
+) -> None:
+    store.predictions.write([prediction(i) for i in range(4)])
+    labels: list[tuple[str, Any]] = [
+        ("req-0", 1),
+        ("req-1", {1, 2}),  # JSON cannot hold a set
+        ("req-2", 0),
+        ("req-3:x", 1),  # not request:row, so a whole request id (none such)
+    ]
+    if backend == "postgresql":
+        labels.append(("req-\x003", 1))  # a NUL byte in the id
+    assert store.predictions.label("delay", labels) == 2
+    labeled = {p.request_id: p.label for p in store.predictions.list("delay")}
+    assert labeled == {"req-0": 1, "req-1": None, "req-2": 0, "req-3": None}
+    letters = store.deadletters.list(writer="labels")
+    assert [letter.payload["id"] for letter in letters] == ["req-1"] + (
+        ["req-\x003"] if backend == "postgresql" else []
+    )
+    assert letters[0].payload == {
+        "model": "delay",
+        "by": "request_id",
+        "id": "req-1",
+        "label": "{1, 2}",
+    }
+    assert "TypeError" in letters[0].reason and "set" in letters[0].reason

@@ -148,8 +148,16 @@ def predictions_label(
                 field=column,
             )
     pairs = [(str(i), v) for i, v in zip(table[id_column], table[label_column], strict=True)]
-    done = _workspace().store.predictions.label(model, pairs, by=by)
+    store = _workspace().store
+    before = store.deadletters.count("labels")
+    done = store.predictions.label(model, pairs, by=by)
     _console().print(f"labeled {done:,} predictions of {escape(model)} ({len(pairs):,} labels)")
+    refused = store.deadletters.count("labels") - before
+    if refused:
+        _console().print(
+            f"[red]{refused:,} labels were refused by the database[/]; see them with: "
+            "headrace deadletters list --writer labels"
+        )
 
 
 @predictions_app.command("load")

@@ -9,6 +9,7 @@ from typing import Any
 #: The buffered writers that dead-letter rows, by the name kept in each letter.
 PREDICTIONS = "predictions"
 TRACKING = "tracking"
+LABELS = "labels"
 
 
 @dataclass(frozen=True, kw_only=True)
