@@ -210,3 +210,27 @@ def test_labels_the_database_refuses_are_dead_lettered_and_the_rest_attached(
         "label": "{1, 2}",
     }
     assert "TypeError" in letters[0].reason and "set" in letters[0].reason
+
+
+def test_client_text_in_audit_entries_and_notifications_is_bounded_not_refused(
+    store: MetadataStore,
+) -> None:
+    """Names and paths clients send end up in these writers; PostgreSQL would refuse a
+    NUL byte or an over-long actor, failing the action or losing the notification."""
+    entry = store.governance.record("a" * 300, "asset.read", "/api/x\x00y", "denied", {"n": 1})
+    assert len(entry.actor) == 200 and entry.actor.endswith("\u2026")
+    assert entry.target == "/api/x\\x00y"
+    assert store.governance.verify() == (1, None)
+    (kept,) = store.governance.audit()
+    assert (kept.actor, kept.target) == (entry.actor, entry.target)
+    made = store.notifications.add(
+        "run_failed",
+        "run failed: " + "e\x00" * 400,
+        {"error": "x\x00y"},
+        [{"kind": "log", "options": {}}],
+        dedupe_key="k" * 600,
+    )
+    assert made is not None
+    (due,) = store.notifications.due()
+    assert len(due.subject) == 500 and "\x00" not in due.subject
+    assert due.payload["error"] == "x\x00y"  # JSON keeps it escaped

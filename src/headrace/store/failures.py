@@ -55,3 +55,13 @@ def refusal(exc: BaseException) -> str:
     first = lines[0] if lines else ""
     text = f"{type(original).__name__}: {first}" if first else type(original).__name__
     return text.replace("\x00", "\\x00")[:1000]
+
+
+def storable(text: str, limit: int | None = None) -> str:
+    """``text`` as every database keeps it: a NUL byte (PostgreSQL's text refuses it)
+    written as ``\\x00``, and at most ``limit`` characters (a longer text ends in an
+    ellipsis). For text a user or client supplied that must not make a write fail."""
+    text = text.replace("\x00", "\\x00")
+    if limit is not None and len(text) > limit:
+        return text[: limit - 1] + "\u2026"
+    return text
