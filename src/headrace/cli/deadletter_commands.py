@@ -53,7 +53,8 @@ def deadletters_list(
         row = json.dumps(letter.payload, ensure_ascii=True, sort_keys=True)
         _console().print(
             f"{letter.id} {when(letter.created_at)} {letter.writer}: {escape(letter.reason)}\n"
-            f"    [dim]{escape(row[:300])}{'...' if len(row) > 300 else ''}[/]"
+            f"    [dim]{escape(row)}[/]",
+            soft_wrap=True,
         )
     total = store.deadletters.count(writer)
     _console().print(f"[dim]{total:,} dead letters in all[/]")

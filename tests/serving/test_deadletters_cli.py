@@ -1,0 +1,50 @@
+"""``headrace deadletters list`` and ``headrace predictions load``, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import headrace as hr
+from headrace.serving.predlog import _spill
+from headrace.store.deadletters import IsolatingWriter
+from headrace.workspace.settings import init_workspace
+from tests.integration.conftest import run_cli
+from tests.store.test_deadletters import prediction
+
+
+def test_dead_letters_are_listed_with_their_reason_and_row(tmp_path: Path) -> None:
+    init_workspace(tmp_path)
+    with hr.open_workspace(tmp_path) as ws:
+        store = ws.store
+        writer = IsolatingWriter(store, "predictions", store.predictions.write, lambda r: r)
+        writer.write([prediction(1), prediction(2, version=None), prediction(3)])
+        store.deadletters.add("tracking", [("DataError: too long", {"run_id": "r1"})])
+    listed = run_cli(tmp_path, "deadletters", "list", check=True).stdout
+    assert "predictions: IntegrityError: NOT NULL constraint failed: predictions.version" in listed
+    assert '"request_id": "req-2"' in listed and "2 dead letters in all" in listed
+    lines = run_cli(tmp_path, "deadletters", "list", "--writer", "tracking", "--json").stdout
+    (letter,) = [json.loads(line) for line in lines.splitlines()]
+    assert letter["writer"] == "tracking" and letter["payload"] == {"run_id": "r1"}
+    assert letter["reason"] == "DataError: too long"
+
+
+def test_rows_a_server_kept_in_a_file_are_loaded_once(tmp_path: Path) -> None:
+    init_workspace(tmp_path)
+    rows = [prediction(i) for i in range(3)]
+    spilled = _spill(tmp_path / ".headrace" / "unlogged", rows)
+    first = run_cli(tmp_path, "predictions", "load", str(spilled), check=True).stdout
+    assert "loaded 3 prediction rows" in first and "0 were already logged" in first
+    again = run_cli(tmp_path, "predictions", "load", str(spilled), check=True).stdout
+    assert "loaded 0 prediction rows" in again and "3 were already logged" in again
+    with hr.open_workspace(tmp_path) as ws:
+        assert ws.store.predictions.count("delay") == 3
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(json.dumps(rows[0]) + "\n" + json.dumps({"id": "x"}) + "\n")
+    refused = run_cli(tmp_path, "predictions", "load", str(broken))
+    assert refused.returncode == 1
+    assert "broken.jsonl, line 2: expected a row with the prediction log's columns" in (
+        refused.stderr
+    )
+    missing = run_cli(tmp_path, "predictions", "load", str(tmp_path / "nope.jsonl"))
+    assert missing.returncode == 1 and "cannot read" in missing.stderr
