@@ -20,13 +20,25 @@ def test_dead_letters_are_listed_with_their_reason_and_row(tmp_path: Path) -> No
         writer = IsolatingWriter(store, "predictions", store.predictions.write, lambda r: r)
         writer.write([prediction(1), prediction(2, version=None), prediction(3)])
         store.deadletters.add("tracking", [("DataError: too long", {"run_id": "r1"})])
-    listed = run_cli(tmp_path, "deadletters", "list", check=True).stdout
-    assert "predictions: IntegrityError: NOT NULL constraint failed: predictions.version" in listed
-    assert '"request_id": "req-2"' in listed and "2 dead letters in all" in listed
-    lines = run_cli(tmp_path, "deadletters", "list", "--writer", "tracking", "--json").stdout
-    (letter,) = [json.loads(line) for line in lines.splitlines()]
-    assert letter["writer"] == "tracking" and letter["payload"] == {"run_id": "r1"}
-    assert letter["reason"] == "DataError: too long"
+    # the commands of the README's "When logging fails"
+    listed = run_cli(tmp_path, "deadletters", "list", "--writer", "predictions", check=True)
+    assert (
+        "predictions: IntegrityError: NOT NULL constraint failed: predictions.version"
+        in listed.stdout
+    )
+    assert '"request_id": "req-2"' in listed.stdout and "1 dead letters in all" in listed.stdout
+    assert "tracking" not in listed.stdout
+    lines = run_cli(tmp_path, "deadletters", "list", "--json", check=True).stdout
+    letters = [json.loads(line) for line in lines.splitlines()]
+    assert [letter["writer"] for letter in letters] == ["predictions", "tracking"]
+    assert letters[0]["payload"] == prediction(2, version=None)
+    assert letters[1] == {
+        "id": letters[1]["id"],
+        "writer": "tracking",
+        "reason": "DataError: too long",
+        "created_at": letters[1]["created_at"],
+        "payload": {"run_id": "r1"},
+    }
 
 
 def test_rows_a_server_kept_in_a_file_are_loaded_once(tmp_path: Path) -> None:
