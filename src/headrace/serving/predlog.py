@@ -217,10 +217,10 @@ class PredictionLog:
         before a request is scored, so a refused request was never answered)."""
         pending = self.pending
         if pending >= self.capacity:
+            why = f"; last error: {self.last_error}" if self.last_error else ""
             raise PredictionLogFullError(
                 f"the prediction log holds {pending:,} rows waiting for the metadata store "
-                f"(at most {self.capacity:,}; last error: {self.last_error}); retry once "
-                "the store answers again"
+                f"(at most {self.capacity:,}{why}); retry once the store keeps up again"
             )
 
     def health(self) -> dict[str, Any]:
