@@ -212,11 +212,23 @@ def test_a_server_whose_log_is_full_refuses_requests_and_says_so(
         with serve(ws, "delay") as running:
             server: Any = running.app.state.server  # type: ignore[attr-defined]
             server.predictions.close()
-            server.predictions = PredictionLog(
-                down, capacity=1, spill_dir=tmp_path / "spill", registry=CollectorRegistry()
+            server.predictions = log = PredictionLog(
+                down, capacity=2, spill_dir=tmp_path / "spill", registry=CollectorRegistry()
             )
             first = httpx.post(f"{running.url}/predict", json=record)
             assert first.status_code == 200
+            deadline = time.monotonic() + 10
+            while log.failed_flushes == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)  # the writer tries every 50 ms
+            still_answering = httpx.get(f"{running.url}/health")
+            assert still_answering.status_code == 200  # it answers, and says it is degraded
+            assert still_answering.json()["status"] == "degraded"
+            assert (
+                "1 rows wait for the metadata store"
+                in (still_answering.json()["prediction_log"]["reasons"][0])
+            )
+            second = httpx.post(f"{running.url}/predict", json=record)
+            assert second.status_code == 200
             refused = httpx.post(f"{running.url}/predict", json=record)
             assert refused.status_code == 503, refused.text
             assert refused.json()["error_code"] == "PREDICTION_LOG_FULL"
@@ -224,12 +236,15 @@ def test_a_server_whose_log_is_full_refuses_requests_and_says_so(
             health = httpx.get(f"{running.url}/health")
             assert health.status_code == 503
             assert health.json()["status"] == "degraded"
-            assert health.json()["prediction_log"]["pending_rows"] == 1
+            assert health.json()["prediction_log"]["pending_rows"] == 2
             metrics = httpx.get(f"{running.url}/metrics").text
             assert 'headrace_errors_total{endpoint="predict",kind="log_full"} 1.0' in metrics
     finally:
         down.close()
-    # the one answered request was kept, in a file, at shutdown
+    # the two answered requests were kept, in a file, at shutdown
     (spilled,) = (tmp_path / "spill").iterdir()
-    (row,) = [json.loads(line) for line in spilled.read_text().splitlines()]
-    assert row["request_id"] == first.json()["request_id"]
+    rows = [json.loads(line) for line in spilled.read_text().splitlines()]
+    assert [row["request_id"] for row in rows] == [
+        first.json()["request_id"],
+        second.json()["request_id"],
+    ]
