@@ -49,12 +49,29 @@ END_ATTEMPTS = 3
 
 
 def _key(key: Any, what: str) -> str:
-    if not isinstance(key, str) or not key or len(key) > MAX_KEY or key != key.strip():
+    if (
+        not isinstance(key, str)
+        or not key
+        or len(key) > MAX_KEY
+        or key != key.strip()
+        or "\x00" in key
+    ):
         raise TrackingError(
             f"{what} key {key!r}: expected a non-empty name of at most {MAX_KEY} characters "
-            "without surrounding spaces"
+            "without surrounding spaces or NUL bytes"
         )
     return key
+
+
+def _text(name: str, what: str, text: str) -> str:
+    # PostgreSQL's text cannot hold a NUL byte: refused at the call on every database,
+    # not as a failed write later (which, in a pipeline, would fail the run)
+    if "\x00" in text:
+        raise TrackingError(
+            f"{what} {name!r}: its value holds a NUL byte, which the metadata store cannot "
+            "keep; remove it (or log the data as an artifact)"
+        )
+    return text
 
 
 class Collector:
@@ -79,7 +96,7 @@ class Collector:
         checked: dict[str, str] = {}
         for key, value in params.items():
             name = _key(key, "param")
-            text = value if isinstance(value, str) else str(value)
+            text = _text(name, "param", value if isinstance(value, str) else str(value))
             if len(text) > MAX_PARAM:
                 raise TrackingError(
                     f"param {name!r}: its value has {len(text):,} characters; at most "
@@ -134,7 +151,8 @@ class Collector:
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         for key, value in tags.items():
-            self.pending.tags[_key(key, "tag")] = str(value)
+            name = _key(key, "tag")
+            self.pending.tags[name] = _text(name, "tag", str(value))
         self._changed()
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> list[str]:
