@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import headrace as hr
-from headrace.serving.predlog import _spill
+from headrace.serving.unlogged import spill
 from headrace.store.deadletters import IsolatingWriter
 from headrace.workspace.settings import init_workspace
 from tests.integration.conftest import run_cli
@@ -44,7 +44,7 @@ def test_dead_letters_are_listed_with_their_reason_and_row(tmp_path: Path) -> No
 def test_rows_a_server_kept_in_a_file_are_loaded_once(tmp_path: Path) -> None:
     init_workspace(tmp_path)
     rows = [prediction(i) for i in range(3)]
-    spilled = _spill(tmp_path / ".headrace" / "unlogged", rows)
+    spilled = spill(tmp_path / ".headrace" / "unlogged", rows)
     first = run_cli(tmp_path, "predictions", "load", str(spilled), check=True).stdout
     assert "loaded 3 prediction rows" in first and "0 were already logged" in first
     again = run_cli(tmp_path, "predictions", "load", str(spilled), check=True).stdout

@@ -20,7 +20,8 @@ import headrace as hr
 from headrace.registry.service import set_alias
 from headrace.runtime.workspace import Workspace
 from headrace.serving.errors import PredictionLogFullError
-from headrace.serving.predlog import PredictionLog, Scored, load_unlogged
+from headrace.serving.predlog import PredictionLog, Scored
+from headrace.serving.unlogged import load_unlogged
 from headrace.store import MetadataStore, open_store
 from headrace.store.engine import create_store_engine
 from tests.serving.test_server import fitted, frame, free_port, serve

@@ -168,7 +168,7 @@ def predictions_load(
 ) -> None:
     """Write rows a scoring server kept in a file because the store was unreachable."""
     from headrace.cli.app import _workspace
-    from headrace.serving.predlog import load_unlogged
+    from headrace.serving.unlogged import load_unlogged
 
     loaded = load_unlogged(_workspace().store, file)
     _console().print(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from headrace.core.deadletters import PREDICTIONS
 from headrace.serving.errors import PredictionLogFullError
+from headrace.serving.unlogged import spill
 
 if TYPE_CHECKING:
     from headrace.store.engine import MetadataStore
@@ -374,7 +374,7 @@ class PredictionLog:
         path = None
         if self._spill_dir is not None:
             try:
-                path = _spill(self._spill_dir, rows)
+                path = spill(self._spill_dir, rows)
             except OSError:
                 log.exception("writing %d unlogged prediction rows to a file failed", len(rows))
         if path is None:
@@ -396,81 +396,8 @@ class PredictionLog:
         )
 
 
-@dataclass(frozen=True)
-class Loaded:
-    written: int
-    present: int
-    dead_lettered: int
-
-
-def load_unlogged(store: MetadataStore, path: str | Path) -> Loaded:
-    """Write the rows of a file a server kept when the store was unreachable (see
-    :meth:`PredictionLog.close`); rows logged already are skipped, so loading a file
-    twice writes nothing twice, and rows the database refuses become dead letters."""
-    from headrace.serving.errors import UnloggedFileError
-    from headrace.store.deadletters import IsolatingWriter
-    from headrace.store.errors import StoreUnreachableError
-    from headrace.store.failures import refusal
-    from headrace.store.schema import predictions
-
-    columns = {c.name for c in predictions.columns}
-    rows: list[dict[str, Any]] = []
-    try:
-        with Path(path).open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except ValueError as exc:
-                    raise UnloggedFileError(
-                        f"{path}, line {number}: not JSON ({exc}); expected one prediction "
-                        "row per line as the server wrote it",
-                        path=str(path),
-                        line=number,
-                    ) from exc
-                if not isinstance(row, dict) or set(row) != columns:
-                    got = sorted(row) if isinstance(row, dict) else type(row).__name__
-                    raise UnloggedFileError(
-                        f"{path}, line {number}: expected a row with the prediction log's "
-                        f"columns {sorted(columns)}, got {got}",
-                        path=str(path),
-                        line=number,
-                    )
-                rows.append(row)
-    except OSError as exc:
-        raise UnloggedFileError(
-            f"cannot read {path}: {exc.strerror or exc}", path=str(path)
-        ) from exc
-    present = store.predictions.present([row["id"] for row in rows])
-    new = [row for row in rows if row["id"] not in present]
-    writer: IsolatingWriter[dict[str, Any]] = IsolatingWriter(
-        store, PREDICTIONS, store.predictions.write, _payload
-    )
-    outcome = writer.write(new)
-    if outcome.error is not None:
-        raise StoreUnreachableError(
-            f"the metadata store could not be reached ({refusal(outcome.error)}); "
-            f"{len(outcome.unwritten):,} rows of {path} are not written yet: load the file "
-            "again once it answers"
-        ) from outcome.error
-    return Loaded(outcome.written, len(present), len(outcome.dead_lettered))
-
-
 def _payload(row: dict[str, Any]) -> dict[str, Any]:
     return row
-
-
-def _spill(folder: Path, rows: list[dict[str, Any]]) -> Path:
-    """Rows to a new JSON-lines file (ASCII, so any byte the store refused survives)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"predictions-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.jsonl"
-    with path.open("a", encoding="ascii") as out:
-        for row in rows:
-            out.write(json.dumps(row, ensure_ascii=True, default=str) + "\n")
-        out.flush()
-        os.fsync(out.fileno())
-    return path
 
 
 class _Metrics:
