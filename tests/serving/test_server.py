@@ -127,11 +127,13 @@ def test_the_mlflow_formats_score_alike(running: Running) -> None:
 
 def test_health_version_and_metrics(running: Running) -> None:
     assert httpx.get(f"{running.url}/ping").status_code == 200
-    assert httpx.get(f"{running.url}/health").json() == {
+    health = httpx.get(f"{running.url}/health").json()
+    assert {k: health[k] for k in ("status", "model", "version")} == {
         "status": "ok",
         "model": "delay",
         "version": 1,
     }
+    assert health["prediction_log"]["status"] == "ok"
     assert httpx.get(f"{running.url}/version").json()["flavor"] == "sklearn"
     httpx.post(f"{running.url}/predict", json=frame(1).iloc[0].to_dict())
     httpx.post(

@@ -12,6 +12,7 @@ from rich.console import Console
 from headrace.cli import (
     automation_commands,
     data_commands,
+    deadletter_commands,
     governance_commands,
     model_commands,
     monitor_commands,
@@ -41,6 +42,7 @@ serve_commands.register(app)
 monitor_commands.register(app)
 governance_commands.register(app)
 automation_commands.register(app)
+deadletter_commands.register(app)
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)

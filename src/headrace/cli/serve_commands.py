@@ -148,8 +148,33 @@ def predictions_label(
                 field=column,
             )
     pairs = [(str(i), v) for i, v in zip(table[id_column], table[label_column], strict=True)]
-    done = _workspace().store.predictions.label(model, pairs, by=by)
+    store = _workspace().store
+    before = store.deadletters.count("labels")
+    done = store.predictions.label(model, pairs, by=by)
     _console().print(f"labeled {done:,} predictions of {escape(model)} ({len(pairs):,} labels)")
+    refused = store.deadletters.count("labels") - before
+    if refused:
+        _console().print(
+            f"[red]{refused:,} labels were refused by the database[/]; see them with: "
+            "headrace deadletters list --writer labels"
+        )
+
+
+@predictions_app.command("load")
+def predictions_load(
+    file: Annotated[
+        str, typer.Argument(help="A file of rows a server could not log (.headrace/unlogged/).")
+    ],
+) -> None:
+    """Write rows a scoring server kept in a file because the store was unreachable."""
+    from headrace.cli.app import _workspace
+    from headrace.serving.unlogged import load_unlogged
+
+    loaded = load_unlogged(_workspace().store, file)
+    _console().print(
+        f"loaded {loaded.written:,} prediction rows from {escape(file)}; "
+        f"{loaded.present:,} were already logged, {loaded.dead_lettered:,} dead-lettered"
+    )
 
 
 def predict(

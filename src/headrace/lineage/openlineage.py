@@ -44,11 +44,13 @@ _FAILED_STEPS_NAMED = 10
 
 @dataclass(frozen=True)
 class LineageStats:
-    """Events delivered, failed (the transport raised) and dropped (never tried)."""
+    """Events delivered, failed (the transport raised) and dropped (never tried); of
+    the failed and dropped, those ``kept`` in the emitter's file of undelivered events."""
 
     sent: int = 0
     failed: int = 0
     dropped: int = 0
+    kept: int = 0
 
     @property
     def errors(self) -> int:
@@ -72,6 +74,9 @@ class OpenLineageEmitter:
         producer: the events' ``producer`` URI.
         max_queued: events waiting for the sender beyond this are dropped (and counted).
         flush_timeout: how long ``run_finished`` waits for the run's events to go out.
+        keep: where events go that could not be delivered (failed, dropped, or still
+            queued at ``stop``), e.g. a :class:`~headrace.lineage.FileTransport`, so
+            that none is lost silently; None drops them (counted and logged).
     """
 
     def __init__(
@@ -81,11 +86,12 @@ class OpenLineageEmitter:
         producer: str = PRODUCER,
         max_queued: int = 10_000,
         flush_timeout: float = 30.0,
+        keep: LineageTransport | None = None,
     ) -> None:
         self.transport = transport
         self.flush_timeout = flush_timeout
         self._builder = EventBuilder(producer)
-        self._sender = _Sender(transport, max_queued=max_queued)
+        self._sender = _Sender(transport, max_queued=max_queued, keep=keep)
         self._lock = threading.Lock()
         self._runs: dict[str, _RunState] = {}
 
@@ -207,8 +213,16 @@ class _Sender:
     seconds instead of each waiting for a timeout.
     """
 
-    def __init__(self, transport: LineageTransport, *, max_queued: int) -> None:
+    def __init__(
+        self,
+        transport: LineageTransport,
+        *,
+        max_queued: int,
+        keep: LineageTransport | None = None,
+    ) -> None:
         self._transport = transport
+        self._keep = keep
+        self._kept = 0
         self._max_queued = max_queued
         self._cond = threading.Condition()
         self._queue: deque[dict[str, Any]] = deque()
@@ -221,7 +235,7 @@ class _Sender:
 
     def stats(self) -> LineageStats:
         with self._cond:
-            return LineageStats(self._sent, self._failed, self._dropped)
+            return LineageStats(self._sent, self._failed, self._dropped, self._kept)
 
     def count_dropped(self, count: int = 1) -> None:
         with self._cond:
@@ -229,24 +243,32 @@ class _Sender:
 
     def submit(self, event: dict[str, Any]) -> None:
         with self._cond:
-            if len(self._queue) >= self._max_queued:
+            full = len(self._queue) >= self._max_queued
+            if full:
                 self._dropped += 1
                 if self._dropped == 1 or self._dropped % 1000 == 0:
                     log.warning(
-                        "OpenLineage: more than %d events are waiting; dropping events (%d so far)",
+                        "OpenLineage: more than %d events are waiting; dropping events (%d so "
+                        "far)%s",
                         self._max_queued,
                         self._dropped,
+                        "" if self._keep is None else f", kept in {self._keep!r}",
                     )
-                return
-            self._queue.append(event)
-            if self._worker is None:
-                self._worker = _Worker()
-                thread = threading.Thread(
-                    target=self._run, args=(self._worker,), name="headrace-lineage", daemon=True
-                )
-                self._worker.thread = thread
-                thread.start()
-            self._cond.notify_all()
+            else:
+                self._queue.append(event)
+                if self._worker is None:
+                    self._worker = _Worker()
+                    thread = threading.Thread(
+                        target=self._run,
+                        args=(self._worker,),
+                        name="headrace-lineage",
+                        daemon=True,
+                    )
+                    self._worker.thread = thread
+                    thread.start()
+                self._cond.notify_all()
+        if full:  # outside the lock: the file is written by this thread
+            self._keep_events([event])
 
     def flush(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -262,14 +284,20 @@ class _Sender:
         """Drop what is still queued (counted), end the thread and close the transport."""
         with self._cond:
             worker, self._worker = self._worker, None
-            left = len(self._queue)
+            leftover = list(self._queue)
+            left = len(leftover)
             self._queue.clear()
             self._dropped += left
             if worker is not None:
                 worker.stopping = True
             self._cond.notify_all()
         if left:
-            log.warning("OpenLineage: %d events were not sent in time and are dropped", left)
+            log.warning(
+                "OpenLineage: %d events were not sent in time and are dropped%s",
+                left,
+                "" if self._keep is None else f"; they are kept in {self._keep!r}",
+            )
+            self._keep_events(leftover)
         if worker is not None and worker.thread is not None:
             worker.thread.join(join_timeout)
         try:
@@ -296,15 +324,36 @@ class _Sender:
     def _deliver(self, event: dict[str, Any]) -> None:
         if time.monotonic() < self._paused_until:
             self.count_dropped()
+            self._keep_events([event])
             return
         try:
             self._transport.send(event)
         except Exception as exc:
             self._failure(exc)
+            self._keep_events([event])
         else:
             with self._cond:
                 self._sent += 1
                 self._consecutive_failures = 0
+
+    def _keep_events(self, events: list[dict[str, Any]]) -> None:
+        """Undelivered events to the ``keep`` transport (a file), never raising."""
+        if self._keep is None:
+            return
+        kept = 0
+        try:
+            for event in events:
+                self._keep.send(event)
+                kept += 1
+        except Exception:
+            log.error(
+                "OpenLineage: keeping %d undelivered events in %r failed; they are lost",
+                len(events) - kept,
+                self._keep,
+                exc_info=True,
+            )
+        with self._cond:
+            self._kept += kept
 
     def _failure(self, exc: Exception) -> None:
         message = f"{type(exc).__name__}: {exc}"

@@ -123,7 +123,9 @@ def emitter_from_settings(settings: Settings) -> OpenLineageEmitter | None:
             raise MissingExtraError("openlineage-python", "openlineage")
         assert config.url is not None  # checked by load_lineage_settings
         transport = HttpTransport(config.url, api_key=config.api_key, timeout=config.timeout)
-    return OpenLineageEmitter(transport)
+    # events that could not be delivered are kept, never dropped silently
+    keep = FileTransport(settings.state_dir / "unlogged" / "lineage-undelivered.jsonl")
+    return OpenLineageEmitter(transport, keep=keep)
 
 
 def _from_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:

@@ -110,11 +110,13 @@ def _integer(value: Any, field: str, default: int | None = None) -> int:
         return default
     if isinstance(value, bool):
         raise invalid(f"parameter {field!r} must be an integer, got a boolean")
-    if isinstance(value, int):
-        return value
     if isinstance(value, str) and value.lstrip("-").isdigit():
-        return int(value)
-    raise invalid(f"parameter {field!r} must be an integer, got {value!r}")
+        value = int(value)
+    if not isinstance(value, int):
+        raise invalid(f"parameter {field!r} must be an integer, got {value!r}")
+    if not -(2**63) <= value < 2**63:  # MLflow's int64, and the store's BIGINT
+        raise invalid(f"parameter {field!r} must fit in 64 bits, got {value}")
+    return value
 
 
 def _pairs(value: Any, field: str) -> list[tuple[str, str]]:
@@ -127,7 +129,10 @@ def _pairs(value: Any, field: str) -> list[tuple[str, str]]:
         if not isinstance(item, dict) or not isinstance(item.get("key"), str):
             raise invalid(f"{field}[{i}] must be an object with a string 'key'")
         raw = item.get("value", "")
-        out.append((item["key"], raw if isinstance(raw, str) else json.dumps(raw)))
+        text = raw if isinstance(raw, str) else json.dumps(raw)
+        if "\x00" in text:  # PostgreSQL's text refuses it: refused here, naming the item
+            raise invalid(f"{field}[{i}] {item['key']!r}: the value holds a NUL byte")
+        out.append((item["key"], text))
     return out
 
 
@@ -140,8 +145,8 @@ def _ms(seconds: float | None) -> int | None:
 
 
 def _check_key(key: str, what: str) -> str:
-    if not key or len(key) > 250:
-        raise invalid(f"{what} key {key!r}: expected 1 to 250 characters")
+    if not key or len(key) > 250 or "\x00" in key:
+        raise invalid(f"{what} key {key!r}: expected 1 to 250 characters, no NUL byte")
     if "/../" in f"/{key}/" or key.startswith("/"):
         raise invalid(f"{what} key {key!r} may not be a path out of its run")
     return key

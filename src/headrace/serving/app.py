@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from headrace.io.signature import SignatureError
 from headrace.serving.batching import MicroBatcher
+from headrace.serving.errors import PredictionLogFullError, RequestHeaderError
 from headrace.serving.fastpath import FastPath, Matrix, as_frame
 from headrace.serving.formats import ScoringInputError, jsonable, parse
 from headrace.serving.predlog import PredictionLog, Scored
@@ -123,7 +124,15 @@ class Server:
         if options.shadow is not None:
             self.uris["shadow"] = f"{name}@{options.shadow}"
             self.models["shadow"] = None
-        self.predictions = PredictionLog(ws.store.predictions) if options.log_predictions else None
+        self.predictions = (
+            PredictionLog(
+                ws.store,
+                spill_dir=ws.settings.state_dir / "unlogged",
+                registry=self.metrics.registry,
+            )
+            if options.log_predictions
+            else None
+        )
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -221,7 +230,10 @@ class Server:
         self, body: bytes, content_type: str | None, key: str | None = None
     ) -> tuple[str, Served, Any]:
         """The role that answers, its model, and the request's table fitted to the
-        model's signature; bad input raises a 4xx error naming the field."""
+        model's signature; bad input raises a 4xx error naming the field, a full
+        prediction log a 503 (a request is refused rather than answered and not logged)."""
+        if self.predictions is not None:
+            self.predictions.check_room()
         role = self.route(key)
         served = self.models[role]
         if served is None:
@@ -379,16 +391,16 @@ def create_app(ws: Workspace, options: ServeOptions) -> Starlette:
 
     async def _answer(request: Request, endpoint: str, shape: Any) -> Response:
         started = time.perf_counter()
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = uuid.uuid4().hex
         status = 200
         try:
+            request_id, key = _client_ids(request.headers, request_id)
             body = await _body(request)
             content_type = request.headers.get("content-type") or ""
             if endpoint == "predict" and not content_type:
                 content_type = "application/json"
             if endpoint == "predict" and content_type.split(";")[0].strip() == "application/json":
                 body = _predict_body(body)
-            key = request.headers.get("x-request-key")
             if batcher is None:
                 served, table, outputs, _latency = server.score(body, content_type, request_id, key)
             else:
@@ -417,10 +429,11 @@ def create_app(ws: Workspace, options: ServeOptions) -> Starlette:
         except (ScoringInputError, SignatureError) as exc:
             status = getattr(exc, "status", 400)
             field_name = getattr(exc, "field", None) or getattr(exc, "column", None)
-            server.metrics.errors.labels(endpoint, "input").inc()
+            kind = "log_full" if isinstance(exc, PredictionLogFullError) else "input"
+            server.metrics.errors.labels(endpoint, kind).inc()
             response = _error(
                 status,
-                _CODES.get(status, "BAD_REQUEST"),
+                getattr(exc, "code", None) or _CODES.get(status, "BAD_REQUEST"),
                 str(exc),
                 field=field_name,
                 request_id=request_id,
@@ -468,9 +481,20 @@ def create_app(ws: Workspace, options: ServeOptions) -> Starlette:
         served = server.served
         if served is None:
             return JSONResponse({"status": "loading"}, status_code=503)
-        return JSONResponse(
-            {"status": "ok", "model": served.model.name, "version": served.model.version}
-        )
+        body: dict[str, Any] = {
+            "status": "ok",
+            "model": served.model.name,
+            "version": served.model.version,
+        }
+        if server.predictions is not None:
+            # Failing to log is loud: the server still answers (200) but says degraded,
+            # and why; a full log refuses requests, so then it is not ready (503).
+            state = server.predictions.health()
+            body["prediction_log"] = state
+            body["status"] = state["status"]
+            if state["pending_rows"] >= state["capacity"]:
+                return JSONResponse(body, status_code=503)
+        return JSONResponse(body)
 
     async def version(request: Request) -> Response:
         from importlib.metadata import version as installed
@@ -534,6 +558,41 @@ def _tune() -> None:
     gc.collect()
     gc.freeze()
     sys.setswitchinterval(0.0005)
+
+
+#: The longest X-Request-Id kept (the log's request_id column) and X-Request-Key (key).
+MAX_REQUEST_ID = 64
+MAX_REQUEST_KEY = 200
+
+
+def _client_ids(headers: Any, fallback: str) -> tuple[str, str | None]:
+    """The request's id (the client's X-Request-Id, else ``fallback``) and key
+    (X-Request-Key), checked at the edge so that the prediction log can keep them:
+    an id is 1-64 visible ASCII characters, a key at most 200 characters with no
+    control character."""
+    request_id = headers.get("x-request-id") or None  # an empty header: none sent
+    if request_id is not None and not _is_visible_id(request_id):
+        raise RequestHeaderError(
+            f"header X-Request-Id: expected 1 to {MAX_REQUEST_ID} visible ASCII "
+            f"characters (no spaces), got {len(request_id)} characters; send a shorter "
+            "id such as a UUID, or none (the server makes one)",
+            header="X-Request-Id",
+        )
+    key = headers.get("x-request-key")
+    if key is not None:
+        if len(key) > MAX_REQUEST_KEY or any(ch < " " or ch == "\x7f" for ch in key):
+            raise RequestHeaderError(
+                f"header X-Request-Key: expected at most {MAX_REQUEST_KEY} characters "
+                f"without control characters, got {len(key)} characters; send a shorter "
+                "key (a hash of a long one)",
+                header="X-Request-Key",
+            )
+        key = key or None
+    return request_id or fallback, key
+
+
+def _is_visible_id(text: str) -> bool:
+    return len(text) <= MAX_REQUEST_ID and all("!" <= ch <= "~" for ch in text)
 
 
 def _is_json(content_type: str | None) -> bool:

@@ -4,6 +4,13 @@ Nothing is encoded or written on the request path: a request appends its table a
 predictions to a queue; the writer turns them into rows and inserts them every
 ``interval`` seconds (or sooner once ``batch`` rows wait). ``close`` writes what is left,
 so a graceful shutdown loses nothing.
+
+No answered prediction is lost. Rows the database refuses are isolated and kept as dead
+letters (:class:`~headrace.store.deadletters.IsolatingWriter`); the rest of their batch
+is written. While the store cannot be reached, rows wait in memory and are retried with
+backoff, up to ``capacity`` rows: then new requests are refused with a 503 before they
+are scored. Rows still unwritten at shutdown go to a JSON-lines file. Each of these is
+logged, counted in ``/metrics`` and shown by ``/health``.
 """
 
 from __future__ import annotations
@@ -17,7 +24,15 @@ import uuid
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from headrace.core.deadletters import PREDICTIONS
+from headrace.serving.errors import PredictionLogFullError
+from headrace.serving.unlogged import spill
+
+if TYPE_CHECKING:
+    from headrace.store.engine import MetadataStore
 
 log = logging.getLogger("headrace.serving")
 
@@ -131,60 +146,284 @@ def row_ids() -> Iterator[str]:
     return (f"{prefix}-{n}" for n in itertools.count())
 
 
+#: Rows kept in memory while the store cannot be reached (then requests get a 503).
+CAPACITY = 200_000
+#: Seconds between attempts to reach the store: doubling from the first to the last.
+BACKOFF = (0.2, 5.0)
+#: ``/health`` says degraded this long after a row was dead-lettered.
+DEGRADED_SECONDS = 600.0
+
+
 class PredictionLog:
-    def __init__(self, repository: Any, *, interval: float = 0.05, batch: int = 1000) -> None:
-        self._repository = repository
+    """The queue of scored requests and the thread that writes them; see the module."""
+
+    def __init__(
+        self,
+        store: MetadataStore,
+        *,
+        interval: float = 0.05,
+        batch: int = 1000,
+        capacity: int = CAPACITY,
+        spill_dir: Path | None = None,
+        registry: Any = None,
+    ) -> None:
+        from headrace.store.deadletters import IsolatingWriter
+
+        self._store = store
+        self._writer: IsolatingWriter[dict[str, Any]] = IsolatingWriter(
+            store, PREDICTIONS, store.predictions.write, _payload
+        )
         self._queue: deque[Scored] = deque()
+        self._queued_rows = 0
+        self._count_lock = threading.Lock()
+        #: encoded rows whose write waits for the store to answer again (in order)
+        self._waiting: list[dict[str, Any]] = []
         self._interval = interval
         self._batch = batch
+        self.capacity = capacity
+        self._spill_dir = spill_dir
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one writer at a time (the thread, or close)
-        self.written = 0
         self._ids = row_ids()
-        self.failures = 0
+        self._next_try = 0.0
+        self._delay = BACKOFF[0]
+        self.written = 0
+        self.dead_lettered = 0
+        self.failed_flushes = 0
+        self.unlogged = 0
+        self.last_error: str | None = None
+        self.unreachable_since: float | None = None
+        self._dead_lettered_at: float | None = None
+        self.spilled_to: list[Path] = []
+        self._metrics = _Metrics(registry, self) if registry is not None else None
         self._thread = threading.Thread(target=self._loop, name="headrace-predlog", daemon=True)
         self._thread.start()
 
     def append(self, item: Scored) -> None:
-        self._queue.append(item)
+        with self._count_lock:
+            self._queued_rows += len(item.outputs)
+            self._queue.append(item)
         if len(self._queue) >= self._batch:
             self._wake.set()
 
     @property
     def pending(self) -> int:
-        return len(self._queue)
+        """Rows not written yet: queued, or waiting for the store."""
+        return self._queued_rows + len(self._waiting)
+
+    def check_room(self) -> None:
+        """Raise :class:`PredictionLogFullError` when no more rows may be kept (called
+        before a request is scored, so a refused request was never answered)."""
+        pending = self.pending
+        if pending >= self.capacity:
+            why = f"; last error: {self.last_error}" if self.last_error else ""
+            raise PredictionLogFullError(
+                f"the prediction log holds {pending:,} rows waiting for the metadata store "
+                f"(at most {self.capacity:,}{why}); retry once the store keeps up again"
+            )
+
+    def health(self) -> dict[str, Any]:
+        """The log's state for ``/health``: ``degraded`` with why, or ``ok``."""
+        reasons = []
+        if self._waiting:
+            reasons.append(f"{len(self._waiting):,} rows wait for the metadata store")
+        recent = self._dead_lettered_at is not None and (
+            time.time() - self._dead_lettered_at < DEGRADED_SECONDS
+        )
+        if recent:
+            reasons.append(f"{self.dead_lettered:,} rows were refused by the database")
+        if self.unlogged:
+            reasons.append(f"{self.unlogged:,} rows could not be written to the store")
+        return {
+            "status": "degraded" if reasons else "ok",
+            "reasons": reasons,
+            "pending_rows": self.pending,
+            "capacity": self.capacity,
+            "written_rows": self.written,
+            "dead_lettered_rows": self.dead_lettered,
+            "failed_flushes": self.failed_flushes,
+            "unlogged_rows": self.unlogged,
+            "last_error": self.last_error,
+        }
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(self._interval)
             self._wake.clear()
-            self.flush()
+            if time.monotonic() >= self._next_try:
+                try:
+                    self.flush()
+                except Exception:  # the writer thread must live: logged, tried again
+                    log.exception("the prediction log's flush failed")
 
-    def flush(self) -> None:
-        with self._lock:
-            items: list[Scored] = []
+    def _take(self) -> list[Scored]:
+        items: list[Scored] = []
+        with self._count_lock:
             while self._queue:
                 items.append(self._queue.popleft())
-            if not items:
-                return
-            rows = _rows(items, self._ids)
-            for attempt in range(5):
-                try:
-                    self._repository.write(rows)
-                    self.written += len(rows)
-                    return
-                except Exception:  # a locked database: wait and try again
-                    self.failures += 1
-                    log.exception(
-                        "writing %d prediction rows failed (attempt %d)", len(rows), attempt + 1
-                    )
-                    time.sleep(0.2 * (attempt + 1))
-            for item in reversed(items):  # kept for the next flush, in order
-                self._queue.appendleft(item)
+            self._queued_rows -= sum(len(item.outputs) for item in items)
+        return items
 
-    def close(self) -> None:
+    def flush(self) -> bool:
+        """Write what waits; False when the store could not be reached (kept)."""
+        with self._lock:
+            rows, self._waiting = self._waiting, []
+            items = self._take()
+            if items:
+                rows.extend(self._encode(items))
+            if not rows:
+                return True
+            outcome = self._writer.write(rows)
+            self.written += outcome.written
+            if outcome.dead_lettered:
+                self.dead_lettered += len(outcome.dead_lettered)
+                self._dead_lettered_at = time.time()
+                if self._metrics is not None:
+                    self._metrics.dead_lettered.inc(len(outcome.dead_lettered))
+            if outcome.error is None:
+                if self.unreachable_since is not None:
+                    log.warning(
+                        "the prediction log reaches the metadata store again after %.1f s",
+                        time.time() - self.unreachable_since,
+                    )
+                self.unreachable_since = None
+                self._delay = BACKOFF[0]
+                self._next_try = 0.0
+                return True
+            self._waiting = outcome.unwritten
+            self._failed(outcome.error)
+            return False
+
+    def _failed(self, error: BaseException) -> None:
+        from headrace.store.failures import refusal
+
+        self.failed_flushes += 1
+        if self._metrics is not None:
+            self._metrics.failed_flushes.inc()
+        self.last_error = refusal(error)
+        if self.unreachable_since is None:
+            self.unreachable_since = time.time()
+        log.error(
+            "the prediction log cannot reach the metadata store (%s): %d rows wait in "
+            "memory (at most %d), next attempt in %.1f s",
+            self.last_error,
+            len(self._waiting),
+            self.capacity,
+            self._delay,
+        )
+        self._next_try = time.monotonic() + self._delay
+        self._delay = min(self._delay * 2, BACKOFF[1])
+
+    def _encode(self, items: list[Scored]) -> list[dict[str, Any]]:
+        try:
+            return _rows(items, self._ids)
+        except Exception:  # one item polars cannot encode must not take the others
+            rows: list[dict[str, Any]] = []
+            for item in items:
+                try:
+                    rows.extend(_rows([item], self._ids))
+                except Exception as exc:
+                    log.exception("the prediction log cannot encode request %s", item.request_id)
+                    self._unencodable(item, exc)
+            return rows
+
+    def _unencodable(self, item: Scored, exc: Exception) -> None:
+        letter = {
+            "request_id": item.request_id,
+            "model": item.model,
+            "version": item.version,
+            "role": item.role,
+            "outputs": item.outputs,
+            "created_at": item.at,
+        }
+        try:
+            self._store.deadletters.add(
+                PREDICTIONS, [(f"encoding failed: {type(exc).__name__}: {exc}", letter)]
+            )
+        except Exception:
+            log.exception("dead-lettering request %s failed", item.request_id)
+            self._lost([letter], count=len(item.outputs))
+            return
+        self.dead_lettered += len(item.outputs)
+        self._dead_lettered_at = time.time()
+
+    def close(self, *, attempts: int = 3) -> None:
+        """Stop the thread and write what is left; rows the store still cannot take
+        after ``attempts`` go to a JSON-lines file (or, failing that, are logged as
+        lost), never silently dropped."""
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=30)
-        self.flush()
+        for attempt in range(attempts):
+            if self.flush():
+                return
+            if attempt + 1 < attempts:
+                time.sleep(min(self._delay, 1.0))
+        with self._lock:
+            rows, self._waiting = self._waiting, []
+        if rows:
+            self._lost(rows)
+
+    def _lost(self, rows: list[dict[str, Any]], *, count: int | None = None) -> None:
+        """Rows the store would not take: to a file under ``spill_dir``, loudly."""
+        count = len(rows) if count is None else count
+        self.unlogged += count
+        if self._metrics is not None:
+            self._metrics.unlogged.inc(count)
+        path = None
+        if self._spill_dir is not None:
+            try:
+                path = spill(self._spill_dir, rows)
+            except OSError:
+                log.exception("writing %d unlogged prediction rows to a file failed", len(rows))
+        if path is None:
+            log.critical(
+                "%d prediction rows were NOT logged: the metadata store could not be reached "
+                "(%s) and no file could keep them",
+                len(rows),
+                self.last_error,
+            )
+            return
+        self.spilled_to.append(path)
+        log.critical(
+            "%d prediction rows could not be written to the metadata store (%s); they are "
+            "kept in %s: load them with: headrace predictions load %s",
+            len(rows),
+            self.last_error,
+            path,
+            path,
+        )
+
+
+def _payload(row: dict[str, Any]) -> dict[str, Any]:
+    return row
+
+
+class _Metrics:
+    """The log's Prometheus series, in the server's registry."""
+
+    def __init__(self, registry: Any, owner: PredictionLog) -> None:
+        from prometheus_client import Counter, Gauge
+
+        self.dead_lettered = Counter(
+            "headrace_prediction_log_dead_lettered_rows",
+            "Logged rows the database refused, kept as dead letters",
+            registry=registry,
+        )
+        self.failed_flushes = Counter(
+            "headrace_prediction_log_failed_flushes",
+            "Writes of the prediction log that could not reach the metadata store",
+            registry=registry,
+        )
+        self.unlogged = Counter(
+            "headrace_prediction_log_unlogged_rows",
+            "Answered rows not written to the metadata store (kept in a file, or lost)",
+            registry=registry,
+        )
+        pending = Gauge(
+            "headrace_prediction_log_pending_rows",
+            "Rows of the prediction log not written yet",
+            registry=registry,
+        )
+        pending.set_function(lambda: owner.pending)

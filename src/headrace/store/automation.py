@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Float, String, and_, bindparam, case, func, select, text, update
 
+from headrace.store.failures import storable
 from headrace.store.schema import (
     automation_state,
     notifications,
@@ -704,8 +705,10 @@ class NotificationRepository:
         row = {
             "id": uuid.uuid4().hex,
             "event": event,
-            "subject": subject[:500],
-            "dedupe_key": None if dedupe_key is None else dedupe_key[:500],
+            # client-supplied names end up in these: bounded, so a notification is
+            # never refused (and lost) for a long name or a NUL byte
+            "subject": storable(subject, 500),
+            "dedupe_key": None if dedupe_key is None else storable(dedupe_key, 500),
             "payload": json.dumps(dict(payload), default=str, sort_keys=True),
             "channels": json.dumps([dict(ch) for ch in channels], default=str),
             "status": "pending",

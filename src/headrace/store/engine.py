@@ -184,6 +184,7 @@ class MetadataStore:
             QueueRepository,
         )
         from headrace.store.branches import BranchRepository
+        from headrace.store.deadletters import DeadLetterRepository
         from headrace.store.governance import GovernanceRepository
         from headrace.store.lineage import LineageRepository
         from headrace.store.monitoring import MonitorRepository
@@ -207,6 +208,7 @@ class MetadataStore:
         )
         self.automation = AutomationStateRepository(self)
         self.branches = BranchRepository(self)
+        self.deadletters = DeadLetterRepository(self)
         self.governance = GovernanceRepository(self)
         self.lineage = LineageRepository(self)
         self.monitoring = MonitorRepository(self)

@@ -58,3 +58,10 @@ class MergeRefusedError(StoreError):
         super().__init__(message)
         self.branch = branch
         self.assets = assets
+
+
+class StoreUnreachableError(StoreError):
+    """The metadata store could not be reached (or was busy): nothing was written, and
+    the same write may succeed later."""
+
+    retryable = True

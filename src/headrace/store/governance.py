@@ -45,6 +45,7 @@ from headrace.core.governance import (
     highest,
 )
 from headrace.errors import HeadraceError
+from headrace.store.failures import storable
 from headrace.store.schema import (
     api_tokens,
     audit_checkpoints,
@@ -379,6 +380,10 @@ class GovernanceRepository:
         outcome: str,
         details: dict[str, Any],
     ) -> AuditEntry:
+        # Actors and targets come from clients (names, request paths): bounded so that a
+        # long one or a NUL byte cannot make the entry, and the action, fail.
+        actor, action, outcome = storable(actor, 200), storable(action, 100), storable(outcome, 32)
+        target = None if target is None else storable(target)
         if c.dialect.name == "postgresql":
             c.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK})
         head = c.execute(_HEAD).first()

@@ -69,6 +69,18 @@ class PredictionRepository:
             else:  # a named one (psycopg's %(name)s)
                 c.exec_driver_sql(str(compiled), list(rows))
 
+    def present(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` are logged already."""
+        found: set[str] = set()
+        unique = sorted(set(ids))
+        with self._store.read() as c:
+            for start in range(0, len(unique), 500):  # bounded IN lists
+                chunk = unique[start : start + 500]
+                found.update(
+                    c.execute(select(predictions.c.id).where(predictions.c.id.in_(chunk))).scalars()
+                )
+        return found
+
     def count(self, model: str | None = None, *, role: str | None = None) -> int:
         query = select(func.count()).select_from(predictions)
         if model is not None:
@@ -133,24 +145,46 @@ class PredictionRepository:
         A request of several rows takes one label per row with ``request_id:row``."""
         if by not in ("request_id", "key"):
             raise ValueError(f"label by 'request_id' or 'key', not {by!r}")
+        from headrace.core.deadletters import LABELS
+        from headrace.store.deadletters import IsolatingWriter
+        from headrace.store.errors import StoreUnreachableError
+        from headrace.store.failures import refusal
+
         now = time.time()
-        done = 0
-        with self._store.write() as c:
-            for ident, value in labels:
-                encoded = json.dumps(value)
-                if by == "key":
-                    where = and_(predictions.c.model == model, predictions.c.key == ident)
-                elif ":" in ident:
-                    request, _, row = ident.rpartition(":")
-                    where = and_(
-                        predictions.c.model == model,
-                        predictions.c.request_id == request,
-                        predictions.c.row == int(row),
-                    )
-                else:
-                    where = and_(predictions.c.model == model, predictions.c.request_id == ident)
-                result = c.execute(
-                    update(predictions).where(where).values(label=encoded, labeled_at=now)
-                )
-                done += result.rowcount or 0
-        return done
+        done: list[int] = []
+
+        def write(batch: builtins.list[tuple[str, Any]]) -> None:
+            with self._store.write() as c:
+                count = sum(self._label(c, model, ident, value, by, now) for ident, value in batch)
+            done.append(count)  # only once committed
+
+        def payload(pair: tuple[str, Any]) -> dict[str, Any]:
+            return {"model": model, "by": by, "id": pair[0], "label": pair[1]}
+
+        # A label the database refuses (a NUL byte, a value JSON cannot hold) is kept as a
+        # dead letter; the others are attached.
+        outcome = IsolatingWriter(self._store, LABELS, write, payload).write(list(labels))
+        if outcome.error is not None:
+            raise StoreUnreachableError(
+                f"the metadata store could not be reached ({refusal(outcome.error)}); "
+                f"{len(outcome.unwritten):,} labels of {model!r} are not attached: attach "
+                "them again once it answers (attaching a label twice is harmless)"
+            ) from outcome.error
+        return sum(done)
+
+    @staticmethod
+    def _label(c: Any, model: str, ident: str, value: Any, by: str, now: float) -> int:
+        encoded = json.dumps(value)
+        request, _, row = ident.rpartition(":")
+        if by == "key":
+            where = and_(predictions.c.model == model, predictions.c.key == ident)
+        elif request and row.isdigit():
+            where = and_(
+                predictions.c.model == model,
+                predictions.c.request_id == request,
+                predictions.c.row == int(row),
+            )
+        else:
+            where = and_(predictions.c.model == model, predictions.c.request_id == ident)
+        result = c.execute(update(predictions).where(where).values(label=encoded, labeled_at=now))
+        return int(result.rowcount or 0)

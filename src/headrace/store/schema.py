@@ -705,3 +705,16 @@ notifications = Table(
     Column("sent_at", Float, nullable=True),
     Index("ix_notifications_status", "status", "next_attempt_at"),
 )
+
+#: Rows a buffered writer (the prediction log, tracked runs) could not write because
+#: the database refused them, with the reason; ``payload`` is the row as JSON.
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("writer", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_dead_letters_writer", "writer", "id"),
+)

@@ -10,6 +10,7 @@ when the user's code raises), so logging costs microseconds per value.
 from __future__ import annotations
 
 import atexit
+import logging
 import math
 import numbers
 import os
@@ -22,11 +23,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headrace.core.tracking import Tracked, TrackingError
+from headrace.store.errors import StoreUnreachableError
+from headrace.store.failures import refusal
+from headrace.tracking.batches import TrackedWriter, spill
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     from headrace.runtime.workspace import Workspace
+
+log = logging.getLogger("headrace.tracking")
 
 MAX_KEY = 250
 MAX_PARAM = 6000
@@ -34,15 +40,38 @@ MAX_PARAM = 6000
 #: the last write.
 FLUSH_EVERY = 1000
 FLUSH_SECONDS = 1.0
+#: Metric values a run keeps while the store cannot be reached; past it, logging raises.
+MAX_PENDING = 1_000_000
+#: Seconds between attempts to reach the store: doubling from the first to the last.
+BACKOFF = (0.2, 5.0)
+#: Attempts to write what is left when a run ends, before it goes to a file.
+END_ATTEMPTS = 3
 
 
 def _key(key: Any, what: str) -> str:
-    if not isinstance(key, str) or not key or len(key) > MAX_KEY or key != key.strip():
+    if (
+        not isinstance(key, str)
+        or not key
+        or len(key) > MAX_KEY
+        or key != key.strip()
+        or "\x00" in key
+    ):
         raise TrackingError(
             f"{what} key {key!r}: expected a non-empty name of at most {MAX_KEY} characters "
-            "without surrounding spaces"
+            "without surrounding spaces or NUL bytes"
         )
     return key
+
+
+def _text(name: str, what: str, text: str) -> str:
+    # PostgreSQL's text cannot hold a NUL byte: refused at the call on every database,
+    # not as a failed write later (which, in a pipeline, would fail the run)
+    if "\x00" in text:
+        raise TrackingError(
+            f"{what} {name!r}: its value holds a NUL byte, which the metadata store cannot "
+            "keep; remove it (or log the data as an artifact)"
+        )
+    return text
 
 
 class Collector:
@@ -67,7 +96,7 @@ class Collector:
         checked: dict[str, str] = {}
         for key, value in params.items():
             name = _key(key, "param")
-            text = value if isinstance(value, str) else str(value)
+            text = _text(name, "param", value if isinstance(value, str) else str(value))
             if len(text) > MAX_PARAM:
                 raise TrackingError(
                     f"param {name!r}: its value has {len(text):,} characters; at most "
@@ -122,7 +151,8 @@ class Collector:
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         for key, value in tags.items():
-            self.pending.tags[_key(key, "tag")] = str(value)
+            name = _key(key, "tag")
+            self.pending.tags[name] = _text(name, "tag", str(value))
         self._changed()
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> list[str]:
@@ -178,6 +208,13 @@ class ActiveRun(Collector):
         self.status: str | None = None
         self._owns = owns_workspace
         self._written = time.monotonic()
+        self._next_try = 0.0
+        self._delay = BACKOFF[0]
+        # A local store isolates refused values into dead letters; a team server's
+        # tracking API answers each batch itself.
+        self._isolating = (
+            TrackedWriter(ws.store, run_id) if hasattr(ws.store, "deadletters") else None
+        )
 
     def __repr__(self) -> str:
         return f"<ActiveRun {self.id[:16]} experiment={self.experiment!r} name={self.name!r}>"
@@ -186,31 +223,91 @@ class ActiveRun(Collector):
         if (
             len(self.pending.metrics) >= FLUSH_EVERY
             or time.monotonic() - self._written >= FLUSH_SECONDS
-        ):
+        ) and time.monotonic() >= self._next_try:
             self.flush()
 
     def flush(self) -> None:
-        """Write what is pending now."""
+        """Write what is pending now (kept pending while the store cannot be reached)."""
         pending = self.take()
         if pending:
+            self._write(pending)
+        self._written = time.monotonic()
+
+    def _write(self, pending: Tracked) -> bool:
+        """Write ``pending``; False when the store could not be reached (it is pending
+        again, before anything logged since). Values the database refuses become dead
+        letters and are not retried."""
+        if self._isolating is None:
             try:
                 self.ws.store.tracking.write(self.id, pending)
             except BaseException:
-                self.pending.extend(pending)  # kept for the next attempt
+                self._keep(pending)
                 raise
-        self._written = time.monotonic()
+            return True
+        left, outcome = self._isolating.write(pending)
+        if outcome.error is None:
+            self._delay, self._next_try = BACKOFF[0], 0.0
+            return True
+        self._keep(left)
+        self._next_try = time.monotonic() + self._delay
+        log.warning(
+            "run %s: the metadata store cannot be reached (%s); %d metric values wait, next "
+            "attempt in %.1f s",
+            self.id[:16],
+            refusal(outcome.error),
+            len(self.pending.metrics),
+            self._delay,
+        )
+        self._delay = min(self._delay * 2, BACKOFF[1])
+        if len(self.pending.metrics) > MAX_PENDING:
+            raise StoreUnreachableError(
+                f"run {self.id[:16]}: {len(self.pending.metrics):,} metric values wait for "
+                f"the metadata store (at most {MAX_PENDING:,}; {refusal(outcome.error)}); "
+                "they are kept: retry once the store answers"
+            ) from outcome.error
+        return False
+
+    def _keep(self, older: Tracked) -> None:
+        older.extend(self.pending)  # what was logged meanwhile is newer
+        self.pending = older
 
     def end(self, status: str = "success") -> None:
-        """Write what is pending and mark the run finished (idempotent)."""
+        """Write what is pending and mark the run finished (idempotent). When the store
+        still cannot be reached after a few attempts, what is pending goes to a file
+        under ``.headrace/unlogged/`` and :class:`StoreUnreachableError` names it."""
         if self.status is not None:
             return
-        pending = self.take()
-        try:
-            self.ws.store.tracking.write(self.id, pending, status=status)
-        except BaseException:
-            self.pending.extend(pending)
-            raise
+        if self._isolating is None:
+            pending = self.take()
+            try:
+                self.ws.store.tracking.write(self.id, pending, status=status)
+            except BaseException:
+                self._keep(pending)
+                raise
+        else:
+            self._end_isolated(status)
         self.status = status
+        self._forget()
+
+    def _end_isolated(self, status: str) -> None:
+        for attempt in range(END_ATTEMPTS):
+            pending = self.take()
+            if not pending or self._write(pending):
+                self.ws.store.tracking.write(self.id, Tracked(), status=status)
+                return
+            if attempt + 1 < END_ATTEMPTS:
+                time.sleep(min(self._delay, 1.0))
+        kept, self.pending = self.pending, Tracked()
+        path = spill(self.ws.settings.state_dir / "unlogged", self.id, kept)
+        self.status = "unwritten"
+        self._forget()
+        log.critical("run %s: what it logged could not be written; kept in %s", self.id, path)
+        raise StoreUnreachableError(
+            f"run {self.id[:16]}: the metadata store could not be reached, so the run could "
+            f"not be marked {status}; what it logged and could not write is kept in {path}"
+        )
+
+    def _forget(self) -> None:
         with _lock:
             if self in _active:
                 _active.remove(self)
