@@ -177,6 +177,7 @@ def worker(
     import sys
     import threading
 
+    from headrace.scheduling.health import HealthFile
     from headrace.scheduling.reload import ProjectWatch
     from headrace.scheduling.worker import Worker
 
@@ -190,7 +191,11 @@ def worker(
         return
     _console().print(f"worker {one.name} taking runs; Ctrl-C stops")
     watch = ProjectWatch(ws) if reload else None
-    one.serve(stop, poll=poll, until=None if watch is None else watch.changed)
+    health = HealthFile(ws.settings.state_dir, "worker", one.availability)
+    try:
+        one.serve(stop, poll=poll, until=None if watch is None else watch.changed, health=health)
+    finally:
+        health.remove()
     if not stop.is_set():  # the project changed: this process starts over with it
         _console().print("the project's files changed: starting afresh")
         ws.close()
