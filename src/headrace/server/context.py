@@ -4,7 +4,8 @@ JSON, bounded bodies and pages of lists.
 
 A token is checked against the store at most once per :data:`TOKEN_TTL` seconds per
 process: a token revoked (or a principal disabled) through this process stops working at
-once, through another process within that time.
+once, through another process within that time. While the store is unreachable, a token
+checked in the last 15 minutes still works (:mod:`headrace.server.outage`).
 """
 
 from __future__ import annotations
@@ -40,9 +41,23 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.code, self.message, self.extra = status, code, message, extra
         self.audited = False  # recorded in the audit log already
+        self.headers: dict[str, str] = {}  # sent with the answer (Retry-After, say)
 
     def payload(self) -> dict[str, Any]:
         return {"error_code": self.code, "message": self.message, **self.extra}
+
+
+def failure(exc: BaseException) -> str:
+    """What the audit log says about a call that raised ``exc``: its message, or for a
+    store outage one line saying so (not the driver's echo of the statement)."""
+    from headrace.store.availability import describe
+    from headrace.store.errors import is_store_unreachable
+
+    if isinstance(exc, ApiError):
+        return exc.message
+    if is_store_unreachable(exc):
+        return f"the metadata store was unreachable ({describe(exc)})"
+    return str(exc)
 
 
 def bad_request(message: str, **extra: Any) -> ApiError:
@@ -56,14 +71,16 @@ def finite(value: float) -> float | str:
     return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
-def json_response(payload: Any, status: int = 200) -> Response:
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     """JSON by orjson (non-finite floats become null: write them with :func:`finite`
     where a client expects protobuf JSON)."""
     import orjson
     from starlette.responses import Response as Plain
 
     body = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS, default=str)
-    return Plain(body, status_code=status, media_type="application/json")
+    return Plain(body, status_code=status, media_type="application/json", headers=headers)
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
@@ -130,6 +147,10 @@ class Gate:
         self.namespace = ws.settings.project_name
         self._tokens: dict[str, tuple[Principal, float]] = {}
         self._lock = threading.Lock()
+        from headrace.server.outage import StoreOutage
+
+        #: the store's reachability, and audit entries waiting for it
+        self.outage = StoreOutage(ws)
 
     def principal(self, request: Request) -> Principal:
         """The caller, from ``Authorization: Bearer <token>`` (401 without a valid one)."""
@@ -151,6 +172,15 @@ class Gate:
             with self._lock:
                 self._tokens.pop(token, None)
             raise ApiError(401, "UNAUTHENTICATED", str(exc)) from exc
+        except Exception as exc:
+            from headrace.server.outage import TOKEN_OUTAGE_TTL
+            from headrace.store.errors import is_store_unreachable
+
+            if not is_store_unreachable(exc):
+                raise
+            if cached is not None and now - cached[1] < TOKEN_OUTAGE_TTL:
+                return cached[0]  # seen lately: the outage does not lock its owner out
+            raise self.outage.unavailable(exc) from exc
         with self._lock:
             if len(self._tokens) > 10_000:
                 self._tokens.clear()
@@ -189,8 +219,16 @@ class Gate:
         actor = principal.name if principal is not None else "anonymous"
         if connection is not None:
             self.governance.append(connection, actor, action, target, outcome, details or {})
-        else:
+            return
+        try:
             self.governance.record(actor, action, target, outcome, details)
+        except Exception as exc:
+            from headrace.store.errors import is_store_unreachable
+
+            if not is_store_unreachable(exc):
+                raise
+            # written once the store is back (or counted as dropped), never lost silently
+            self.outage.defer(actor, action, target, outcome, details or {})
 
     @contextmanager
     def audited(
@@ -217,7 +255,7 @@ class Gate:
         try:
             yield ticket
         except Exception as exc:
-            message = exc.message if isinstance(exc, ApiError) else str(exc)
+            message = failure(exc)
             self.record(principal, action, target, "failed", {"error": message[:2000]})
             exc.audited = True  # type: ignore[attr-defined]
             raise
