@@ -127,11 +127,9 @@ def test_the_mlflow_formats_score_alike(running: Running) -> None:
 
 def test_health_version_and_metrics(running: Running) -> None:
     assert httpx.get(f"{running.url}/ping").status_code == 200
-    assert httpx.get(f"{running.url}/health").json() == {
-        "status": "ok",
-        "model": "delay",
-        "version": 1,
-    }
+    health = httpx.get(f"{running.url}/health").json()
+    assert health.pop("store")["reachable"] is True
+    assert health == {"status": "ok", "model": "delay", "version": 1, "predictions_pending": 0}
     assert httpx.get(f"{running.url}/version").json()["flavor"] == "sklearn"
     httpx.post(f"{running.url}/predict", json=frame(1).iloc[0].to_dict())
     httpx.post(

@@ -26,6 +26,8 @@ from headrace.serving.batching import MicroBatcher
 from headrace.serving.fastpath import FastPath, Matrix, as_frame
 from headrace.serving.formats import ScoringInputError, jsonable, parse
 from headrace.serving.predlog import PredictionLog, Scored
+from headrace.store.availability import Availability
+from headrace.store.errors import is_store_unreachable
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -124,6 +126,8 @@ class Server:
             self.uris["shadow"] = f"{name}@{options.shadow}"
             self.models["shadow"] = None
         self.predictions = PredictionLog(ws.store.predictions) if options.log_predictions else None
+        #: whether the metadata store answers the alias checks (scoring does not need it)
+        self.availability = Availability("scoring server", logger=log)
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -157,10 +161,14 @@ class Server:
             for role, uri in self.uris.items():
                 try:
                     record = resolve(self.ws, uri)
+                    self.availability.back()
                     current = self.models[role]
                     if current is None or record.version != current.model.version:
                         self.load(role)  # the old model serves until the new one is ready
-                except Exception:
+                except Exception as exc:
+                    if is_store_unreachable(exc):  # the loaded models keep scoring
+                        self.availability.lost(exc)
+                        break
                     log.exception("checking %s for a new version failed", uri)
 
     def start(self) -> None:
@@ -468,8 +476,18 @@ def create_app(ws: Workspace, options: ServeOptions) -> Starlette:
         served = server.served
         if served is None:
             return JSONResponse({"status": "loading"}, status_code=503)
+        # scoring needs no store: an outage degrades alias checks and the log's writes
+        store = server.availability.snapshot()
         return JSONResponse(
-            {"status": "ok", "model": served.model.name, "version": served.model.version}
+            {
+                "status": "ok" if store["reachable"] else "degraded",
+                "model": served.model.name,
+                "version": served.model.version,
+                "store": store,
+                "predictions_pending": (
+                    server.predictions.pending if server.predictions is not None else 0
+                ),
+            }
         )
 
     async def version(request: Request) -> Response:
