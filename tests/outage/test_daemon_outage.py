@@ -149,3 +149,99 @@ def test_the_daemon_and_its_workers_ride_out_a_stopped_postgres(
         ws.close()
     assert daemon.returncode == 0
     assert _health(root, "daemon") == [] and _health(root, "worker") == []  # removed
+
+
+SLOW = """
+import time
+from pathlib import Path
+
+from headrace import automation as auto
+
+HERE = Path(__file__).parent
+
+
+@hr.asset
+def first() -> int:
+    with open(HERE / "first.log", "a") as log:
+        log.write("ran\\n")
+    return 1
+
+
+@hr.asset
+def slow(first: int) -> int:
+    while not (HERE / "go").exists():
+        time.sleep(0.05)
+    with open(HERE / "slow.log", "a") as log:
+        log.write("ran\\n")
+    return first + 1
+
+
+auto.pipeline("slow", "first+", max_attempts=3)
+"""
+
+
+def test_a_run_in_flight_through_an_outage_longer_than_its_lease_runs_once(
+    cluster: PrivateCluster, tmp_path: Path
+) -> None:
+    """``headrace worker`` holds a run whose step needs no store while PostgreSQL is
+    away for longer than the run's lease; a daemon beside it (reaping, no workers) does
+    not take the run from it when the store is back: the run ends once, in one attempt."""
+    url = cluster.database()
+    root, _ = write_project(tmp_path / "ws", SLOW)
+    ws = open_workspace(root, metadata_url=url)
+    item = ws.store.queue.enqueue(pipeline="slow", selection="first+", max_attempts=3)
+    assert item is not None
+    logs = {name: tmp_path / f"{name}.log" for name in ("worker", "daemon")}
+    commands = {
+        "worker": [*HEADRACE, "worker", "--lease", "3", "--poll", "0.05", "--no-reload"],
+        "daemon": [*HEADRACE, "daemon", "--workers", "0", "--tick", "0.2", "--no-reload"],
+    }
+    processes = {}
+    for name, command in commands.items():
+        with open(logs[name], "w") as log:
+            processes[name] = subprocess.Popen(
+                command, cwd=root, env=_env(url), stdout=log, stderr=subprocess.STDOUT
+            )
+    try:
+        wait_for(
+            lambda: (root / "first.log").exists() and ws.store.queue.get(item).status == "running",
+            timeout=60,
+            what="the worker to be in the slow step",
+        )
+        ws.store.close()
+        cluster.stop()
+        # away for longer than the 3 s lease: the worker's heartbeats fail 5 times
+        wait_for(
+            lambda: _unreachable(root, "worker", 1, tries=5),
+            timeout=30,
+            what="the worker's heartbeats to fail for longer than its lease",
+        )
+        cluster.start()
+        ws = open_workspace(root, metadata_url=url)
+        wait_for(
+            lambda: not _unreachable(root, "worker", 1) and not _unreachable(root, "daemon", 1),
+            timeout=30,
+            what="the worker and the daemon to find the store back",
+        )
+        (root / "go").touch()
+        wait_for(
+            lambda: ws.store.queue.get(item).status == "success",
+            timeout=60,
+            what="the run to end",
+        )
+        done = ws.store.queue.get(item)
+        assert done.attempts == 1 and done.run_id is not None
+        assert ws.store.runs.get(done.run_id).status == "success"
+        assert (root / "first.log").read_text() == "ran\n"
+        assert (root / "slow.log").read_text() == "ran\n"
+        assert all(p.poll() is None for p in processes.values())  # both carried on
+        assert "lost; queued again" not in logs["daemon"].read_text()
+        assert "Traceback" not in logs["daemon"].read_text()
+        said = logs["worker"].read_text()
+        assert "the metadata store is reachable again" in said and "Traceback" not in said
+    finally:
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            process.wait(timeout=30)
+        ws.close()

@@ -136,6 +136,9 @@ def daemon(
     import signal
     import threading
 
+    from headrace.runtime.logs import log_to_stderr
+
+    log_to_stderr()
     automation = _automation(ws)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -177,10 +180,12 @@ def worker(
     import sys
     import threading
 
+    from headrace.runtime.logs import log_to_stderr
     from headrace.scheduling.health import HealthFile
     from headrace.scheduling.reload import ProjectWatch
     from headrace.scheduling.worker import Worker
 
+    log_to_stderr()
     ws = _workspace()
     one = Worker(ws, _automation(ws), lease=lease)
     stop = threading.Event()

@@ -204,7 +204,8 @@ class Daemon:
         self.retry_in = None
         try:
             if not self.availability.reachable:  # is it back? (not every part asks it)
-                self._part("asking the metadata store", self.ws.store.ping)
+                # (a lambda: the store itself may not be open yet, if it was down at start)
+                self._part("asking the metadata store", lambda: self.ws.store.ping())
                 self.availability.back()
                 # leases ran out while nobody could renew them: let them beat again
                 self._lost_after = time.monotonic() + max(GRACE, self.lease)

@@ -400,10 +400,12 @@ def process_main(root: str, lease: float, poll: float) -> None:
     of the workspace at ``root`` until SIGTERM."""
     import signal
 
+    from headrace.runtime.logs import log_to_stderr
     from headrace.runtime.workspace import open_workspace
     from headrace.scheduling.definitions import load_automation
     from headrace.scheduling.health import HealthFile
 
+    log_to_stderr()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
