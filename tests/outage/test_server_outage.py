@@ -31,6 +31,8 @@ pytestmark = [
 
 
 class Served:
+    process: subprocess.Popen[bytes]
+
     def __init__(self, root: Path, url: str, base: str, admin: str, other: str) -> None:
         self.root, self.url, self.base, self.admin, self.other = root, url, base, admin, other
 
@@ -68,6 +70,7 @@ def served(cluster: PrivateCluster, tmp_path: Path) -> Iterator[Served]:
         stderr=subprocess.STDOUT,
     )
     running = Served(root, url, f"http://127.0.0.1:{port}", admin, other)
+    running.process = process
 
     def answers() -> bool:
         try:
@@ -177,3 +180,19 @@ def test_the_mlflow_client_rides_out_the_outage_by_itself(
     assert outcome == {"ok": True}
     history = client.get_metric_history(run_id, "loss")
     assert [(m.step, m.value) for m in history] == [(0, 1.0), (1, 0.5)]
+
+
+def test_audit_entries_still_waiting_at_exit_go_to_the_log(
+    served: Served, cluster: PrivateCluster
+) -> None:
+    served.get("/api/v1/whoami")
+    cluster.stop()
+    body = {"name": "outage-test"}
+    refused = served.post("/api/2.0/mlflow/experiments/create", body)
+    assert refused.status_code == 503
+    assert served.health()["store"]["audit_pending"] == 1
+    served.process.terminate()  # while the store is still away
+    served.process.wait(timeout=60)
+    said = (served.root.parent / "server.log").read_text()
+    assert "1 audit entries were not written" in said
+    assert '["root", "experiment.create", "outage-test", "failed"' in said

@@ -585,6 +585,8 @@ def create_server_app(ws: Workspace) -> FastAPI:
 
         return Plain(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    # a graceful stop (uvicorn then re-raises the signal, so atexit would not run)
+    app.router.on_shutdown.append(outage.unwritten)
     app.include_router(areas_router(ws, gate))
     for route in mlflow_routes(ws, gate):
         app.router.routes.append(route)

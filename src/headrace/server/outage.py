@@ -9,11 +9,14 @@
 - An audit entry that cannot be written (a call failed because the store went away) is
   kept in memory and written once the store answers again, with the time it happened;
   past :data:`MAX_PENDING` waiting entries, further ones are counted as dropped. Both
-  counts are in ``GET /api/v1/health`` and ``/metrics``: nothing is lost silently.
+  counts are in ``GET /api/v1/health`` and ``/metrics``, and entries still waiting when
+  the process exits are written to its log: nothing is lost silently.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import logging
 import math
 import threading
@@ -48,6 +51,7 @@ class StoreOutage:
         self._lock = threading.Lock()
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
+        self._at_exit = False
 
     def unavailable(self, exc: BaseException, *, code: str = "STORE_UNAVAILABLE") -> ApiError:
         """The 503 for a request that failed because the store is unreachable."""
@@ -68,6 +72,9 @@ class StoreOutage:
         """Keep an audit entry the store could not take, to write once it is back."""
         entry = (actor, action, target, outcome, {**details, "happened_at": time.time()})
         with self._lock:
+            if not self._at_exit:
+                self._at_exit = True
+                atexit.register(self.unwritten)
             if len(self._pending) >= MAX_PENDING:
                 self.dropped += 1
                 dropped = self.dropped
@@ -93,6 +100,20 @@ class StoreOutage:
             "audit_dropped": self.dropped,
             "audit_written_late": self.written_late,
         }
+
+    def unwritten(self) -> None:
+        """At shutdown (or exit), entries still waiting go to the log, whole: not lost
+        silently."""
+        with self._lock:
+            left = list(self._pending)
+            self._pending.clear()
+        if left:
+            log.error(
+                "%d audit entries were not written (the metadata store was unreachable "
+                "until the server stopped); here they are: %s",
+                len(left),
+                json.dumps(left, default=str),
+            )
 
     def close(self) -> None:
         self._stop.set()
