@@ -176,6 +176,11 @@ def slow(first: int) -> int:
     return first + 1
 
 
+@hr.asset
+def after(slow: int) -> int:  # the run goes on after the step the outage spanned
+    return slow + 1
+
+
 auto.pipeline("slow", "first+", max_attempts=3)
 """
 
@@ -210,10 +215,11 @@ def test_a_run_in_flight_through_an_outage_longer_than_its_lease_runs_once(
         )
         ws.store.close()
         cluster.stop()
-        # away for longer than the 3 s lease: the worker's heartbeats fail 5 times
+        # away for longer than the 3 s lease, and than the run's own 10 s heartbeat:
+        # the worker's lease heartbeats (one a second) fail a dozen times
         wait_for(
-            lambda: _unreachable(root, "worker", 1, tries=5),
-            timeout=30,
+            lambda: _unreachable(root, "worker", 1, tries=12),
+            timeout=40,
             what="the worker's heartbeats to fail for longer than its lease",
         )
         cluster.start()
@@ -234,6 +240,7 @@ def test_a_run_in_flight_through_an_outage_longer_than_its_lease_runs_once(
         assert ws.store.runs.get(done.run_id).status == "success"
         assert (root / "first.log").read_text() == "ran\n"
         assert (root / "slow.log").read_text() == "ran\n"
+        assert {s.key: s.status for s in ws.store.runs.steps(done.run_id)}["after"] == "success"
         assert all(p.poll() is None for p in processes.values())  # both carried on
         assert "lost; queued again" not in logs["daemon"].read_text()
         assert "Traceback" not in logs["daemon"].read_text()
