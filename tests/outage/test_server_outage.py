@@ -50,7 +50,12 @@ class Served:
 
 
 @pytest.fixture
-def served(cluster: PrivateCluster, tmp_path: Path) -> Iterator[Served]:
+def served(
+    cluster: PrivateCluster, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Served]:
+    """``headrace server`` on a private cluster; with its daemon beside it when the test
+    is parametrised ``served`` = True."""
+    beside = bool(getattr(request, "param", False))
     url = cluster.database()
     root, _ = write_project(tmp_path / "ws", "")
     with open_workspace(root, metadata_url=url) as ws:
@@ -63,7 +68,7 @@ def served(cluster: PrivateCluster, tmp_path: Path) -> Iterator[Served]:
     env["HEADRACE_METADATA_URL"] = url
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
-        [*HEADRACE, "server", "--port", str(port), "--no-daemon"],
+        [*HEADRACE, "server", "--port", str(port), "--daemon" if beside else "--no-daemon"],
         cwd=root,
         env=env,
         stdout=log,
@@ -87,6 +92,7 @@ def served(cluster: PrivateCluster, tmp_path: Path) -> Iterator[Served]:
         log.close()
 
 
+@pytest.mark.parametrize("served", [True], indirect=True, ids=["with-daemon"])
 def test_the_server_answers_503_with_retry_after_and_audits_later(
     served: Served, cluster: PrivateCluster
 ) -> None:
@@ -120,6 +126,15 @@ def test_the_server_answers_503_with_retry_after_and_audits_later(
     assert health["status"] == "degraded" and health["store"]["reachable"] is False
     assert health["store"]["audit_pending"] == 1  # the failed log-metric (reads: none)
     assert httpx.get(served.base + "/api/v1/ready", timeout=30).status_code == 503
+    # and so do the daemon beside it and its worker, through their health files
+    wait_for(
+        lambda: (
+            {(p["role"], p["store"]["reachable"]) for p in served.health()["processes"]}
+            == {("daemon", False), ("worker", False)}
+        ),
+        timeout=30,
+        what="the daemon and its worker to say in the server's health the store is away",
+    )
 
     cluster.start()
     wait_for(
@@ -132,6 +147,11 @@ def test_the_server_answers_503_with_retry_after_and_audits_later(
     )
     health = served.health()
     assert health["store"]["audit_written_late"] >= 1 and health["store"]["audit_dropped"] == 0
+    wait_for(
+        lambda: all(p["store"]["reachable"] for p in served.health()["processes"]),
+        timeout=30,
+        what="the daemon and its worker to find the store back",
+    )
     entries = served.get("/api/v1/audit?limit=1000").json()["entries"]
     late = [e for e in entries if e["action"] == "mlflow.log_metric"]
     assert [e["outcome"] for e in late] == ["failed"]
