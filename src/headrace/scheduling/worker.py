@@ -3,10 +3,11 @@ renew by heartbeat. A run that comes back to the queue because its worker died i
 resumed from its completed steps.
 
 A serving worker rides out its metadata store going away: it says so once in its log
-(and its health file, under the daemon), tries again with backoff, and carries on when
-the store is back. A run the outage interrupted goes back to the queue as soon as the
-store answers again and is resumed from its completed steps; one that finished during
-the outage is recorded as finished once the store is back. Nothing is left running.
+(and its health file), tries again with backoff, and carries on when the store is back.
+A run in flight keeps going while what it records waits for the store; one the outage
+stopped goes back to the queue as soon as the store answers again and is resumed from
+its completed steps; one that finished meanwhile is recorded as finished once the store
+is back. Nothing is left running.
 """
 
 from __future__ import annotations
