@@ -123,8 +123,11 @@ def test_the_daemon_and_its_workers_ride_out_a_stopped_postgres(
             what=f"all {RUNS} queued runs to succeed",
         )
         assert daemon.poll() is None  # it carried on
-        said = log_path.read_text()
-        assert "daemon: the metadata store is reachable again after" in said
+        wait_for(  # its next try may come up to 5 s after the store is back
+            lambda: "daemon: the metadata store is reachable again after" in log_path.read_text(),
+            timeout=30,
+            what="the daemon to say the store is back",
+        )
         wait_for(
             lambda: not _unreachable(root, "daemon", 1) and not _unreachable(root, "worker", 1),
             timeout=30,
