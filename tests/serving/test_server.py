@@ -134,6 +134,7 @@ def test_health_version_and_metrics(running: Running) -> None:
         "version": 1,
     }
     assert health["prediction_log"]["status"] == "ok"
+    assert health["store"]["reachable"] is True
     assert httpx.get(f"{running.url}/version").json()["flavor"] == "sklearn"
     httpx.post(f"{running.url}/predict", json=frame(1).iloc[0].to_dict())
     httpx.post(

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from headrace.store import MetadataStore
 from headrace.store.deadletters import IsolatingWriter
 from headrace.store.engine import create_store_engine
-from headrace.store.failures import is_unreachable
+from headrace.store.failures import is_transient
 
 
 def prediction(i: int, **changes: Any) -> dict[str, Any]:
@@ -117,7 +117,7 @@ def test_an_unreachable_store_keeps_every_row_without_splitting() -> None:
         down.close()
     assert outcome.unwritten == rows and outcome.written == 0
     assert outcome.dead_lettered == [] and write.calls == 1
-    assert outcome.error is not None and is_unreachable(outcome.error)
+    assert outcome.error is not None and is_transient(outcome.error)
 
 
 def test_dead_letters_are_listed_by_writer_and_after_an_id(store: MetadataStore) -> None:
@@ -137,7 +137,7 @@ def test_dead_letters_are_listed_by_writer_and_after_an_id(store: MetadataStore)
 # -- which errors mean "retry later" and which "this row is refused" --------------------
 
 
-def test_a_locked_sqlite_file_is_unreachable_not_a_refusal(tmp_path: Path) -> None:
+def test_a_locked_sqlite_file_is_transient_not_a_refusal(tmp_path: Path) -> None:
     path = tmp_path / "locked.sqlite"
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("CREATE TABLE t (x INTEGER NOT NULL)")
@@ -153,8 +153,8 @@ def test_a_locked_sqlite_file_is_unreachable_not_a_refusal(tmp_path: Path) -> No
         engine.dispose()
         holder.close()
     assert "locked" in str(locked.value)
-    assert is_unreachable(locked.value)
-    assert not is_unreachable(refused.value)
+    assert is_transient(locked.value)
+    assert not is_transient(refused.value)
 
 
 @pytest.mark.postgres
@@ -176,12 +176,12 @@ def test_postgresql_refusals_and_a_refused_connection_are_told_apart(postgres_ur
             errors.append(caught.value)
     finally:
         engine.dispose()
-    assert [is_unreachable(e) for e in errors] == [False] * 5
+    assert [is_transient(e) for e in errors] == [False] * 5
     down = sa.create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/x")
     with pytest.raises(sa.exc.OperationalError) as refused:
         down.connect()
     down.dispose()
-    assert is_unreachable(refused.value)
+    assert is_transient(refused.value)
 
 
 def test_labels_the_database_refuses_are_dead_lettered_and_the_rest_attached(

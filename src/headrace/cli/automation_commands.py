@@ -136,6 +136,9 @@ def daemon(
     import signal
     import threading
 
+    from headrace.runtime.logs import log_to_stderr
+
+    log_to_stderr()
     automation = _automation(ws)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -177,9 +180,12 @@ def worker(
     import sys
     import threading
 
+    from headrace.runtime.logs import log_to_stderr
+    from headrace.scheduling.health import HealthFile
     from headrace.scheduling.reload import ProjectWatch
     from headrace.scheduling.worker import Worker
 
+    log_to_stderr()
     ws = _workspace()
     one = Worker(ws, _automation(ws), lease=lease)
     stop = threading.Event()
@@ -190,7 +196,11 @@ def worker(
         return
     _console().print(f"worker {one.name} taking runs; Ctrl-C stops")
     watch = ProjectWatch(ws) if reload else None
-    one.serve(stop, poll=poll, until=None if watch is None else watch.changed)
+    health = HealthFile(ws.settings.state_dir, "worker", one.availability)
+    try:
+        one.serve(stop, poll=poll, until=None if watch is None else watch.changed, health=health)
+    finally:
+        health.remove()
     if not stop.is_set():  # the project changed: this process starts over with it
         _console().print("the project's files changed: starting afresh")
         ws.close()

@@ -9,6 +9,7 @@ yet committed (at most ``interval`` seconds of work) run again on resume.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -23,6 +24,9 @@ FLUSH_INTERVAL = 0.05
 #: Seconds between a running run's heartbeats (``runs.heartbeat_at``); a run quiet for
 #: much longer than this lost its process (:func:`~headrace.orchestration.service.fail_lost_runs`).
 HEARTBEAT = 10.0
+#: How long a run's last batch waits for a store that went away before the run fails
+#: (and can be resumed): batches before it wait as long as the run goes on.
+OUTAGE_PATIENCE = 60.0
 
 
 @dataclass
@@ -112,16 +116,41 @@ class Recorder:
         self._thread.start()
 
     def _loop(self) -> None:
+        from headrace.store.availability import Availability
+        from headrace.store.failures import is_unreachable
+
+        availability = Availability(
+            f"run {self._run_id}", logger=logging.getLogger("headrace.orchestration")
+        )
         beaten = time.monotonic()
-        while not self._stop.wait(self._interval):
+        wait = self._interval
+        while not self._stop.wait(wait):
+            wait = self._interval
             try:
                 self.flush()
+                availability.back()
                 if time.monotonic() - beaten >= HEARTBEAT:  # the run's process is alive
                     beaten = time.monotonic()
-                    self._runs.beat(self._run_id, time.time())
-            except BaseException as exc:  # surfaced to the coordinator, which stops the run
-                self.error = exc
+                    self._beat()
+            except BaseException as exc:
+                if isinstance(exc, Exception) and is_unreachable(exc):
+                    # the batch was put back: the steps run on, and it goes in later
+                    wait = availability.lost(exc)
+                    continue
+                self.error = exc  # surfaced to the coordinator, which stops the run
                 return
+
+    def _beat(self) -> None:
+        """Say the run's process is alive. A beat the store cannot take is skipped, not
+        fatal: it only feeds lost-run detection, which waits a minute of silence, and a
+        step that needs no store rides out the outage (what it records later does)."""
+        from headrace.store.failures import is_unreachable
+
+        try:
+            self._runs.beat(self._run_id, time.time())
+        except Exception as exc:
+            if not is_unreachable(exc):
+                raise
 
     def flush(self, *, finish: tuple[str, float] | None = None) -> bool:
         """Commit everything marked so far, in order with earlier batches; with
@@ -138,25 +167,36 @@ class Recorder:
                     or finish
                 ):
                     return False
-                rows = [self._states[k].row() for k in self._dirty]
+                dirty = list(self._dirty)
+                rows = [self._states[k].row() for k in dirty]
                 versions, logs = self._versions, self._logs
                 tracked, self._tracked = self._tracked, Tracked()
                 models, self._models = self._models, []
                 self._dirty, self._versions, self._logs = {}, [], []
-            refused = self._runs.write_batch(
-                StepBatch(
-                    run_id=self._run_id,
-                    branch=self._branch,
-                    actor=self._actor,
-                    steps=rows,
-                    versions=versions,
-                    logs=logs,
-                    tracked=tracked if tracked else None,
-                    models=models,
-                    finish=finish,
-                ),
-                refused_versions=self._refused_versions,
+            batch = StepBatch(
+                run_id=self._run_id,
+                branch=self._branch,
+                actor=self._actor,
+                steps=rows,
+                versions=versions,
+                logs=logs,
+                tracked=tracked if tracked else None,
+                models=models,
+                finish=finish,
             )
+            try:
+                refused = self._runs.write_batch(batch, refused_versions=self._refused_versions)
+            except BaseException:
+                # one transaction: nothing of it was written, so it is put back in front
+                # of what was marked since, for the next flush (after an outage, say)
+                with self.lock:
+                    self._dirty = {**dict.fromkeys(dirty), **self._dirty}
+                    self._versions[:0] = versions
+                    self._logs[:0] = logs
+                    tracked.extend(self._tracked)
+                    self._tracked = tracked
+                    self._models[:0] = models
+                raise
             if refused:
                 with self.lock:
                     self._refused.extend(refused.items())
@@ -172,9 +212,23 @@ class Recorder:
         """Stop the background thread and commit what is left; with ``finish``, end the
         run in that last transaction when no refusal is pending or made (one commit
         less per run). Whether the run was ended."""
+        from headrace.store.availability import CAP, FIRST_RETRY
+        from headrace.store.failures import is_unreachable
+
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
         with self.lock:
             pending = bool(self._refused)
-        return self.flush(finish=None if pending else finish)
+        # the last batch waits out a short outage too: the steps are done, only their
+        # record is missing, and a resume would run them again
+        deadline = time.monotonic() + OUTAGE_PATIENCE
+        wait = FIRST_RETRY
+        while True:
+            try:
+                return self.flush(finish=None if pending else finish)
+            except Exception as exc:
+                if not is_unreachable(exc) or time.monotonic() + wait > deadline:
+                    raise
+                time.sleep(wait)
+                wait = min(CAP, wait * 2)

@@ -297,6 +297,11 @@ class Coordinator:
                             heapq.heappush(retries, (retry[0], counter, key, retry[1]))
                 elif retries and not ready:
                     time.sleep(max(0.0, min(retries[0][0] - time.time(), 1.0)))
+            # steps run in this thread can finish the plan without passing the check
+            # above: a batch the store did not take (an outage) must not be forgotten
+            # by a run that then ends as if everything were recorded
+            if self.recorder.error is not None:
+                raise self.recorder.error
         except BaseException as exc:
             status = "canceled" if isinstance(exc, KeyboardInterrupt) else "failed"
             executor.shutdown()

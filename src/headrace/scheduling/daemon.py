@@ -22,6 +22,8 @@ from headrace.scheduling.definitions import load_automation
 from headrace.scheduling.evaluate import Evaluation, evaluate
 from headrace.scheduling.notify import deliver_due
 from headrace.scheduling.worker import DEFAULT_LEASE, Worker, process_main, reap
+from headrace.store.availability import Availability
+from headrace.store.failures import is_unreachable
 
 if TYPE_CHECKING:
     from headrace.core.automation import Automation
@@ -77,12 +79,25 @@ def run_once(
 
 #: Seconds between looks at the project's files for changed definitions.
 RELOAD_EVERY = 2.0
+#: After the store comes back, nothing is declared lost for this long (or one lease,
+#: if longer): workers whose heartbeats failed during the outage beat again first.
+GRACE = 15.0
+
+
+class _Unreachable(Exception):
+    """The store went away during a step: the rest of the step waits for it."""
 
 
 class Daemon:
     """The long-running daemon: evaluates every ``tick`` seconds (each sensor at its own
     interval, freshness every minute), reaps lost runs, sends notifications, and keeps
-    ``workers`` worker processes running (restarting one that dies)."""
+    ``workers`` worker processes running (restarting one that dies).
+
+    It outlives its metadata store going away: a step that finds the store unreachable
+    stops there, the daemon says so (log, health file) and tries again with backoff;
+    its workers, which ride out the outage themselves, keep running. Any other error of
+    a part of a step is logged and the other parts still run.
+    """
 
     def __init__(
         self,
@@ -109,16 +124,23 @@ class Daemon:
         self._processes: list[Any] = []
         self._retiring: list[Any] = []
         self._next: dict[str, float] = {}
+        self.availability = Availability("daemon", logger=log)
+        #: nothing is declared lost before this time (monotonic): after an outage
+        self._lost_after = 0.0
+        #: seconds until the next step when the store is unreachable (else None)
+        self.retry_in: float | None = None
 
     def serve(self, stop: threading.Event, *, parent: int | None = None) -> None:
         """Run until ``stop`` is set (or, with ``parent``, until that process is gone:
         a daemon started beside ``headrace server`` ends with it)."""
         import os
 
+        from headrace.scheduling.health import HealthFile
         from headrace.scheduling.reload import ProjectWatch
 
         context = multiprocessing.get_context("spawn")
         watch = ProjectWatch(self.ws, every=RELOAD_EVERY) if self.reload else None
+        health = HealthFile(self.ws.settings.state_dir, "daemon", self.availability)
         try:
             while not stop.is_set():
                 if parent is not None and os.getppid() != parent:
@@ -128,9 +150,11 @@ class Daemon:
                     self.load_changed()
                 self._supervise(context)
                 self.step()
-                stop.wait(self.tick)
+                health.update(workers=[p.pid for p in self._processes])
+                stop.wait(self.tick if self.retry_in is None else self.retry_in)
         finally:
             self._stop_workers()
+            health.remove()
 
     def load_changed(self) -> bool:
         """Load the project's definitions afresh (its files changed): schedules,
@@ -176,16 +200,49 @@ class Daemon:
         if self._next.get("freshness", 0.0) <= at:
             due.append("freshness")
             self._next["freshness"] = at + 60.0
-        for line in [*fail_lost_runs(self.ws), *reap(self.ws, self.automation, now=at)]:
-            log.warning("%s", line)
-        evaluation = evaluate(self.ws, self.automation, now=at, only=due)
-        for line in evaluation.skipped:
-            log.info("%s", line)
+        evaluation = Evaluation()
+        self.retry_in = None
         try:
-            deliver_due(self.ws)
-        except Exception:
-            log.exception("sending notifications failed")
+            if not self.availability.reachable:  # is it back? (not every part asks it)
+                # (a lambda: the store itself may not be open yet, if it was down at start)
+                self._part("asking the metadata store", lambda: self.ws.store.ping())
+                self.availability.back()
+                # leases ran out while nobody could renew them: let them beat again
+                self._lost_after = time.monotonic() + max(GRACE, self.lease)
+            if time.monotonic() >= self._lost_after:
+                lines = self._part("finding lost runs", lambda: fail_lost_runs(self.ws)) or []
+                lines += (
+                    self._part(
+                        "reaping runs of lost workers",
+                        lambda: reap(self.ws, self.automation, now=at),
+                    )
+                    or []
+                )
+                for line in lines:
+                    log.warning("%s", line)
+            done = self._part(
+                "evaluating", lambda: evaluate(self.ws, self.automation, now=at, only=due)
+            )
+            if done is not None:
+                evaluation = done
+                for line in evaluation.skipped:
+                    log.info("%s", line)
+            self._part("sending notifications", lambda: deliver_due(self.ws))
+        except _Unreachable:
+            pass  # the rest of the step waits for the store
         return evaluation
+
+    def _part(self, what: str, fn: Any) -> Any:
+        """``fn()`` as one part of a step: a store outage stops the step (and says how
+        long to wait); any other error is logged and the next part still runs."""
+        try:
+            return fn()
+        except Exception as exc:
+            if is_unreachable(exc):
+                self.retry_in = self.availability.lost(exc)
+                raise _Unreachable from exc
+            log.exception("%s failed", what)
+            return None
 
     def _supervise(self, context: Any) -> None:
         self._retiring = [p for p in self._retiring if p.is_alive()]

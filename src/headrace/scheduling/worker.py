@@ -1,6 +1,13 @@
 """Workers: take runs from the durable queue and execute them, holding a lease they
 renew by heartbeat. A run that comes back to the queue because its worker died is
 resumed from its completed steps.
+
+A serving worker rides out its metadata store going away: it says so once in its log
+(and its health file), tries again with backoff, and carries on when the store is back.
+A run in flight keeps going while what it records waits for the store; one the outage
+stopped goes back to the queue as soon as the store answers again and is resumed from
+its completed steps; one that finished meanwhile is recorded as finished once the store
+is back. Nothing is left running.
 """
 
 from __future__ import annotations
@@ -18,9 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from headrace.core.automation import Automation, Pipeline
 from headrace.store.automation import QueuedRun, QueueLimits
+from headrace.store.availability import Availability
+from headrace.store.failures import is_unreachable
 
 if TYPE_CHECKING:
     from headrace.runtime.workspace import Workspace
+    from headrace.scheduling.health import HealthFile
 
 log = logging.getLogger("headrace.scheduling")
 
@@ -48,8 +58,11 @@ def queue_limits(automation: Automation) -> QueueLimits:
 class _Heartbeat:
     """Renews a claimed run's lease every third of it until stopped."""
 
-    def __init__(self, ws: Workspace, item: QueuedRun, worker: str, lease: float) -> None:
+    def __init__(
+        self, ws: Workspace, item: QueuedRun, worker: str, lease: float, availability: Availability
+    ) -> None:
         self.ws, self.item, self.worker, self.lease = ws, item, worker, lease
+        self.availability = availability
         self.lost = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="headrace-heartbeat", daemon=True)
@@ -63,7 +76,10 @@ class _Heartbeat:
         self._thread.join()
 
     def _beat(self) -> None:
-        while not self._stop.wait(self.lease / 3):
+        every = self.lease / 3
+        wait = every
+        while not self._stop.wait(wait):
+            wait = every
             try:
                 if not self.ws.store.queue.heartbeat(self.item.id, self.worker, lease=self.lease):
                     self.lost = True
@@ -71,8 +87,12 @@ class _Heartbeat:
                         "worker %s lost its lease on queued run %s", self.worker, self.item.id
                     )
                     return
-            except Exception:  # a store hiccup: the next beat tries again
-                log.exception("heartbeat of queued run %s failed", self.item.id)
+                self.availability.back()
+            except Exception as exc:  # the next beat tries again, sooner if the store is away
+                if is_unreachable(exc):
+                    wait = min(every, self.availability.lost(exc))
+                else:
+                    log.exception("heartbeat of queued run %s failed", self.item.id)
 
 
 class Worker:
@@ -93,6 +113,9 @@ class Worker:
         self.limits = queue_limits(automation)
         #: the run id this worker's last claim offered
         self._fresh: str | None = None
+        self.availability = Availability(f"worker {self.name}", logger=log)
+        #: set while serving: store calls after a run wait out an outage until it is set
+        self._stop: threading.Event | None = None
 
     def claim(self) -> QueuedRun | None:
         """Take the next run that may start, giving it the id its pipeline run will
@@ -125,16 +148,30 @@ class Worker:
         *,
         poll: float = 0.2,
         until: Callable[[], bool] | None = None,
+        health: HealthFile | None = None,
     ) -> None:
         """Execute runs until ``stop`` is set (or ``until()`` says so, asked between
-        runs), polling the queue when it is empty."""
-        while not stop.is_set() and not (until is not None and until()):
-            try:
-                if self.run_one() is None:
-                    stop.wait(poll)
-            except Exception:  # a store outage: wait and try again, never die quietly
-                log.exception("worker %s: taking a run failed", self.name)
-                stop.wait(min(5.0, poll * 10))
+        runs), polling the queue when it is empty. A store outage is waited out with
+        backoff; ``health`` (a health file) is told how the store is."""
+        self._stop = stop
+        try:
+            while not stop.is_set() and not (until is not None and until()):
+                try:
+                    taken = self.run_one()
+                except Exception as exc:
+                    if is_unreachable(exc):
+                        stop.wait(self.availability.lost(exc))
+                    else:  # never die quietly: say what broke, wait, try again
+                        log.exception("worker %s: taking a run failed", self.name)
+                        stop.wait(min(5.0, poll * 10))
+                else:
+                    self.availability.back()
+                    if taken is None:
+                        stop.wait(poll)
+                if health is not None:
+                    health.update()
+        finally:
+            self._stop = None
 
     def execute(self, item: QueuedRun) -> str:
         """Run a claimed queue row to its end; its final status."""
@@ -143,9 +180,11 @@ class Worker:
         pipeline = self.automation.pipelines.get(item.pipeline)
         fresh = item.run_id is not None and item.run_id == self._fresh
         status, error, result = "failed", None, None
+        outage: Exception | None = None
         # a run someone started through the server acts as them; the rest as the daemon
         actor = str(item.details.get("actor") or f"daemon:{item.trigger}")
-        with _Heartbeat(self.ws, item, self.name, self.lease), acting_as(actor):
+        beat = _Heartbeat(self.ws, item, self.name, self.lease, self.availability)
+        with beat, acting_as(actor):
             try:
                 if item.kind == "monitor":
                     from headrace.monitoring.runner import run_monitors
@@ -159,35 +198,76 @@ class Worker:
                         error = _first_error(result)
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
-                log.warning("queued run %s (%s) failed: %s", item.id, item.pipeline, error)
+                if self._stop is not None and is_unreachable(exc):
+                    outage = exc  # not the run's fault: it goes again once the store is back
+                else:
+                    log.warning("queued run %s (%s) failed: %s", item.id, item.pipeline, error)
+        if outage is not None:
+            return self._after_outage(item, outage)
         if (
             result is not None
             and not result.success
             and _lost_a_race(result)
             and item.attempts < item.max_attempts
-            and self.ws.store.queue.release(
-                item.id,
-                self.name,
-                why=f"{error}; its run is resumed, building on the other run's version",
+            and self._call(
+                lambda: self.ws.store.queue.release(
+                    item.id,
+                    self.name,
+                    why=f"{error}; its run is resumed, building on the other run's version",
+                )
             )
         ):
             # two runs wrote the same head at once and this one lost: nothing was wrong
             # with it, so it goes again at once (an attempt), resumed from its steps
             log.info("queued run %s (%s) lost a branch race; queued again", item.id, item.pipeline)
             return "requeued"
+        run_id = item.run_id
         made_run = result is not None or (
-            item.run_id is not None and self.ws.store.runs.exists(item.run_id)
+            run_id is not None and self._call(lambda: self.ws.store.runs.exists(run_id))
         )
         # it failed before its run was made (a bad selection, say): the id this claim
         # offered is forgotten; one given at enqueue (the server told its caller) stays
         forget = fresh and not made_run
-        if not self.ws.store.queue.finish(item.id, self.name, status, error, made_run=not forget):
+        if not self._call(
+            lambda: self.ws.store.queue.finish(
+                item.id, self.name, status, error, made_run=not forget
+            )
+        ):
             log.warning("queued run %s ended after its lease was lost", item.id)
         if status != "success":
-            self._report(
-                replace(item, run_id=item.run_id if made_run else None), pipeline, result, error
-            )
+            reported = replace(item, run_id=item.run_id if made_run else None)
+            # notifications are deduplicated by key, so a report the outage cut short
+            # is simply made again
+            self._call(lambda: self._report(reported, pipeline, result, error))
         return status
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        """``fn()``; while serving, an outage is waited out (with backoff) first."""
+        if self._stop is None:
+            return fn()
+        return self.availability.call(fn, self._stop)
+
+    def _after_outage(self, item: QueuedRun, exc: Exception) -> str:
+        """The store went away under a run: once it is back, put the run back in the
+        queue (resumed from its completed steps by whichever worker takes it)."""
+        self.availability.lost(exc)
+        why = (
+            f"the metadata store became unreachable mid-run ({type(exc).__name__}); "
+            "its run is resumed from its completed steps"
+        )
+        assert self._stop is not None
+        released = self.availability.call(
+            lambda: self.ws.store.queue.release(item.id, self.name, why=why), self._stop
+        )
+        if released:
+            log.warning(
+                "queued run %s (%s) was interrupted by the store outage; queued again to resume",
+                item.id,
+                item.pipeline,
+            )
+        else:  # its lease ran out and the reaper queued it again already
+            log.warning("queued run %s was interrupted and requeued by the reaper", item.id)
+        return "requeued"
 
     def _run_assets(self, item: QueuedRun, *, fresh: bool) -> Any:
         from headrace.orchestration.runner import RunResult
@@ -321,14 +401,22 @@ def process_main(root: str, lease: float, poll: float) -> None:
     of the workspace at ``root`` until SIGTERM."""
     import signal
 
+    from headrace.runtime.logs import log_to_stderr
     from headrace.runtime.workspace import open_workspace
     from headrace.scheduling.definitions import load_automation
+    from headrace.scheduling.health import HealthFile
 
+    log_to_stderr()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with open_workspace(root) as ws:
-        Worker(ws, load_automation(ws, check_paths=False), lease=lease).serve(stop, poll=poll)
+    with open_workspace(root) as ws:  # the store opens at first use, inside serve
+        worker = Worker(ws, load_automation(ws, check_paths=False), lease=lease)
+        health = HealthFile(ws.settings.state_dir, "worker", worker.availability)
+        try:
+            worker.serve(stop, poll=poll, health=health)
+        finally:
+            health.remove()
 
 
 def reap(ws: Workspace, automation: Automation, *, now: float | None = None) -> list[str]:

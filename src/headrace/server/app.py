@@ -41,6 +41,8 @@ from headrace.server.lineage_api import LineageEventIn
 from headrace.server.models import GrantIn, PrincipalIn, TokenIn
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from fastapi import FastAPI
     from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -225,11 +227,13 @@ def _failed_auth_flusher(gate: Gate) -> Any:
 def create_server_app(ws: Workspace) -> FastAPI:
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
-    from prometheus_client import CollectorRegistry, Counter, Histogram
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+    from sqlalchemy.exc import SQLAlchemyError
 
     from headrace.errors import HeadraceError
     from headrace.server.areas import areas_router
     from headrace.server.mlflow_api import mlflow_routes
+    from headrace.store.failures import is_unreachable
     from headrace.store.governance import GovernanceError
 
     gate = Gate(ws)
@@ -239,6 +243,17 @@ def create_server_app(ws: Workspace) -> FastAPI:
         "headrace_api_requests", "API requests", ["route", "status"], registry=registry
     )
     latency = Histogram("headrace_api_seconds", "API latency", ["route"], registry=registry)
+    outage = gate.outage
+    gauges: list[tuple[str, str, Callable[[], float]]] = [
+        ("headrace_store_reachable", "Whether the metadata store answers (1) or not",
+         lambda: float(outage.availability.reachable)),
+        ("headrace_audit_pending", "Audit entries waiting for the store",
+         lambda: float(outage.pending)),
+        ("headrace_audit_dropped", "Audit entries dropped during store outages",
+         lambda: float(outage.dropped)),
+    ]  # fmt: skip
+    for name, about, read in gauges:
+        Gauge(name, about, registry=registry).set_function(read)
 
     def observe(route: str, status: int, started: float) -> None:
         requests.labels(route, str(status)).inc()
@@ -260,6 +275,20 @@ def create_server_app(ws: Workspace) -> FastAPI:
     async def api_error(request: Request, error: ApiError) -> Response:
         return json_response(error.payload(), error.status, error.headers)
 
+    def unavailable(exc: BaseException) -> Response:
+        error = gate.outage.unavailable(exc)
+        return json_response(error.payload(), error.status, error.headers)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def store_error(request: Request, exc: SQLAlchemyError) -> Response:
+        if is_unreachable(exc):
+            return unavailable(exc)
+        log.error("%s %s: the store failed", request.method, request.url.path, exc_info=exc)
+        return json_response(
+            {"error_code": "INTERNAL_ERROR", "message": "the metadata store failed; see the log"},
+            500,
+        )
+
     @app.exception_handler(GovernanceError)
     async def governance_error(request: Request, exc: GovernanceError) -> Response:
         status = 409 if "exists" in str(exc) else 400
@@ -268,6 +297,8 @@ def create_server_app(ws: Workspace) -> FastAPI:
 
     @app.exception_handler(HeadraceError)
     async def headrace_error(request: Request, exc: HeadraceError) -> Response:
+        if is_unreachable(exc):
+            return unavailable(exc)
         status = 404 if "NotFound" in type(exc).__name__ else 400
         code = "NOT_FOUND" if status == 404 else "BAD_REQUEST"
         return json_response({"error_code": code, "message": str(exc)}, status)
@@ -301,9 +332,21 @@ def create_server_app(ws: Workspace) -> FastAPI:
 
     @app.get(f"{prefix}/health", tags=["service"])
     async def health() -> dict[str, Any]:
+        """The process answers (always 200): ``status`` is ``degraded`` while the
+        metadata store is unreachable; ``store`` says since when and why, and how many
+        audit entries wait for it; ``processes`` are the daemon and workers of this
+        workspace on this host, from their health files."""
         import os
 
-        return {"status": "ok", "process": os.getpid()}
+        from headrace.scheduling.health import read_health
+
+        store = outage.snapshot()
+        return {
+            "status": "ok" if store["reachable"] else "degraded",
+            "process": os.getpid(),
+            "store": store,
+            "processes": read_health(ws.settings.state_dir),
+        }
 
     @app.get(f"{prefix}/ready", tags=["service"])
     def ready() -> Response:
@@ -602,6 +645,8 @@ def create_server_app(ws: Workspace) -> FastAPI:
 
         return Plain(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    # a graceful stop (uvicorn then re-raises the signal, so atexit would not run)
+    app.router.on_shutdown.append(outage.unwritten)
     app.include_router(areas_router(ws, gate))
     for route in mlflow_routes(ws, gate):
         app.router.routes.append(route)

@@ -4,7 +4,8 @@ JSON, bounded bodies and pages of lists.
 
 A token is checked against the store at most once per :data:`TOKEN_TTL` seconds per
 process: a token revoked (or a principal disabled) through this process stops working at
-once, through another process within that time.
+once, through another process within that time. While the store is unreachable, a token
+checked in the last 15 minutes still works (:mod:`headrace.server.outage`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,19 @@ class ApiError(Exception):
 
     def payload(self) -> dict[str, Any]:
         return {"error_code": self.code, "message": self.message, **self.extra}
+
+
+def failure(exc: BaseException) -> str:
+    """What the audit log says about a call that raised ``exc``: its message, or for a
+    store outage one line saying so (not the driver's echo of the statement)."""
+    from headrace.store.availability import describe
+    from headrace.store.failures import is_unreachable
+
+    if isinstance(exc, ApiError):
+        return exc.message
+    if is_unreachable(exc):
+        return f"the metadata store was unreachable ({describe(exc)})"
+    return str(exc)
 
 
 def bad_request(message: str, **extra: Any) -> ApiError:
@@ -140,6 +154,10 @@ class Gate:
         self.namespace = ws.settings.project_name
         self._tokens: dict[str, tuple[Principal, float]] = {}
         self._lock = threading.Lock()
+        from headrace.server.outage import StoreOutage
+
+        #: the store's reachability, and audit entries waiting for it
+        self.outage = StoreOutage(ws)
 
     def principal(self, request: Request) -> Principal:
         """The caller, from ``Authorization: Bearer <token>`` (401 without a valid one)."""
@@ -180,6 +198,15 @@ class Gate:
                 self._tokens.pop(token, None)
             self.failures.failed(source, exc.reason, exc.token_id)
             raise ApiError(401, "UNAUTHENTICATED", str(exc)) from exc
+        except Exception as exc:
+            from headrace.server.outage import TOKEN_OUTAGE_TTL
+            from headrace.store.failures import is_unreachable
+
+            if not is_unreachable(exc):
+                raise
+            if cached is not None and now - cached[1] < TOKEN_OUTAGE_TTL:
+                return cached[0]  # seen lately: the outage does not lock its owner out
+            raise self.outage.unavailable(exc) from exc
         with self._lock:
             if len(self._tokens) > 10_000:
                 self._tokens.clear()
@@ -227,8 +254,16 @@ class Gate:
         actor = principal.name if principal is not None else "anonymous"
         if connection is not None:
             self.governance.append(connection, actor, action, target, outcome, details or {})
-        else:
+            return
+        try:
             self.governance.record(actor, action, target, outcome, details)
+        except Exception as exc:
+            from headrace.store.failures import is_unreachable
+
+            if not is_unreachable(exc):
+                raise
+            # written once the store is back (or counted as dropped), never lost silently
+            self.outage.defer(actor, action, target, outcome, details or {})
 
     @contextmanager
     def audited(
@@ -255,7 +290,7 @@ class Gate:
         try:
             yield ticket
         except Exception as exc:
-            message = exc.message if isinstance(exc, ApiError) else str(exc)
+            message = failure(exc)
             self.record(principal, action, target, "failed", {"error": message[:2000]})
             exc.audited = True  # type: ignore[attr-defined]
             raise

@@ -19,7 +19,8 @@ log, ``register_model`` to register, ``promote_model`` to move an alias) and wri
 the audit log, in the same transaction as what it changes where there is one.
 Errors come as MLflow's ``{"error_code", "message"}``: ``RESOURCE_DOES_NOT_EXIST`` (404),
 ``INVALID_PARAMETER_VALUE`` (400), ``RESOURCE_ALREADY_EXISTS`` (400),
-``PERMISSION_DENIED`` (403), ``UNAUTHENTICATED`` (401).
+``PERMISSION_DENIED`` (403), ``UNAUTHENTICATED`` (401), and ``TEMPORARILY_UNAVAILABLE``
+(503, with ``Retry-After``) while the metadata store is unreachable.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from headrace.server.context import (
     ApiError,
     Gate,
+    failure,
     finite,
     json_body,
     json_response,
@@ -64,6 +66,8 @@ STATUS_IN = {
 }
 STATUS_OUT = {v: k for k, v in STATUS_IN.items()} | {"skipped": "FINISHED"}
 REGISTRY_STATUS = "READY"
+#: MLflow's error code for a server that cannot answer now (503, with Retry-After)
+UNAVAILABLE = "TEMPORARILY_UNAVAILABLE"
 #: A run's logged-model outputs are kept as tags ``mlflow.loggedModel.<model id>`` = step.
 _OUTPUT_TAG = "mlflow.loggedModel."
 
@@ -1670,6 +1674,7 @@ def mlflow_routes(ws: Workspace, gate: Gate) -> list[Route]:
     from starlette.routing import Route
 
     from headrace.errors import HeadraceError
+    from headrace.store.failures import is_unreachable
 
     api = MlflowApi(ws, gate)
 
@@ -1689,7 +1694,7 @@ def mlflow_routes(ws: Workspace, gate: Gate) -> list[Route]:
                 # a mutating call refused before it reached its audited part (bad input,
                 # an unknown run) is recorded too; unauthenticated calls are not
                 if permission != "read" and who is not None and not getattr(exc, "audited", False):
-                    message = exc.message if isinstance(exc, ApiError) else str(exc)
+                    message = failure(exc)
                     gate.record(who, action, request.url.path, "failed", {"error": message[:2000]})
                 raise
 
@@ -1702,13 +1707,19 @@ def mlflow_routes(ws: Workspace, gate: Gate) -> list[Route]:
                     401: "UNAUTHENTICATED",
                     413: error.code,
                     429: "REQUEST_LIMIT_EXCEEDED",
+                    503: UNAVAILABLE,
                 }.get(error.status, error.code)
                 if error.code == "BAD_REQUEST":
                     code = "INVALID_PARAMETER_VALUE"
                 return json_response(
                     {**error.payload(), "error_code": code}, error.status, error.headers
                 )
-            except HeadraceError as exc:
+            except Exception as exc:
+                if is_unreachable(exc):  # the client retries a 503 by itself
+                    busy = gate.outage.unavailable(exc, code=UNAVAILABLE)
+                    return json_response(busy.payload(), busy.status, busy.headers)
+                if not isinstance(exc, HeadraceError):
+                    raise
                 return json_response(
                     {"error_code": "INVALID_PARAMETER_VALUE", "message": str(exc)}, 400
                 )

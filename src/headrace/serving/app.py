@@ -27,6 +27,8 @@ from headrace.serving.errors import PredictionLogFullError, RequestHeaderError
 from headrace.serving.fastpath import FastPath, Matrix, as_frame
 from headrace.serving.formats import ScoringInputError, jsonable, parse
 from headrace.serving.predlog import PredictionLog, Scored
+from headrace.store.availability import Availability
+from headrace.store.failures import is_unreachable
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -133,6 +135,8 @@ class Server:
             if options.log_predictions
             else None
         )
+        #: whether the metadata store answers the alias checks (scoring does not need it)
+        self.availability = Availability("scoring server", logger=log)
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -166,10 +170,14 @@ class Server:
             for role, uri in self.uris.items():
                 try:
                     record = resolve(self.ws, uri)
+                    self.availability.back()
                     current = self.models[role]
                     if current is None or record.version != current.model.version:
                         self.load(role)  # the old model serves until the new one is ready
-                except Exception:
+                except Exception as exc:
+                    if is_unreachable(exc):  # the loaded models keep scoring
+                        self.availability.lost(exc)
+                        break
                     log.exception("checking %s for a new version failed", uri)
 
     def start(self) -> None:
@@ -481,17 +489,21 @@ def create_app(ws: Workspace, options: ServeOptions) -> Starlette:
         served = server.served
         if served is None:
             return JSONResponse({"status": "loading"}, status_code=503)
+        # Scoring needs no store: an outage degrades alias checks and the log's writes.
+        # Failing to log is loud: the server still answers (200) but says degraded,
+        # and why; a full log refuses requests, so then it is not ready (503).
+        store = server.availability.snapshot()
         body: dict[str, Any] = {
-            "status": "ok",
+            "status": "ok" if store["reachable"] else "degraded",
             "model": served.model.name,
             "version": served.model.version,
+            "store": store,
         }
         if server.predictions is not None:
-            # Failing to log is loud: the server still answers (200) but says degraded,
-            # and why; a full log refuses requests, so then it is not ready (503).
             state = server.predictions.health()
             body["prediction_log"] = state
-            body["status"] = state["status"]
+            if state["status"] != "ok":
+                body["status"] = state["status"]
             if state["pending_rows"] >= state["capacity"]:
                 return JSONResponse(body, status_code=503)
         return JSONResponse(body)

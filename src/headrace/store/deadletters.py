@@ -5,7 +5,7 @@ batch in one transaction; when the database refuses it, it splits the batch in h
 until the refused rows stand alone, writes the rest, and keeps each refused row in the
 ``dead_letters`` table with the reason. When the store cannot be reached at all, it
 splits nothing: the rows are handed back to be written later (see
-:func:`headrace.store.failures.is_unreachable`).
+:func:`headrace.store.failures.is_transient`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from sqlalchemy import func, insert, select
 
 from headrace.core.deadletters import DeadLetter
-from headrace.store.failures import is_unreachable, refusal
+from headrace.store.failures import is_transient, refusal
 from headrace.store.schema import dead_letters
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ class IsolatingWriter(Generic[T]):
             try:
                 self._write(batch)
             except Exception as exc:
-                if is_unreachable(exc):
+                if is_transient(exc):
                     outcome.unwritten = [*batch, *(row for rest in pending for row in rest)]
                     outcome.error = exc
                     break

@@ -269,6 +269,12 @@ class MetadataStore:
         ):
             yield connection
 
+    def ping(self) -> None:
+        """One round trip to the database; raises what the driver raised if it does not
+        answer (:func:`~headrace.store.failures.is_unreachable` tells an outage)."""
+        with self.read() as connection:
+            connection.execute(text("SELECT 1"))
+
     def close(self) -> None:
         self.engine.dispose()
 

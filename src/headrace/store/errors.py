@@ -61,7 +61,8 @@ class MergeRefusedError(StoreError):
 
 
 class StoreUnreachableError(StoreError):
-    """The metadata store could not be reached (or was busy): nothing was written, and
-    the same write may succeed later."""
+    """The metadata store cannot be reached right now (its server is down or
+    restarting, the network dropped) or was busy: nothing was written, and trying
+    again later can help."""
 
     retryable = True
