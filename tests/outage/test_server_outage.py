@@ -124,7 +124,8 @@ def test_the_server_answers_503_with_retry_after_and_audits_later(
     # health says so (and still answers 200); readiness does not
     health = served.health()
     assert health["status"] == "degraded" and health["store"]["reachable"] is False
-    assert health["store"]["audit_pending"] == 1  # the failed log-metric (reads: none)
+    # the failed log-metric and the malformed token's auth.failed (reads: none)
+    assert health["store"]["audit_pending"] == 2
     assert httpx.get(served.base + "/api/v1/ready", timeout=30).status_code == 503
     # and so do the daemon beside it and its worker, through their health files
     wait_for(

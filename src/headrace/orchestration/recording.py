@@ -13,11 +13,14 @@ import logging
 import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from headrace.core.tracking import Tracked
 from headrace.store.registry import NewModelVersion
 from headrace.store.runs import NewVersion, RunRepository, StepBatch
+
+if TYPE_CHECKING:
+    from headrace.store.availability import Availability
 
 #: Seconds between commits while a run is going.
 FLUSH_INTERVAL = 0.05
@@ -82,6 +85,7 @@ class Recorder:
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._store_state: Availability | None = None
         self._refused_versions: set[str] = set()
         self._refused: list[tuple[str, str]] = []
         self.error: BaseException | None = None
@@ -116,12 +120,9 @@ class Recorder:
         self._thread.start()
 
     def _loop(self) -> None:
-        from headrace.store.availability import Availability
         from headrace.store.failures import is_unreachable
 
-        availability = Availability(
-            f"run {self._run_id}", logger=logging.getLogger("headrace.orchestration")
-        )
+        availability = self._availability()
         beaten = time.monotonic()
         wait = self._interval
         while not self._stop.wait(wait):
@@ -139,6 +140,16 @@ class Recorder:
                     continue
                 self.error = exc  # surfaced to the coordinator, which stops the run
                 return
+
+    def _availability(self) -> Availability:
+        """The run's view of the store, shared by the loop and the last batch, so that
+        an outage is said once in the log, and its end too."""
+        from headrace.store.availability import Availability
+
+        if self._store_state is None:
+            logger = logging.getLogger("headrace.orchestration")
+            self._store_state = Availability(f"run {self._run_id}", logger=logger)
+        return self._store_state
 
     def _beat(self) -> None:
         """Say the run's process is alive. A beat the store cannot take is skipped, not
@@ -224,11 +235,16 @@ class Recorder:
         # record is missing, and a resume would run them again
         deadline = time.monotonic() + OUTAGE_PATIENCE
         wait = FIRST_RETRY
+        availability = self._availability()
         while True:
             try:
-                return self.flush(finish=None if pending else finish)
+                ended = self.flush(finish=None if pending else finish)
             except Exception as exc:
                 if not is_unreachable(exc) or time.monotonic() + wait > deadline:
                     raise
+                availability.lost(exc)
                 time.sleep(wait)
                 wait = min(CAP, wait * 2)
+                continue
+            availability.back()
+            return ended

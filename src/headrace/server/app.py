@@ -203,7 +203,9 @@ async def _buffered(scope: Scope, receive: Any, limit: int) -> tuple[Scope, Any]
 
 def _failed_auth_flusher(gate: Gate) -> Any:
     """The app's lifespan: write the failed-authentication counts of each ended window
-    while no request comes to do it, and the pending ones at shutdown."""
+    while no request comes to do it, and the pending ones at shutdown; then log the audit
+    entries an outage still holds (a graceful stop: uvicorn re-raises the signal after
+    it, so atexit would not run)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> Any:
@@ -220,6 +222,7 @@ def _failed_auth_flusher(gate: Gate) -> Any:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await asyncio.to_thread(gate.failures.flush)
+            gate.outage.unwritten()
 
     return lifespan
 
@@ -645,8 +648,6 @@ def create_server_app(ws: Workspace) -> FastAPI:
 
         return Plain(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    # a graceful stop (uvicorn then re-raises the signal, so atexit would not run)
-    app.router.on_shutdown.append(outage.unwritten)
     app.include_router(areas_router(ws, gate))
     for route in mlflow_routes(ws, gate):
         app.router.routes.append(route)

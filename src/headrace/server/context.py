@@ -218,7 +218,12 @@ class Gate:
     ) -> None:
         try:
             self.governance.record(actor, action, target, outcome, details)
-        except Exception:
+        except Exception as exc:
+            from headrace.store.failures import is_unreachable
+
+            if is_unreachable(exc):  # written once the store is back, like any entry
+                self.outage.defer(actor, action, target, outcome, details)
+                return
             # the refusal stands whether or not its record could be written
             log.exception("a failed authentication could not be audited")
 
