@@ -4,7 +4,9 @@ Endpoints: ``POST /invocations`` (the formats of ``mlflow models serve``), ``POS
 /predict`` (records in, predictions and the model version out), ``GET /ping``, ``GET
 /health`` (200 only once the model is loaded), ``GET /version`` and ``GET /metrics``
 (Prometheus). Every request is checked against the model's signature; bad input is a
-4xx naming the field, a model that raises a 500 with an error id that is also logged.
+4xx naming the field. A model that raises on checked input is a 500 with an error id
+that is also logged (a model without a signature: a 400, since its input was not
+checked); so is any other fault, always in the same JSON format.
 Every prediction goes to the prediction log, written off the request path. When the
 served alias moves, the new version is loaded in the background and swapped in
 between requests.
@@ -232,18 +234,18 @@ class Server:
         served = self.models[role]
         if served is None:
             raise ScoringInputError("the model is not loaded yet", status=503, field=None)
-        data = None
+        parsed = None
         if _is_json(content_type):
             if not body.strip():
                 raise ScoringInputError("the request body is empty", field="body")
-            data = read_json(body)  # once, for the fast path and the general one
+            parsed = read_json(body)  # once, for the fast path and the general one
             if records:
-                data = _as_records(data)
+                parsed = parsed._replace(value=_as_records(parsed.value))
             if served.fast is not None:
-                matrix = served.fast.read_value(data)
+                matrix = served.fast.read_value(parsed.value)
                 if matrix is not None:
                     return role, served, matrix
-        table = parse(body, content_type, served.columns, data)
+        table = parse(body, content_type, served.columns, parsed)
         return role, served, served.model.check(table)
 
     @staticmethod

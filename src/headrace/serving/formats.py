@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from headrace.errors import HeadraceError
 from headrace.io.jsonnesting import shallow
@@ -107,13 +107,23 @@ def _too_deep() -> ScoringInputError:
     )
 
 
-def read_json(body: bytes) -> Any:
+class Json(NamedTuple):
+    """A body's JSON value; ``finite``: orjson read it, so it holds no NaN or infinity
+    (the table needs no check for them)."""
+
+    value: Any
+    finite: bool
+
+
+def read_json(body: bytes) -> Json:
     """The body's JSON value; a body that is not JSON, or nested too deep, is a 400."""
     import orjson
 
+    finite = True
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        finite = False
         refused = str(exc)
         if "depth" in refused or "recursion" in refused:
             raise _too_deep() from exc
@@ -129,14 +139,19 @@ def read_json(body: bytes) -> Any:
     nested = type(data) is list or type(data) is dict
     if nested and body.count(b"[") + body.count(b"{") > MAX_DEPTH and not shallow(data, MAX_DEPTH):
         raise _too_deep()
-    return data
+    return Json(data, finite)
 
 
-def parse_json(body: bytes | Any, columns: Sequence[str] | None, *, parsed: bool = False) -> Any:
-    """A polars DataFrame from an MLflow-style JSON body (``columns``: the signature's,
-    for bare rows); ``parsed``: ``body`` is the JSON value already read by
-    :func:`read_json`."""
-    data = body if parsed else read_json(body)
+def parse_json(body: bytes | Json, columns: Sequence[str] | None) -> Any:
+    """A polars DataFrame from an MLflow-style JSON body, or its value already read by
+    :func:`read_json` (``columns``: the signature's, for bare rows); NaN and infinities
+    are refused, naming the column."""
+    parsed = body if isinstance(body, Json) else read_json(body)
+    table = _json_table(parsed.value, columns)
+    return table if parsed.finite else finite(table)
+
+
+def _json_table(data: Any, columns: Sequence[str] | None) -> Any:
     if not isinstance(data, dict):
         raise ScoringInputError(
             f"the JSON body must be an object with exactly one of {', '.join(KEYS)}", field="body"
@@ -223,17 +238,20 @@ def finite(table: Any) -> Any:
 
 
 def parse(
-    body: bytes, content_type: str | None, columns: Sequence[str] | None, data: Any = None
+    body: bytes,
+    content_type: str | None,
+    columns: Sequence[str] | None,
+    parsed: Json | None = None,
 ) -> Any:
     """The request's table, by content type (parameters such as charset ignored);
-    ``data``: a JSON body already read by :func:`read_json`."""
+    ``parsed``: a JSON body already read by :func:`read_json`."""
     kind = (content_type or "").split(";")[0].strip().lower()
     if kind == "application/json":
-        if data is not None:
-            return finite(parse_json(data, columns, parsed=True))
+        if parsed is not None:
+            return parse_json(parsed, columns)
         if not body.strip():
             raise ScoringInputError("the request body is empty", field="body")
-        return finite(parse_json(body, columns))
+        return parse_json(body, columns)
     if kind == "text/csv":
         return finite(parse_csv(body))
     raise ScoringInputError(
