@@ -87,6 +87,24 @@ def test_non_finite_numbers_in_mlflow_bodies_are_refused_naming_the_field(
         assert "'step'" in message, message
 
 
+def test_mlflow_numbers_and_strings_of_the_wrong_kind_are_a_400(server: TeamServer) -> None:
+    mlflow = f"{server.root}/api/2.0/mlflow"
+    for path, body, field in (
+        ("runs/create", {"experiment_id": "0", "start_time": 2**70}, "start_time"),
+        ("runs/create", {"experiment_id": "0", "start_time": -(2**64)}, "start_time"),
+        ("runs/search", {"filter": 1.5}, "filter"),
+        ("runs/search", {"page_token": ["1"]}, "page_token"),
+        ("experiments/search", {"filter": {"name": "x"}}, "filter"),
+        ("experiments/search", {"page_token": "9" * 5000}, "page_token"),
+        ("experiments/search", {"max_results": "--5"}, "max_results"),
+    ):
+        answer = httpx.post(f"{mlflow}/{path}", json=body, headers=server.headers(), timeout=30)
+        message = documented(answer, 400, "INVALID_PARAMETER_VALUE")
+        assert f"'{field}'" in message, (path, message)
+    listed = httpx.post(f"{mlflow}/runs/search", json={}, headers=server.headers()).json()
+    assert listed.get("runs", []) == []  # the refused runs were never made
+
+
 def test_the_right_to_a_route_is_checked_before_its_body(server: TeamServer) -> None:
     viewer = server.token_for("vera", "viewer")
     developer = server.token_for("dev", "developer")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import time
 import zipfile
 from collections.abc import Awaitable, Callable
@@ -103,6 +104,10 @@ def _number(value: Any, field: str) -> float:
     raise invalid(f"parameter {field!r} must be a number, got {value!r}")
 
 
+#: An integer written as text (at most 20 digits: int() of a longer one is slow or refused).
+_DIGITS = re.compile(r"-?[0-9]{1,20}")
+
+
 def _integer(value: Any, field: str, default: int | None = None) -> int:
     if value is None or value == "":
         if default is None:
@@ -110,11 +115,15 @@ def _integer(value: Any, field: str, default: int | None = None) -> int:
         return default
     if isinstance(value, bool):
         raise invalid(f"parameter {field!r} must be an integer, got a boolean")
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        value = int(value)
     if isinstance(value, int):
+        # MLflow's protocol has 64-bit integers; a larger one would reach the database
+        # and the JSON answer, neither of which holds it
+        if not -(2**63) <= value < 2**63:
+            raise invalid(f"parameter {field!r} must be a 64-bit integer, got {value}")
         return value
-    if isinstance(value, str) and value.lstrip("-").isdigit():
-        return int(value)
-    raise invalid(f"parameter {field!r} must be an integer, got {value!r}")
+    raise invalid(f"parameter {field!r} must be an integer, got {str(value)[:100]!r}")
 
 
 def _pairs(value: Any, field: str) -> list[tuple[str, str]]:
@@ -381,7 +390,7 @@ class MlflowApi:
         if not 1 <= limit <= 50_000:
             raise invalid("max_results must be 1 to 50000")
         offset = _integer(args.get("page_token") or "0", "page_token")
-        wanted = args.get("filter") or ""
+        wanted = _string(args, "filter", required=False)
         default_id = self._default_id()
         rows = self.store.tracking.experiments(deleted=_view(args.get("view_type"), "view_type"))
         if wanted:
@@ -712,10 +721,10 @@ class MlflowApi:
         try:
             page = self.store.tracking.search(
                 experiment_ids=ids,
-                filter=_mlflow_filter(args.get("filter") or None),
+                filter=_mlflow_filter(_string(args, "filter", required=False) or None),
                 order_by=", ".join(_mlflow_order(o) for o in orders) or None,
                 max_results=limit,
-                page_token=args.get("page_token") or None,
+                page_token=_string(args, "page_token", required=False) or None,
                 with_metric_steps=True,
                 deleted=deleted,
             )
