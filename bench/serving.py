@@ -105,6 +105,13 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def _headrace_env() -> dict[str, str]:
+    """The environment of headrace's runner and server: the ``src`` of the checkout this
+    bench is in comes first, so a work tree measures its own code, not whatever
+    headrace the interpreter has installed."""
+    return _env({"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
+
+
 def _runner(python: str, tool: str, args: list[str], env: dict[str, str]) -> dict[str, Any]:
     cmd = [python, str(RUNNERS / f"{tool}_run.py"), *args]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=RUNNER_TIMEOUT_S)
@@ -437,7 +444,7 @@ def check_log(
         sys.executable,
         "headrace",
         ["count", "--dir", str(workspace), "--ids-out", str(ids_file)],
-        _env(),
+        _headrace_env(),
     )
     logged = ids_file.read_text().split()
     unique = set(logged)
@@ -502,7 +509,7 @@ def _headrace_server(
     cmd = [str(exe), "serve", "cancer@champion", "--port", str(port), "--workers", str(workers)]
     cmd += extra_args
     log = work / "logs" / f"headrace-w{workers}.log"
-    server = Server(f"headrace-w{workers}", cmd, workspace, _env(), port, log)
+    server = Server(f"headrace-w{workers}", cmd, workspace, _headrace_env(), port, log)
     return server, workspace
 
 
@@ -551,7 +558,10 @@ def run(
         base = work / "headrace-base"
         _say("headrace: a new workspace, the model registered, alias champion")
         setups["headrace"] = _runner(
-            sys.executable, "headrace", ["setup", "--dir", str(base), "--body", str(body)], _env()
+            sys.executable,
+            "headrace",
+            ["setup", "--dir", str(base), "--body", str(body)],
+            _headrace_env(),
         )
         pythons: dict[str, str] = {}
         for name in names:

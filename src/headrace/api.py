@@ -288,7 +288,9 @@ def log_model(
 ) -> ModelVersionRecord:
     """Register a fitted model as a new version of ``name`` (a ``candidate``).
 
-    ``frame`` (the training features) gives the input signature; ``data_versions``
+    ``frame`` (the training features) gives the input signature (without it, a
+    scikit-learn, LightGBM or XGBoost model fitted on named numeric columns gives its
+    own); ``data_versions``
     (asset version ids) the data it was trained on. Within ``start_run`` the version is
     linked to the run. In a pipeline, return the model from a ``@hr.model`` asset instead.
     """

@@ -151,14 +151,15 @@ class Remote(_Transport):
         description: str | None = None,
     ) -> Any:
         """Store the model as locally (its flavor's safe format, its signature from
-        ``frame``), upload it, and register it as a new version in the server."""
+        ``frame`` or the estimator), upload it, and register it as a new version in the
+        server."""
+        from headrace.io.estimators import signature_of
         from headrace.io.models import dump_model
-        from headrace.io.signature import signature_for
         from headrace.registry.service import check_name
 
         check_name(name)
         _, _, data = dump_model(model, flavor)
-        signature = signature_for(model, frame) if frame is not None else None
+        signature = signature_of(model, frame)
         digest = self.call("PUT", "/blobs", content=data)["digest"]
         made = self.call(
             "POST",

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -25,6 +26,7 @@ class TeamServer:
     root: str  # http://127.0.0.1:PORT
     ws: Workspace
     token: str  # the admin's
+    app: Any = None  # the FastAPI app it serves
 
     @property
     def api(self) -> str:
@@ -56,9 +58,8 @@ def running_server(
     ws.store.governance.create_first_admin("root")
     token = ws.store.governance.issue_token("root")
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_server_app(ws), host="127.0.0.1", port=port, log_level="error")
-    )
+    app = create_server_app(ws)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 20
@@ -72,7 +73,7 @@ def running_server(
         beside = threading.Thread(target=taker.serve, args=(stop,), kwargs={"poll": 0.02})
         beside.start()
     try:
-        yield TeamServer(f"http://127.0.0.1:{port}", ws, token)
+        yield TeamServer(f"http://127.0.0.1:{port}", ws, token, app)
     finally:
         stop.set()
         if beside is not None:

@@ -223,8 +223,9 @@ def _run_checks(
 
 
 def _model_signature(spec: AssetSpec, model: Any, kwargs: dict[str, Any]) -> Any:
-    """The model's input signature, from the frame it was trained on."""
-    from headrace.io.signature import signature_for
+    """The model's input signature, from the frame it was trained on (else from the
+    estimator, when it knows its features)."""
+    from headrace.io.estimators import signature_of
 
     assert spec.model is not None
     wanted = spec.model.signature_from
@@ -234,7 +235,8 @@ def _model_signature(spec: AssetSpec, model: Any, kwargs: dict[str, Any]) -> Any
         if (wanted is None or item.parameter == wanted)
         and table_flavor(kwargs.get(item.parameter)) is not None
     ]
-    return signature_for(model, frames[0]).to_dict() if frames else None
+    signature = signature_of(model, frames[0] if frames else None)
+    return None if signature is None else signature.to_dict()
 
 
 def _check_return(spec: AssetSpec, value: Any) -> None:

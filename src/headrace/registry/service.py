@@ -1,7 +1,8 @@
 """Registering, loading and governing models.
 
 ``log_model`` stores a fitted model as a new version of a registered model, with its
-flavor, its input signature (from the training frame), the run that trained it and
+flavor, its input signature (from the training frame, else from the estimator when it
+knows its features), the run that trained it and
 the data versions it was trained on. ``load_model("name@alias")`` returns a model whose
 ``predict`` enforces that signature. Aliases move, versions change status, and each
 change is recorded with who, when and why.
@@ -14,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from headrace.io.estimators import signature_of
 from headrace.io.models import dump_model, load_model_bytes
 from headrace.io.signature import (
     Signature,
@@ -21,7 +23,6 @@ from headrace.io.signature import (
     enforce,
     input_maker,
     model_input,
-    signature_for,
 )
 from headrace.runtime.identity import actor
 from headrace.store.registry import ModelVersionRecord, NewModelVersion, RegistryError
@@ -80,7 +81,7 @@ def register_model(
 ) -> ModelVersionRecord:
     check_name(name)
     chosen, model_class, data = dump_model(model, flavor)
-    signature = signature_for(model, frame) if frame is not None else None
+    signature = signature_of(model, frame)
     known = [ws.store.versions.get(v).id for v in data_versions]
     blob = ws.blobs.put_bytes(data)
     return ws.store.registry.register(

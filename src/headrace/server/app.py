@@ -12,8 +12,10 @@ no token or a bad one is a 401 (audited in aggregate; 429 for an address past 50
 failures a minute); a role without the route's permission gets a 403 naming
 the permission and the least role that carries it. A mutating call is authorised before
 it touches anything and written to the audit log with its outcome (``ok``, ``denied``,
-``failed``). Lists are paged (``limit`` up to 1,000 and a ``page_token``); JSON bodies
-are limited to 1 MiB and artifact uploads to 512 MiB.
+``failed``); a malformed body sent to a route the caller may not use is a 403 like any
+other. Lists are paged (``limit`` up to 1,000 and a ``page_token``); JSON bodies are
+limited to 1 MiB and 64 levels of nesting, artifact uploads to 512 MiB. A fault of the
+server is a 500 in the same JSON format, with an error id that is also in its log.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Query
 from starlette.requests import Request
 from starlette.responses import Response
 
+from headrace.io.jsonnesting import nests_deeper
 from headrace.server.context import (
     MAX_BODY,
     MAX_LIMIT,
@@ -57,12 +61,16 @@ __all__ = ["MAX_BODY", "MAX_LIMIT", "ApiError", "create_server_app"]
 BODY_TIMEOUT = 30.0
 #: Routes whose bodies may be larger than MAX_BODY (artifact uploads stream to disk).
 _LARGE_BODIES = ("/api/2.0/mlflow-artifacts/artifacts/", "/api/v1/blobs")
+#: Levels of nesting a JSON body may have (parsers and validators recurse on them).
+MAX_NESTING = 64
+_MLFLOW = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 
 
 class _Limits:
     """ASGI middleware: a JSON body (any route but artifact uploads) is read here first,
     and refused before the app sees it when it is over 1 MiB (declared, counted, or once
-    gzip-inflated: 413), not gzip though it says so (400), or stops arriving (408); an
+    gzip-inflated: 413), not gzip though it says so (400), nested more than
+    :data:`MAX_NESTING` levels deep (400), or stops arriving (408); an
     upload's body is streamed to its route under the same per-chunk timeout. Each
     request's route and status are counted for ``/metrics``."""
 
@@ -80,6 +88,8 @@ class _Limits:
             try:
                 scope, receiving = await _buffered(scope, receiving, MAX_BODY)
             except ApiError as error:
+                if error.code == "BAD_REQUEST" and scope["path"].startswith(_MLFLOW):
+                    error.code = "INVALID_PARAMETER_VALUE"  # MLflow's name for it
                 await json_response(error.payload(), error.status)(scope, receive, send)
                 self.observe(error.code.lower(), error.status, started)
                 return
@@ -189,6 +199,13 @@ async def _buffered(scope: Scope, receive: Any, limit: int) -> tuple[Scope, Any]
             ]
             + [(b"content-length", str(len(data)).encode())],
         }
+    if nests_deeper(data, MAX_NESTING):
+        raise ApiError(
+            400,
+            "BAD_REQUEST",
+            f"the JSON body is nested more than {MAX_NESTING} levels deep; no request of "
+            "this API needs more than a few",
+        )
     sent = False
 
     async def replay() -> Any:
@@ -232,6 +249,7 @@ def create_server_app(ws: Workspace) -> FastAPI:
     from fastapi.exceptions import RequestValidationError
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
     from sqlalchemy.exc import SQLAlchemyError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from headrace.errors import HeadraceError
     from headrace.server.areas import areas_router
@@ -286,11 +304,7 @@ def create_server_app(ws: Workspace) -> FastAPI:
     async def store_error(request: Request, exc: SQLAlchemyError) -> Response:
         if is_unreachable(exc):
             return unavailable(exc)
-        log.error("%s %s: the store failed", request.method, request.url.path, exc_info=exc)
-        return json_response(
-            {"error_code": "INTERNAL_ERROR", "message": "the metadata store failed; see the log"},
-            500,
-        )
+        return await unexpected(request, exc)
 
     @app.exception_handler(GovernanceError)
     async def governance_error(request: Request, exc: GovernanceError) -> Response:
@@ -306,6 +320,36 @@ def create_server_app(ws: Workspace) -> FastAPI:
         code = "NOT_FOUND" if status == 404 else "BAD_REQUEST"
         return json_response({"error_code": code, "message": str(exc)}, status)
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        """A fault of the server: the documented format, never a plain-text page."""
+        error_id = uuid.uuid4().hex[:16]
+        log.error(
+            "%s %s failed (error %s)", request.method, request.url.path, error_id, exc_info=exc
+        )
+        return json_response(
+            {
+                "error_code": "INTERNAL_ERROR",
+                "message": f"the server failed on this request; error id {error_id}",
+                "error_id": error_id,
+            },
+            500,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """Starlette's and FastAPI's own refusals (no such route, a method not allowed, a
+        body that does not decode) in the documented format."""
+        if exc.status_code == 400:
+            return refused_body(request, f"the body cannot be read: {exc.detail}")
+        codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+        response = json_response(
+            {"error_code": codes.get(exc.status_code, "BAD_REQUEST"), "message": str(exc.detail)},
+            exc.status_code,
+        )
+        response.headers.update(exc.headers or {})
+        return response
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         problems = []
@@ -315,14 +359,28 @@ def create_server_app(ws: Workspace) -> FastAPI:
             else:
                 where = ".".join(str(p) for p in e.get("loc", ()))
                 problems.append(f"{where}: {e.get('msg')}")
-        message = "; ".join(problems) or "invalid request"
+        return refused_body(request, "; ".join(problems) or "invalid request")
+
+    def refused_body(request: Request, message: str) -> Response:
+        """The 400 of a request whose body or parameters do not fit its route; on an
+        audited route, a 401 or 403 first when the caller may not use it at all."""
         route = request.scope.get("route")
-        action = (getattr(route, "openapi_extra", None) or {}).get("x-audit-action")
+        extra = getattr(route, "openapi_extra", None) or {}
+        action = extra.get("x-audit-action")
         if action is not None:
             try:
                 who = gate.principal(request)
             except ApiError as error:
                 return json_response(error.payload(), error.status)
+            # the caller's right to the route comes first: a body it may not send is
+            # refused for that, and what the route would have wanted stays untold
+            least = extra.get("x-permission")
+            if least is not None:
+                try:
+                    gate.require(who, least)
+                except ApiError as denied:
+                    gate.record(who, action, request.url.path, "denied", {"error": denied.message})
+                    return json_response(denied.payload(), denied.status)
             gate.record(who, action, request.url.path, "failed", {"error": message[:2000]})
         return json_response({"error_code": "BAD_REQUEST", "message": message}, 400)
 
@@ -393,7 +451,7 @@ def create_server_app(ws: Workspace) -> FastAPI:
         tags=["governance"],
         status_code=201,
         responses=errors,
-        openapi_extra={"x-audit-action": "principal.create"},
+        openapi_extra={"x-audit-action": "principal.create", "x-permission": "manage_principals"},
     )
     def create_principal(body: PrincipalIn, request: Request, who: Caller) -> Response:
         with gate.audited(who, "principal.create", request.url.path, "manage_principals"):
@@ -425,7 +483,7 @@ def create_server_app(ws: Workspace) -> FastAPI:
         f"{prefix}/principals/{{name}}/grants",
         tags=["governance"],
         responses=errors,
-        openapi_extra={"x-audit-action": "role.grant"},
+        openapi_extra={"x-audit-action": "role.grant", "x-permission": "manage_principals"},
     )
     def grant(name: str, body: GrantIn, who: Caller) -> Response:
         with _governed(who, "role.grant", name) as ticket:
@@ -438,7 +496,7 @@ def create_server_app(ws: Workspace) -> FastAPI:
         f"{prefix}/principals/{{name}}/grants",
         tags=["governance"],
         responses=errors,
-        openapi_extra={"x-audit-action": "role.revoke"},
+        openapi_extra={"x-audit-action": "role.revoke", "x-permission": "manage_principals"},
     )
     def revoke_grant(
         name: str, who: Caller, namespace: Annotated[str, Query(max_length=200)] = "*"
@@ -453,7 +511,7 @@ def create_server_app(ws: Workspace) -> FastAPI:
         f"{prefix}/principals/{{name}}/disable",
         tags=["governance"],
         responses=errors,
-        openapi_extra={"x-audit-action": "principal.disable"},
+        openapi_extra={"x-audit-action": "principal.disable", "x-permission": "manage_principals"},
     )
     def disable(name: str, who: Caller) -> Response:
         """Disable a principal: every token of theirs stops working."""
@@ -467,7 +525,7 @@ def create_server_app(ws: Workspace) -> FastAPI:
         f"{prefix}/principals/{{name}}/enable",
         tags=["governance"],
         responses=errors,
-        openapi_extra={"x-audit-action": "principal.enable"},
+        openapi_extra={"x-audit-action": "principal.enable", "x-permission": "manage_principals"},
     )
     def enable(name: str, who: Caller) -> Response:
         with _governed(who, "principal.enable", name) as ticket:
@@ -481,7 +539,7 @@ def create_server_app(ws: Workspace) -> FastAPI:
         tags=["governance"],
         status_code=201,
         responses=errors,
-        openapi_extra={"x-audit-action": "token.issue"},
+        openapi_extra={"x-audit-action": "token.issue", "x-permission": "manage_principals"},
     )
     def issue_token(name: str, body: TokenIn, who: Caller) -> Response:
         """A new token for ``name``, shown once."""
@@ -509,7 +567,7 @@ def create_server_app(ws: Workspace) -> FastAPI:
         f"{prefix}/tokens/{{token_id}}",
         tags=["governance"],
         responses=errors,
-        openapi_extra={"x-audit-action": "token.revoke"},
+        openapi_extra={"x-audit-action": "token.revoke", "x-permission": "manage_principals"},
     )
     def revoke_token(token_id: str, who: Caller) -> Response:
         """Revoke a token: it stops working at once in this process, within 10 s in
@@ -578,7 +636,7 @@ def create_server_app(ws: Workspace) -> FastAPI:
         tags=["lineage"],
         status_code=201,
         responses=errors,
-        openapi_extra={"x-audit-action": "lineage.event"},
+        openapi_extra={"x-audit-action": "lineage.event", "x-permission": "log_run"},
     )
     def post_lineage(event: LineageEventIn, request: Request, who: Caller) -> Response:
         """Merge one OpenLineage event (RunEvent, JobEvent or DatasetEvent) into the

@@ -370,7 +370,7 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         tags=["data"],
         status_code=201,
         responses=errors,
-        openapi_extra={"x-audit-action": "branch.create"},
+        openapi_extra={"x-audit-action": "branch.create", "x-permission": "write_branch"},
     )
     def create_branch(body: BranchIn, who: Caller) -> Response:
         from headrace.data.branching import create_branch as create
@@ -386,7 +386,7 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         "/branches/{name}",
         tags=["data"],
         responses=errors,
-        openapi_extra={"x-audit-action": "branch.delete"},
+        openapi_extra={"x-audit-action": "branch.delete", "x-permission": "write_branch"},
     )
     def delete_branch(name: str, who: Caller) -> Response:
         from headrace.data.branching import delete_branch as delete
@@ -399,7 +399,7 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         "/branches/{name}/merge",
         tags=["data"],
         responses=errors,
-        openapi_extra={"x-audit-action": "branch.merge"},
+        openapi_extra={"x-audit-action": "branch.merge", "x-permission": "read"},
     )
     def merge_branch(name: str, body: MergeIn, who: Caller) -> Response:
         """Merge ``name`` into ``into`` once every gate passes (failed error checks
@@ -531,7 +531,7 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         tags=["runs"],
         status_code=202,
         responses=errors,
-        openapi_extra={"x-audit-action": "run.start"},
+        openapi_extra={"x-audit-action": "run.start", "x-permission": "run"},
     )
     def start_run(body: RunIn, who: Caller) -> Response:
         """Check and plan a run of a selection, and queue it: a worker of the
@@ -578,7 +578,7 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         tags=["runs"],
         status_code=202,
         responses=errors,
-        openapi_extra={"x-audit-action": "run.resume"},
+        openapi_extra={"x-audit-action": "run.resume", "x-permission": "run"},
     )
     def resume_run(run_id: str, who: Caller) -> Response:
         """Finish an interrupted or failed run without redoing its completed steps
@@ -627,7 +627,10 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         "/quarantine/{version_id}/release",
         tags=["quality"],
         responses=errors,
-        openapi_extra={"x-audit-action": "quarantine.release"},
+        openapi_extra={
+            "x-audit-action": "quarantine.release",
+            "x-permission": "release_quarantine",
+        },
     )
     def release(version_id: str, who: Caller) -> Response:
         from headrace.data.quarantine import release as do_release
@@ -643,7 +646,10 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         "/quarantine/{version_id}/discard",
         tags=["quality"],
         responses=errors,
-        openapi_extra={"x-audit-action": "quarantine.discard"},
+        openapi_extra={
+            "x-audit-action": "quarantine.discard",
+            "x-permission": "release_quarantine",
+        },
     )
     def discard(version_id: str, who: Caller) -> Response:
         from headrace.data.quarantine import discard as do_discard
@@ -735,7 +741,7 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         "/models/{name}/aliases/{alias}",
         tags=["registry"],
         responses=errors,
-        openapi_extra={"x-audit-action": "model.alias"},
+        openapi_extra={"x-audit-action": "model.alias", "x-permission": "promote_model"},
     )
     def set_alias(name: str, alias: str, body: AliasIn, who: Caller) -> Response:
         """Point an alias at a version. A guarded alias (``champion``, or one a promotion
@@ -776,7 +782,7 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         "/models/{name}/versions/{version}/transition",
         tags=["registry"],
         responses=errors,
-        openapi_extra={"x-audit-action": "model.transition"},
+        openapi_extra={"x-audit-action": "model.transition", "x-permission": "register_model"},
     )
     def transition(name: str, version: int, body: TransitionIn, who: Caller) -> Response:
         from headrace.registry.service import transition as move
@@ -795,7 +801,7 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         "/models/{name}/promote",
         tags=["registry"],
         responses=errors,
-        openapi_extra={"x-audit-action": "model.promote"},
+        openapi_extra={"x-audit-action": "model.promote", "x-permission": "promote_model"},
     )
     def promote(name: str, body: PromoteIn, who: Caller) -> Response:
         """Evaluate the alias's promotion policy, rule by rule, for a version; move the
@@ -821,7 +827,7 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         "/models/{name}/approve",
         tags=["registry"],
         responses=errors,
-        openapi_extra={"x-audit-action": "model.approve"},
+        openapi_extra={"x-audit-action": "model.approve", "x-permission": "approve_model"},
     )
     def approve(name: str, body: DecisionIn, who: Caller) -> Response:
         """Approve a pending promotion (the policy is evaluated again first)."""
@@ -831,7 +837,7 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         "/models/{name}/reject",
         tags=["registry"],
         responses=errors,
-        openapi_extra={"x-audit-action": "model.reject"},
+        openapi_extra={"x-audit-action": "model.reject", "x-permission": "approve_model"},
     )
     def reject(name: str, body: DecisionIn, who: Caller) -> Response:
         """Reject a pending promotion."""
@@ -872,7 +878,7 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         tags=["registry"],
         status_code=201,
         responses=errors,
-        openapi_extra={"x-audit-action": "model.register"},
+        openapi_extra={"x-audit-action": "model.register", "x-permission": "register_model"},
     )
     def register_version(name: str, body: ModelVersionIn, who: Caller) -> Response:
         """Register a model uploaded with ``PUT /blobs`` as a new version (a candidate)."""
@@ -923,6 +929,7 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         responses=errors,
         openapi_extra={
             "x-audit-action": "blob.upload",
+            "x-permission": "register_model",
             "requestBody": {
                 "content": {
                     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
@@ -1041,7 +1048,7 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
         tags=["automation"],
         status_code=201,
         responses=errors,
-        openapi_extra={"x-audit-action": "queue.add"},
+        openapi_extra={"x-audit-action": "queue.add", "x-permission": "run"},
     )
     def queue_add(body: QueueIn, who: Caller) -> Response:
         """Queue a run of a declared pipeline now (``headrace queue add``)."""
@@ -1123,7 +1130,7 @@ def areas_router(ws: Workspace, gate: Gate) -> APIRouter:
             tags=["automation"],
             responses=errors,
             name=f"{kind}_{word}",
-            openapi_extra={"x-audit-action": f"{kind}.{word}"},
+            openapi_extra={"x-audit-action": f"{kind}.{word}", "x-permission": "run"},
         )
 
     for kind, plural in (("schedule", "schedules"), ("sensor", "sensors")):

@@ -14,9 +14,10 @@ against ``headrace server`` (``mlflow.set_tracking_uri("http://host:port")`` and
   blob), linked to the run that logged it; aliases are headrace aliases, with the
   registry's history of who moved them.
 
-Each call needs a bearer token; each mutating call is authorised first (``log_run`` to
-log, ``register_model`` to register, ``promote_model`` to move an alias) and written to
-the audit log, in the same transaction as what it changes where there is one.
+Each call needs a bearer token; each mutating call is authorised first, before its body
+is read (``log_run`` to log, ``register_model`` to register, ``promote_model`` to move an
+alias), and written to the audit log, in the same transaction as what it changes where
+there is one.
 Errors come as MLflow's ``{"error_code", "message"}``: ``RESOURCE_DOES_NOT_EXIST`` (404),
 ``INVALID_PARAMETER_VALUE`` (400), ``RESOURCE_ALREADY_EXISTS`` (400),
 ``PERMISSION_DENIED`` (403), ``UNAUTHENTICATED`` (401), and ``TEMPORARILY_UNAVAILABLE``
@@ -28,6 +29,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import time
 import zipfile
 from collections.abc import Awaitable, Callable
@@ -107,6 +109,10 @@ def _number(value: Any, field: str) -> float:
     raise invalid(f"parameter {field!r} must be a number, got {value!r}")
 
 
+#: An integer written as text (at most 20 digits: int() of a longer one is slow or refused).
+_DIGITS = re.compile(r"-?[0-9]{1,20}")
+
+
 def _integer(value: Any, field: str, default: int | None = None) -> int:
     if value is None or value == "":
         if default is None:
@@ -114,13 +120,15 @@ def _integer(value: Any, field: str, default: int | None = None) -> int:
         return default
     if isinstance(value, bool):
         raise invalid(f"parameter {field!r} must be an integer, got a boolean")
-    if isinstance(value, str) and value.lstrip("-").isdigit():
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
         value = int(value)
-    if not isinstance(value, int):
-        raise invalid(f"parameter {field!r} must be an integer, got {value!r}")
-    if not -(2**63) <= value < 2**63:  # MLflow's int64, and the store's BIGINT
-        raise invalid(f"parameter {field!r} must fit in 64 bits, got {value}")
-    return value
+    if isinstance(value, int):
+        # MLflow's protocol has 64-bit integers; a larger one would reach the database
+        # and the JSON answer, neither of which holds it
+        if not -(2**63) <= value < 2**63:
+            raise invalid(f"parameter {field!r} must be a 64-bit integer, got {value}")
+        return value
+    raise invalid(f"parameter {field!r} must be an integer, got {str(value)[:100]!r}")
 
 
 def _pairs(value: Any, field: str) -> list[tuple[str, str]]:
@@ -390,7 +398,7 @@ class MlflowApi:
         if not 1 <= limit <= 50_000:
             raise invalid("max_results must be 1 to 50000")
         offset = _integer(args.get("page_token") or "0", "page_token")
-        wanted = args.get("filter") or ""
+        wanted = _string(args, "filter", required=False)
         default_id = self._default_id()
         rows = self.store.tracking.experiments(deleted=_view(args.get("view_type"), "view_type"))
         if wanted:
@@ -721,10 +729,10 @@ class MlflowApi:
         try:
             page = self.store.tracking.search(
                 experiment_ids=ids,
-                filter=_mlflow_filter(args.get("filter") or None),
+                filter=_mlflow_filter(_string(args, "filter", required=False) or None),
                 order_by=", ".join(_mlflow_order(o) for o in orders) or None,
                 max_results=limit,
-                page_token=args.get("page_token") or None,
+                page_token=_string(args, "page_token", required=False) or None,
                 with_metric_steps=True,
                 deleted=deleted,
             )
@@ -1679,6 +1687,9 @@ def mlflow_routes(ws: Workspace, gate: Gate) -> list[Route]:
     api = MlflowApi(ws, gate)
 
     def endpoint(handler: Handler, permission: str = "read", *names: str) -> Any:
+        """The route of ``handler``; ``permission``: the least a caller needs for it,
+        checked before the body is read (the handler checks the exact one, which may
+        be more, in its audited part)."""
         action = f"mlflow.{handler.__name__}"
 
         async def run(request: Request) -> Response:
@@ -1687,6 +1698,15 @@ def mlflow_routes(ws: Workspace, gate: Gate) -> list[Route]:
                 who = gate.principal(request)
                 if permission == "read":
                     gate.require(who, "read")
+                else:  # refused before the body is looked at: a 403, audited as denied
+                    try:
+                        gate.require(who, permission)
+                    except ApiError as denied:
+                        gate.record(
+                            who, action, request.url.path, "denied", {"error": denied.message}
+                        )
+                        denied.audited = True
+                        raise
                 extra = [request.path_params[n] for n in names]
                 answer: Response = await handler(request, who, *extra)
                 return answer
@@ -1727,48 +1747,52 @@ def mlflow_routes(ws: Workspace, gate: Gate) -> list[Route]:
         return answered
 
     table: list[tuple[str, list[str], Any]] = [
-        ("/experiments/create", ["POST"], endpoint(api.create_experiment, "write")),
+        ("/experiments/create", ["POST"], endpoint(api.create_experiment, "log_run")),
         ("/experiments/get", ["GET"], endpoint(api.get_experiment)),
         ("/experiments/get-by-name", ["GET"], endpoint(api.get_experiment_by_name)),
         ("/experiments/search", ["GET", "POST"], endpoint(api.search_experiments)),
-        ("/experiments/set-experiment-tag", ["POST"], endpoint(api.set_experiment_tag, "write")),
+        ("/experiments/set-experiment-tag", ["POST"], endpoint(api.set_experiment_tag, "log_run")),
         (
             "/experiments/delete-experiment-tag",
             ["POST"],
-            endpoint(api.delete_experiment_tag, "write"),
+            endpoint(api.delete_experiment_tag, "log_run"),
         ),
-        ("/experiments/update", ["POST"], endpoint(api.update_experiment, "write")),
-        ("/experiments/delete", ["POST"], endpoint(api.delete_experiment, "write")),
-        ("/experiments/restore", ["POST"], endpoint(api.restore_experiment, "write")),
-        ("/runs/delete", ["POST"], endpoint(api.delete_run, "write")),
-        ("/runs/restore", ["POST"], endpoint(api.restore_run, "write")),
-        ("/runs/create", ["POST"], endpoint(api.create_run, "write")),
-        ("/runs/update", ["POST"], endpoint(api.update_run, "write")),
+        ("/experiments/update", ["POST"], endpoint(api.update_experiment, "log_run")),
+        ("/experiments/delete", ["POST"], endpoint(api.delete_experiment, "log_run")),
+        ("/experiments/restore", ["POST"], endpoint(api.restore_experiment, "log_run")),
+        ("/runs/delete", ["POST"], endpoint(api.delete_run, "log_run")),
+        ("/runs/restore", ["POST"], endpoint(api.restore_run, "log_run")),
+        ("/runs/create", ["POST"], endpoint(api.create_run, "log_run")),
+        ("/runs/update", ["POST"], endpoint(api.update_run, "log_run")),
         ("/runs/get", ["GET"], endpoint(api.get_run)),
-        ("/runs/log-metric", ["POST"], endpoint(api.log_metric, "write")),
-        ("/runs/log-parameter", ["POST"], endpoint(api.log_param, "write")),
-        ("/runs/set-tag", ["POST"], endpoint(api.set_tag, "write")),
-        ("/runs/delete-tag", ["POST"], endpoint(api.delete_tag, "write")),
-        ("/runs/log-batch", ["POST"], endpoint(api.log_batch, "write")),
-        ("/runs/log-inputs", ["POST"], endpoint(api.log_inputs, "write")),
-        ("/runs/outputs", ["POST"], endpoint(api.log_outputs, "write")),
+        ("/runs/log-metric", ["POST"], endpoint(api.log_metric, "log_run")),
+        ("/runs/log-parameter", ["POST"], endpoint(api.log_param, "log_run")),
+        ("/runs/set-tag", ["POST"], endpoint(api.set_tag, "log_run")),
+        ("/runs/delete-tag", ["POST"], endpoint(api.delete_tag, "log_run")),
+        ("/runs/log-batch", ["POST"], endpoint(api.log_batch, "log_run")),
+        ("/runs/log-inputs", ["POST"], endpoint(api.log_inputs, "log_run")),
+        ("/runs/outputs", ["POST"], endpoint(api.log_outputs, "log_run")),
         ("/runs/search", ["POST"], endpoint(api.search_runs)),
         ("/metrics/get-history", ["GET"], endpoint(api.metric_history)),
         ("/artifacts/list", ["GET"], endpoint(api.list_run_artifacts)),
-        ("/logged-models", ["POST"], endpoint(api.create_logged_model, "write")),
+        ("/logged-models", ["POST"], endpoint(api.create_logged_model, "log_run")),
         ("/logged-models/search", ["POST"], endpoint(api.search_logged_models)),
         ("/logged-models/{model_id}", ["GET"], endpoint(api.get_logged_model, "read", "model_id")),
         (
             "/logged-models/{model_id}",
             ["PATCH"],
-            endpoint(api.finalize_logged_model, "write", "model_id"),
+            endpoint(api.finalize_logged_model, "log_run", "model_id"),
         ),
         (
             "/logged-models/{model_id}/tags",
             ["PATCH"],
-            endpoint(api.set_logged_model_tags, "write", "model_id"),
+            endpoint(api.set_logged_model_tags, "log_run", "model_id"),
         ),
-        ("/registered-models/create", ["POST"], endpoint(api.create_registered_model, "write")),
+        (
+            "/registered-models/create",
+            ["POST"],
+            endpoint(api.create_registered_model, "register_model"),
+        ),
         ("/registered-models/get", ["GET"], endpoint(api.get_registered_model)),
         ("/registered-models/search", ["GET"], endpoint(api.search_registered_models)),
         (
@@ -1776,20 +1800,36 @@ def mlflow_routes(ws: Workspace, gate: Gate) -> list[Route]:
             ["GET", "POST"],
             endpoint(api.latest_versions),
         ),
-        ("/registered-models/update", ["PATCH"], endpoint(api.update_registered_model, "write")),
-        ("/registered-models/set-tag", ["POST"], endpoint(api.set_registered_model_tag, "write")),
+        (
+            "/registered-models/update",
+            ["PATCH"],
+            endpoint(api.update_registered_model, "register_model"),
+        ),
+        (
+            "/registered-models/set-tag",
+            ["POST"],
+            endpoint(api.set_registered_model_tag, "register_model"),
+        ),
         (
             "/registered-models/delete-tag",
             ["DELETE"],
-            endpoint(api.delete_registered_model_tag, "write"),
+            endpoint(api.delete_registered_model_tag, "register_model"),
         ),
-        ("/model-versions/update", ["PATCH"], endpoint(api.update_model_version, "write")),
-        ("/model-versions/set-tag", ["POST"], endpoint(api.set_model_version_tag, "write")),
-        ("/model-versions/delete-tag", ["DELETE"], endpoint(api.delete_model_version_tag, "write")),
-        ("/registered-models/alias", ["POST"], endpoint(api.set_alias, "write")),
-        ("/registered-models/alias", ["DELETE"], endpoint(api.delete_alias, "write")),
+        ("/model-versions/update", ["PATCH"], endpoint(api.update_model_version, "register_model")),
+        (
+            "/model-versions/set-tag",
+            ["POST"],
+            endpoint(api.set_model_version_tag, "register_model"),
+        ),
+        (
+            "/model-versions/delete-tag",
+            ["DELETE"],
+            endpoint(api.delete_model_version_tag, "register_model"),
+        ),
+        ("/registered-models/alias", ["POST"], endpoint(api.set_alias, "promote_model")),
+        ("/registered-models/alias", ["DELETE"], endpoint(api.delete_alias, "promote_model")),
         ("/registered-models/alias", ["GET"], endpoint(api.version_by_alias)),
-        ("/model-versions/create", ["POST"], endpoint(api.create_model_version, "write")),
+        ("/model-versions/create", ["POST"], endpoint(api.create_model_version, "register_model")),
         ("/model-versions/get", ["GET"], endpoint(api.get_model_version)),
         ("/model-versions/search", ["GET"], endpoint(api.search_model_versions)),
         ("/model-versions/get-download-uri", ["GET"], endpoint(api.download_uri)),
@@ -1819,7 +1859,7 @@ def mlflow_routes(ws: Workspace, gate: Gate) -> list[Route]:
         ),
         Route(
             ARTIFACTS + "/{path:path}",
-            endpoint(api.upload_artifact, "write", "path"),
+            endpoint(api.upload_artifact, "log_run", "path"),
             methods=["PUT"],
         ),
     ]

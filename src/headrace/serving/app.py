@@ -4,7 +4,9 @@ Endpoints: ``POST /invocations`` (the formats of ``mlflow models serve``), ``POS
 /predict`` (records in, predictions and the model version out), ``GET /ping``, ``GET
 /health`` (200 only once the model is loaded), ``GET /version`` and ``GET /metrics``
 (Prometheus). Every request is checked against the model's signature; bad input is a
-4xx naming the field, a model that raises a 500 with an error id that is also logged.
+4xx naming the field. A model that raises on checked input is a 500 with an error id
+that is also logged (a model without a signature: a 400, since its input was not
+checked); so is any other fault, always in the same JSON format.
 Every prediction goes to the prediction log, written off the request path. When the
 served alias moves, the new version is loaded in the background and swapped in
 between requests.
@@ -25,7 +27,7 @@ from headrace.io.signature import SignatureError
 from headrace.serving.batching import MicroBatcher
 from headrace.serving.errors import PredictionLogFullError, RequestHeaderError
 from headrace.serving.fastpath import FastPath, Matrix, as_frame
-from headrace.serving.formats import ScoringInputError, jsonable, parse
+from headrace.serving.formats import ScoringInputError, jsonable, parse, read_json
 from headrace.serving.predlog import PredictionLog, Scored
 from headrace.store.availability import Availability
 from headrace.store.failures import is_unreachable
@@ -235,22 +237,36 @@ class Server:
             )
 
     def prepare(
-        self, body: bytes, content_type: str | None, key: str | None = None
+        self,
+        body: bytes,
+        content_type: str | None,
+        key: str | None = None,
+        *,
+        records: bool = False,
     ) -> tuple[str, Served, Any]:
         """The role that answers, its model, and the request's table fitted to the
         model's signature; bad input raises a 4xx error naming the field, a full
-        prediction log a 503 (a request is refused rather than answered and not logged)."""
+        prediction log a 503 (a request is refused rather than answered and not logged).
+        ``records``: the body of ``/predict`` (a record, a list of them, or
+        ``{"records": [...]}``)."""
         if self.predictions is not None:
             self.predictions.check_room()
         role = self.route(key)
         served = self.models[role]
         if served is None:
             raise ScoringInputError("the model is not loaded yet", status=503, field=None)
-        if served.fast is not None and _is_json(content_type):
-            matrix = served.fast.read(body)
-            if matrix is not None:
-                return role, served, matrix
-        table = parse(body, content_type, served.columns)
+        parsed = None
+        if _is_json(content_type):
+            if not body.strip():
+                raise ScoringInputError("the request body is empty", field="body")
+            parsed = read_json(body)  # once, for the fast path and the general one
+            if records:
+                parsed = parsed._replace(value=_as_records(parsed.value))
+            if served.fast is not None:
+                matrix = served.fast.read_value(parsed.value)
+                if matrix is not None:
+                    return role, served, matrix
+        table = parse(body, content_type, served.columns, parsed)
         return role, served, served.model.check(table)
 
     @staticmethod
@@ -261,7 +277,7 @@ class Server:
                 return jsonable(served.fast.predict(table))
             return jsonable(served.model.predict_checked(as_frame(table)))
         except Exception as exc:
-            raise ModelFailure(exc) from exc
+            raise ModelFailure(exc, checked=served.model.signature is not None) from exc
 
     def record(
         self,
@@ -277,10 +293,16 @@ class Server:
         self.metrics.rows.inc(len(outputs))
 
     def score(
-        self, body: bytes, content_type: str | None, request_id: str, key: str | None = None
+        self,
+        body: bytes,
+        content_type: str | None,
+        request_id: str,
+        key: str | None = None,
+        *,
+        records: bool = False,
     ) -> tuple[Served, Any, Any, float]:
         """Prepare, predict and record in one call (no micro-batching)."""
-        role, served, table = self.prepare(body, content_type, key)
+        role, served, table = self.prepare(body, content_type, key, records=records)
         started = time.perf_counter()
         outputs = self.predict(served, table)
         latency = (time.perf_counter() - started) * 1000
@@ -336,15 +358,49 @@ def _scorer(served: Served) -> Any:
 
 
 class ModelFailure(Exception):
-    def __init__(self, cause: BaseException) -> None:
+    """The model raised. ``checked``: the input had passed the model's signature (so the
+    fault is the model's: a 500); without a signature the input is the likelier culprit,
+    and the answer is a 400, as MLflow's scoring server gives."""
+
+    def __init__(self, cause: BaseException, *, checked: bool = True) -> None:
         super().__init__(str(cause))
         self.cause = cause
+        self.checked = checked
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> Response:
     from starlette.responses import JSONResponse
 
     return JSONResponse({"error_code": code, "message": message, **extra}, status_code=status)
+
+
+def _internal(cause: BaseException, what: str, request_id: str | None) -> Response:
+    """A 500 in the documented format, with an error id that is also in the log, beside
+    the traceback."""
+    error_id = uuid.uuid4().hex[:16]
+    log.error("%s on request %s (error %s)", what, request_id or "-", error_id, exc_info=cause)
+    return _error(
+        500,
+        "INTERNAL_ERROR",
+        f"{what}; error id {error_id}",
+        error_id=error_id,
+        request_id=request_id,
+    )
+
+
+def _unchecked_input(cause: BaseException, request_id: str) -> Response:
+    """The 400 for a model without a signature that fails on a request's input."""
+    said = " ".join(str(cause).split())[:300]
+    log.warning("the model failed on the input of request %s: %r", request_id, cause)
+    return _error(
+        400,
+        "BAD_REQUEST",
+        f"the model failed on this input ({type(cause).__name__}: {said}); it was registered "
+        "without a signature, so requests are not checked before it: send the columns and "
+        "types it was trained on",
+        field=None,
+        request_id=request_id,
+    )
 
 
 _CODES = {
@@ -407,12 +463,13 @@ def create_app(ws: Workspace, options: ServeOptions) -> Starlette:
             content_type = request.headers.get("content-type") or ""
             if endpoint == "predict" and not content_type:
                 content_type = "application/json"
-            if endpoint == "predict" and content_type.split(";")[0].strip() == "application/json":
-                body = _predict_body(body)
+            records = endpoint == "predict"
             if batcher is None:
-                served, table, outputs, _latency = server.score(body, content_type, request_id, key)
+                served, table, outputs, _latency = server.score(
+                    body, content_type, request_id, key, records=records
+                )
             else:
-                role, served, table = server.prepare(body, content_type, key)
+                role, served, table = server.prepare(body, content_type, key, records=records)
                 scoring = time.perf_counter()
                 outputs = await batcher.submit(served, table)
                 server.record(
@@ -447,22 +504,19 @@ def create_app(ws: Workspace, options: ServeOptions) -> Starlette:
                 request_id=request_id,
             )
         except ModelFailure as failure:
-            status = 500
-            error_id = uuid.uuid4().hex[:16]
-            log.error(
-                "model failed on request %s (error %s)",
-                request_id,
-                error_id,
-                exc_info=failure.cause,
-            )
             server.metrics.errors.labels(endpoint, "model").inc()
-            response = _error(
-                500,
-                "INTERNAL_ERROR",
-                f"the model failed ({type(failure.cause).__name__}); error id {error_id}",
-                error_id=error_id,
-                request_id=request_id,
-            )
+            if failure.checked:
+                status = 500
+                response = _internal(
+                    failure.cause, f"the model failed ({type(failure.cause).__name__})", request_id
+                )
+            else:
+                status = 400
+                response = _unchecked_input(failure.cause, request_id)
+        except Exception as exc:  # a fault of ours: the documented answer, never plain text
+            status = 500
+            server.metrics.errors.labels(endpoint, "internal").inc()
+            response = _internal(exc, "the request could not be scored", request_id)
         server.metrics.requests.labels(endpoint, str(status)).inc()
         server.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
         return response
@@ -542,7 +596,11 @@ def create_app(ws: Workspace, options: ServeOptions) -> Starlette:
                 await batcher.stop()
             server.stop()
 
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        return _internal(exc, "the request failed", request.headers.get("x-request-id"))
+
     app = Starlette(
+        exception_handlers={Exception: unexpected},
         routes=[
             Route("/invocations", invocations, methods=["POST"]),
             Route("/predict", predict, methods=["POST"]),
@@ -611,14 +669,9 @@ def _is_json(content_type: str | None) -> bool:
     return (content_type or "").split(";")[0].strip().lower() == "application/json"
 
 
-def _predict_body(body: bytes) -> bytes:
-    """``/predict`` takes a record, a list of records, or ``{"records": [...]}``."""
-    import json
-
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body  # reported by the parser as malformed JSON
+def _as_records(data: Any) -> Any:
+    """``/predict`` takes a record, a list of records, or ``{"records": [...]}``: the
+    JSON value in the shape of ``/invocations``."""
     if isinstance(data, dict) and "records" in data:
         data = data["records"]
     if isinstance(data, dict) and not any(
@@ -626,8 +679,8 @@ def _predict_body(body: bytes) -> bytes:
     ):
         data = [data]
     if isinstance(data, list):
-        return json.dumps({"dataframe_records": data}).encode()
-    return body
+        return {"dataframe_records": data}
+    return data
 
 
 def from_environment() -> Starlette:

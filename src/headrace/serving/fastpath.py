@@ -18,7 +18,6 @@ time differs.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -91,12 +90,18 @@ class FastPath:
 
     def read(self, body: bytes) -> Matrix | None:
         """The body's rows as a matrix, or None when the body is not of the plain shape."""
-        import numpy as np
+        import orjson
 
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
             return None
+        return self.read_value(data)
+
+    def read_value(self, data: Any) -> Matrix | None:
+        """:meth:`read` of a JSON value already parsed (the server parses a body once)."""
+        import numpy as np
+
         if type(data) is not dict or len(data) != 1:
             return None
         ((key, value),) = data.items()

@@ -9,6 +9,14 @@ JSON (``application/json``) holds exactly one of:
 
 CSV (``text/csv``) has a header row. Anything else is a 415; a body that does not parse
 or does not fit is a 400 naming the field. Bodies larger than the limit are a 413.
+
+JSON is read by orjson, which refuses nesting past 1,024 levels cleanly (Python's
+parser recurses until it fails), and a value nested deeper than :data:`MAX_DEPTH` levels
+is refused before anything recurses on it (a request needs four: an object, its rows, a
+row, a value; tensors a few more); ``NaN``, ``Infinity`` and
+numbers beyond a float's range, which orjson refuses too, are read by Python's parser
+so that the answer can name the column holding one: a JSON number must be finite, in
+CSV as in JSON, and a value that is missing is sent as null (or left empty in CSV).
 """
 
 from __future__ import annotations
@@ -16,11 +24,14 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from headrace.errors import HeadraceError
+from headrace.io.jsonnesting import shallow
 
 KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+#: JSON nested deeper is refused (polars, numpy and repr() recurse on nested values).
+MAX_DEPTH = 32
 
 
 class ScoringInputError(HeadraceError):
@@ -88,13 +99,59 @@ def _columns(mapping: dict[str, Any], field: str) -> Any:
         ) from exc
 
 
-def parse_json(body: bytes, columns: Sequence[str] | None) -> Any:
-    """A polars DataFrame from an MLflow-style JSON body (``columns``: the signature's,
-    for bare rows)."""
+def _too_deep() -> ScoringInputError:
+    return ScoringInputError(
+        f"the JSON body is nested more than {MAX_DEPTH} levels deep; a scoring request "
+        "needs four (an object, its rows, a row, a value)",
+        field="body",
+    )
+
+
+class Json(NamedTuple):
+    """A body's JSON value; ``finite``: orjson read it, so it holds no NaN or infinity
+    (the table needs no check for them)."""
+
+    value: Any
+    finite: bool
+
+
+def read_json(body: bytes) -> Json:
+    """The body's JSON value; a body that is not JSON, or nested too deep, is a 400."""
+    import orjson
+
+    finite = True
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ScoringInputError(f"the body is not valid JSON: {exc}", field="body") from exc
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        finite = False
+        refused = str(exc)
+        if "depth" in refused or "recursion" in refused:
+            raise _too_deep() from exc
+        # NaN, Infinity or a number beyond a float's range (which Python's json and
+        # pandas write) parse here, so that the check of the table can name the column
+        try:
+            data = json.loads(body)
+        except RecursionError as deep:
+            raise _too_deep() from deep
+        except (ValueError, UnicodeDecodeError) as bad:
+            raise ScoringInputError(f"the body is not valid JSON: {bad}", field="body") from bad
+    # counting brackets is cheap; only a body with many of them is walked
+    nested = type(data) is list or type(data) is dict
+    if nested and body.count(b"[") + body.count(b"{") > MAX_DEPTH and not shallow(data, MAX_DEPTH):
+        raise _too_deep()
+    return Json(data, finite)
+
+
+def parse_json(body: bytes | Json, columns: Sequence[str] | None) -> Any:
+    """A polars DataFrame from an MLflow-style JSON body, or its value already read by
+    :func:`read_json` (``columns``: the signature's, for bare rows); NaN and infinities
+    are refused, naming the column."""
+    parsed = body if isinstance(body, Json) else read_json(body)
+    table = _json_table(parsed.value, columns)
+    return table if parsed.finite else finite(table)
+
+
+def _json_table(data: Any, columns: Sequence[str] | None) -> Any:
     if not isinstance(data, dict):
         raise ScoringInputError(
             f"the JSON body must be an object with exactly one of {', '.join(KEYS)}", field="body"
@@ -157,15 +214,46 @@ def parse_csv(body: bytes) -> Any:
         raise ScoringInputError(f"the CSV body cannot be read: {exc}", field="body") from exc
 
 
-def parse(body: bytes, content_type: str | None, columns: Sequence[str] | None) -> Any:
-    """The request's table, by content type (parameters such as charset ignored)."""
+def finite(table: Any) -> Any:
+    """``table`` when every float in it is finite; else a 400 naming the first column
+    holding NaN or an infinity, and its row."""
+    import polars as pl
+
+    floats = [name for name, kind in table.schema.items() if kind.is_float()]
+    if not floats:
+        return table
+    flagged = table.select(pl.col(floats).is_finite().not_().any()).row(0)
+    for name, bad in zip(floats, flagged, strict=True):
+        if bad:
+            column = table.get_column(name)
+            row = int(column.is_finite().not_().arg_true()[0])
+            value = column[row]
+            said = "NaN" if value != value else "an infinity (Infinity, or a number too large)"
+            raise ScoringInputError(
+                f"column {name!r} holds {said} at row {row}; numbers must be finite: send "
+                "null for a missing value",
+                field=name,
+            )
+    return table
+
+
+def parse(
+    body: bytes,
+    content_type: str | None,
+    columns: Sequence[str] | None,
+    parsed: Json | None = None,
+) -> Any:
+    """The request's table, by content type (parameters such as charset ignored);
+    ``parsed``: a JSON body already read by :func:`read_json`."""
     kind = (content_type or "").split(";")[0].strip().lower()
     if kind == "application/json":
+        if parsed is not None:
+            return parse_json(parsed, columns)
         if not body.strip():
             raise ScoringInputError("the request body is empty", field="body")
         return parse_json(body, columns)
     if kind == "text/csv":
-        return parse_csv(body)
+        return finite(parse_csv(body))
     raise ScoringInputError(
         f"content type {content_type or '(none)'!r} is not supported; use application/json "
         "or text/csv",
