@@ -9,7 +9,10 @@ handed to worker processes, which read the key from the same places.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,3 +175,24 @@ def rotate_key(config: ObjectStoreConfig, *, new_key_file: str | None = None) ->
     rotated = rewrap(record, old[0], new[0], old[1])
     inner.write_meta(KEYS_FILE, rotated.dump(), replace=True)
     return rotated
+
+
+@contextmanager
+def local_files(blobs: AnyBlobStore, digests: Sequence[str]) -> Iterator[list[Path]]:
+    """Files holding the blobs' plain bytes, for tools that read paths (DuckDB).
+
+    A plain local store hands out its own files; an encrypted or remote one writes
+    decrypted copies into a private temporary folder (mode 700), removed on exit.
+    """
+    if isinstance(blobs, LocalBlobStore):
+        yield [blobs.path_of(d) for d in digests]
+        return
+    with tempfile.TemporaryDirectory(prefix="headrace-blobs-") as folder:
+        paths = []
+        for digest in digests:
+            path = Path(folder) / digest
+            if not path.exists():
+                with blobs.open(digest) as source, open(path, "wb") as target:
+                    shutil.copyfileobj(source, target, 1 << 20)
+            paths.append(path)
+        yield paths
