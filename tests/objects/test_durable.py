@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -264,3 +265,30 @@ def test_a_durable_store_in_a_new_folder_and_the_unsynced_one_hold_the_same_blob
         assert digests == [hash_bytes(d) for d in data]
         for digest, payload in zip(digests, data, strict=True):
             assert store.get_bytes(digest) == payload
+
+
+@pytest.mark.parametrize("where", ["disk", "tmpfs"])
+def test_a_big_durable_file_is_copied_whole_past_the_aligned_part(
+    tmp_path: Path, where: str
+) -> None:
+    # Big durable copies go straight to disk (O_DIRECT) with an unaligned tail through
+    # the page cache; tmpfs refuses O_DIRECT and the ordinary copy takes over.
+    if where == "tmpfs":
+        if not Path("/dev/shm").is_dir():
+            pytest.skip("no /dev/shm here")
+        folder = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    else:
+        folder = tmp_path
+    try:
+        source = tmp_path / "big.bin"
+        data = os.urandom(64 * MIB + 4096 + 123)
+        source.write_bytes(data)
+        store = LocalBlobStore(folder / "objects", durable=True)
+        digest = store.put_file(source)
+        assert digest == hash_bytes(data)
+        assert store.path_of(digest).read_bytes() == data
+        assert list((folder / "objects" / ".tmp").iterdir()) == []
+        store.close()
+    finally:
+        if where == "tmpfs":
+            shutil.rmtree(folder, ignore_errors=True)
