@@ -13,7 +13,15 @@ import pytest
 
 from headrace.errors import HeadraceError
 from headrace.objects import FsspecBlobStore, LocalBlobStore, hash_bytes
-from headrace.objects.encrypted import CHUNK, HEADER, TAG, EncryptedBlobStore, plain_size
+from headrace.objects.encrypted import (
+    CHUNK,
+    HEADER,
+    TAG,
+    TRAILER,
+    EncryptedBlobStore,
+    plain_size,
+    stored_size,
+)
 from headrace.objects.errors import (
     BlobTamperedError,
     EncryptionKeyInvalidError,
@@ -101,7 +109,8 @@ def test_blobs_round_trip_through_put_get_open_and_size(encrypted: EncryptedBlob
             assert b"".join(pieces) == data
         assert encrypted.size(digest) == size
         stored = encrypted.inner.size(digest)
-        assert stored == HEADER + size + TAG * max(1, -(-size // CHUNK))
+        assert stored == HEADER + size + TAG * max(1, -(-size // CHUNK)) + TRAILER
+        assert stored == stored_size(size)
         assert plain_size(stored) == size
 
 
@@ -117,7 +126,7 @@ def test_equal_contents_share_one_blob_under_an_address_that_is_not_their_hash(
     assert first != hash_bytes(data)
     # The stored bytes reveal nothing of the contents.
     stored = encrypted.inner.get_bytes(first)
-    assert data[:64] not in stored and len(stored) == HEADER + len(data) + TAG
+    assert data[:64] not in stored and len(stored) == HEADER + len(data) + TAG + TRAILER
 
 
 def test_two_stores_with_different_data_keys_give_the_same_bytes_different_addresses(
@@ -194,7 +203,17 @@ def _overwrite(store: EncryptedBlobStore, digest: str, raw: bytes) -> None:
 
 @pytest.mark.parametrize(
     "damage",
-    ["first chunk", "last chunk", "header", "cut at a chunk", "cut in a chunk", "emptied"],
+    [
+        "first chunk",
+        "last chunk",
+        "trailer",
+        "header",
+        "chunks swapped",
+        "chunk dropped",
+        "cut at a chunk",
+        "cut in a chunk",
+        "emptied",
+    ],
 )
 def test_a_tampered_blob_fails_authentication_naming_it(
     encrypted: EncryptedBlobStore, damage: str
@@ -205,7 +224,14 @@ def test_a_tampered_blob_fails_authentication_naming_it(
     if damage == "first chunk":
         _flip(encrypted, digest, HEADER + 5)
     elif damage == "last chunk":
+        _flip(encrypted, digest, len(raw) - TRAILER - 1)
+    elif damage == "trailer":
         _flip(encrypted, digest, len(raw) - 1)
+    elif damage in ("chunks swapped", "chunk dropped"):
+        one, two = (HEADER + i * (CHUNK + TAG) for i in (1, 2))
+        first, second = raw[HEADER:one], raw[one:two]
+        middle = second + first if damage == "chunks swapped" else second
+        _overwrite(encrypted, digest, raw[:HEADER] + middle + raw[two:])
     elif damage == "header":
         _flip(encrypted, digest, 0)
     elif damage == "cut at a chunk":

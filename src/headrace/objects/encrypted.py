@@ -2,18 +2,24 @@
 
 A blob's address is the BLAKE3 hash of its plain bytes keyed with a key derived from the
 store's data key: equal contents still share one blob, but whoever lacks the key cannot
-tell which blobs hold which (or equal) contents. A stored blob is a 16-byte header
-(magic and a random 8-byte nonce prefix) and the plain bytes in 1 MiB chunks, each
-sealed with AES-GCM under nonce ``prefix || chunk number``; each chunk's associated data
-is the address, the chunk number and whether it is the last, so a changed, reordered,
-truncated or swapped blob fails with :class:`BlobTamperedError`. Big files stream
-through in chunks: memory stays at a few MiB whatever the size.
+tell which blobs hold which (or equal) contents.
+
+A stored blob is a 16-byte header (magic and a random 8-byte nonce prefix), the plain
+bytes in 1 MiB chunks each sealed with AES-GCM under nonce ``prefix || chunk number``
+(associated data: the chunk number and whether it is the last), and a 16-byte trailer:
+an AES-GCM tag over the blob's address and chunk count. A changed, reordered or
+truncated chunk fails its own tag; a blob moved to another address fails the trailer;
+either way :class:`BlobTamperedError` names the blob. As the address is checked last,
+a big file is hashed, encrypted and written in one pass; memory stays at a few MiB.
 """
 
 from __future__ import annotations
 
+import errno
 import io
+import mmap
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -24,21 +30,34 @@ from headrace.objects.blobs import FsspecBlobStore, LocalBlobStore, _write_all
 from headrace.objects.errors import BlobTamperedError, ObjectStoreError
 from headrace.objects.keyring import aead
 
-MAGIC = b"HRBLOB\x00\x01"
+MAGIC = b"HRBLOB\x00\x02"
 HEADER = len(MAGIC) + 8
 CHUNK = 1 << 20
 TAG = 16
+TRAILER = TAG
 _SEALED = CHUNK + TAG
+_TRAILER_INDEX = b"\xff\xff\xff\xff"
 _MMAP_FROM = 64 << 20
 _ADDRESS_CONTEXT = "headrace 2026-12 object store blob addresses"
 _CIPHER_CONTEXT = "headrace 2026-12 object store blob encryption"
 
 
+def chunk_count(plain: int) -> int:
+    return max(1, -(-plain // CHUNK))
+
+
+def stored_size(plain: int) -> int:
+    return HEADER + plain + TAG * chunk_count(plain) + TRAILER
+
+
 def plain_size(stored: int) -> int:
     """Plain bytes in a stored blob of ``stored`` bytes (every chunk but the last is full)."""
-    body = stored - HEADER
-    chunks = max(1, -(-body // _SEALED))
-    return body - chunks * TAG
+    body = stored - HEADER - TRAILER
+    return body - TAG * max(1, -(-body // _SEALED))
+
+
+def _count(stored: int) -> int:
+    return max(1, -(-(stored - HEADER - TRAILER) // _SEALED))
 
 
 class Sealer:
@@ -62,18 +81,33 @@ class Sealer:
         return hasher.hexdigest()
 
     @staticmethod
-    def _aad(digest: str, index: int, final: bool) -> bytes:
-        return bytes.fromhex(digest) + index.to_bytes(8, "big") + (b"\x01" if final else b"\x00")
+    def _aad(index: int, final: bool) -> bytes:
+        return index.to_bytes(8, "big") + (b"\x01" if final else b"\x00")
 
-    def seal(
-        self, digest: str, chunks: Iterator[bytes | memoryview], count: int
-    ) -> Iterator[bytes]:
-        """The stored form of ``count`` plain chunks: the header, then each chunk sealed."""
-        prefix = os.urandom(8)
-        yield MAGIC + prefix
-        for index, chunk in enumerate(chunks):
-            nonce = prefix + index.to_bytes(4, "big")
-            yield self._aead.encrypt(nonce, chunk, self._aad(digest, index, index == count - 1))
+    @staticmethod
+    def _bind(digest: str, count: int) -> bytes:
+        return b"headrace blob " + bytes.fromhex(digest) + count.to_bytes(8, "big")
+
+    def header_for(self, prefix: bytes) -> bytes:
+        return MAGIC + prefix
+
+    def seal_chunk(
+        self, prefix: bytes, index: int, final: bool, chunk: bytes | memoryview
+    ) -> bytes:
+        nonce = prefix + index.to_bytes(4, "big")
+        return bytes(self._aead.encrypt(nonce, chunk, self._aad(index, final)))
+
+    def trailer(self, prefix: bytes, digest: str, count: int) -> bytes:
+        """The tag binding a blob's chunks to its address (checked before any read)."""
+        return bytes(self._aead.encrypt(prefix + _TRAILER_INDEX, b"", self._bind(digest, count)))
+
+    def check_trailer(self, digest: str, prefix: bytes, count: int, trailer: bytes) -> None:
+        from cryptography.exceptions import InvalidTag
+
+        try:
+            self._aead.decrypt(prefix + _TRAILER_INDEX, trailer, self._bind(digest, count))
+        except InvalidTag:
+            raise BlobTamperedError(digest, "its address or length does not match") from None
 
     def open_chunk(
         self, digest: str, prefix: bytes, index: int, final: bool, sealed: bytes
@@ -83,22 +117,23 @@ class Sealer:
         try:
             return bytes(
                 self._aead.decrypt(
-                    prefix + index.to_bytes(4, "big"), sealed, self._aad(digest, index, final)
+                    prefix + index.to_bytes(4, "big"), sealed, self._aad(index, final)
                 )
             )
         except InvalidTag:
             raise BlobTamperedError(digest, f"chunk {index}") from None
 
-    def header(self, digest: str, head: bytes) -> bytes:
+    def header(self, digest: str, head: bytes, stored: int) -> bytes:
         """The nonce prefix from a stored blob's first bytes (checked)."""
-        if len(head) < HEADER or head[: len(MAGIC)] != MAGIC:
+        if stored < HEADER + TAG + TRAILER or head[: len(MAGIC)] != MAGIC or len(head) < HEADER:
             raise BlobTamperedError(digest, "not an encrypted blob")
         return head[len(MAGIC) : HEADER]
 
     def unseal(self, digest: str, stored: bytes) -> bytes:
-        prefix = self.header(digest, stored)
-        body = memoryview(stored)[HEADER:]
-        count = max(1, -(-len(body) // _SEALED))
+        prefix = self.header(digest, stored, len(stored))
+        count = _count(len(stored))
+        self.check_trailer(digest, prefix, count, stored[-TRAILER:])
+        body = memoryview(stored)[HEADER:-TRAILER]
         parts = []
         for index in range(count):
             sealed = bytes(body[index * _SEALED : (index + 1) * _SEALED])
@@ -107,13 +142,17 @@ class Sealer:
 
 
 class _Decrypting(io.RawIOBase):
-    """Reads a stored blob chunk by chunk and hands out its plain bytes."""
+    """Reads a stored blob chunk by chunk and hands out its plain bytes (address first)."""
 
     def __init__(self, sealer: Sealer, digest: str, raw: IO[bytes], stored: int) -> None:
         super().__init__()
         self._sealer, self._digest, self._raw = sealer, digest, raw
-        self._prefix = sealer.header(digest, raw.read(HEADER))
-        self._count = max(1, -(-(stored - HEADER) // _SEALED))
+        self._prefix = sealer.header(digest, raw.read(HEADER), stored)
+        self._count = _count(stored)
+        raw.seek(stored - TRAILER)
+        sealer.check_trailer(digest, self._prefix, self._count, raw.read(TRAILER))
+        raw.seek(HEADER)
+        self._left = stored - HEADER - TRAILER  # sealed chunk bytes still to read
         self._index = 0
         self._plain = b""
         self._offset = 0
@@ -126,8 +165,9 @@ class _Decrypting(io.RawIOBase):
         if self._offset >= len(self._plain):
             if self._index >= self._count:
                 return 0
-            sealed = self._raw.read(_SEALED)
             final = self._index == self._count - 1
+            sealed = self._raw.read(min(_SEALED, self._left))
+            self._left -= len(sealed)
             self._plain = self._sealer.open_chunk(
                 self._digest, self._prefix, self._index, final, sealed
             )
@@ -167,27 +207,55 @@ class EncryptedBlobStore:
         """The address this store gives ``data`` (keyed BLAKE3)."""
         return self._sealer.address(data)
 
-    def _store(self, digest: str, chunks: Iterator[bytes | memoryview], count: int) -> None:
-        tmp = self.inner.temporary()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
+    def _seal_into(
+        self,
+        tmp: Path,
+        chunks: Iterator[bytes | memoryview],
+        count: int,
+        *,
+        direct: bool,
+        digest: str | None = None,
+        hasher: Any = None,
+        hashing: threading.Thread | None = None,
+    ) -> str:
+        """Write the sealed form of ``chunks`` to ``tmp``; the address comes from ``digest``,
+        or from ``hasher`` fed here (or by the ``hashing`` thread) as the chunks go by."""
+        prefix = os.urandom(8)
+        sink = _Sink(tmp, direct=direct)
         try:
-            try:
-                for part in self._sealer.seal(digest, chunks, count):
-                    _write_all(fd, part)
-            finally:
-                os.close(fd)
-            self.inner.publish_file(tmp, digest)
-        except BaseException:  # a full disk, a vanished file: leave no temporary behind
+            sink.write(self._sealer.header_for(prefix))
+            for index, chunk in enumerate(chunks):
+                if hasher is not None and hashing is None:
+                    hasher.update(chunk)
+                sink.write(self._sealer.seal_chunk(prefix, index, index == count - 1, chunk))
+            if hashing is not None:
+                hashing.join()
+            address = digest if digest is not None else str(hasher.hexdigest())
+            sink.write(self._sealer.trailer(prefix, address, count))
+        finally:
+            sink.close()
+        return address
+
+    def _publish(self, tmp: Path, digest: str) -> None:
+        if self.inner.exists(digest):  # equal bytes stored meanwhile, or before
             tmp.unlink(missing_ok=True)
-            raise
+        else:
+            self.inner.publish_file(tmp, digest)
 
     def put_bytes(self, data: bytes) -> str:
         digest = self._sealer.address(data)
         if self.inner.exists(digest):
             return digest
         view = memoryview(data)
-        count = max(1, -(-len(view) // CHUNK))
-        self._store(digest, (view[i * CHUNK : (i + 1) * CHUNK] for i in range(count)), count)
+        count = chunk_count(len(view))
+        tmp = self.inner.temporary()
+        try:
+            chunks = (view[i * CHUNK : (i + 1) * CHUNK] for i in range(count))
+            self._seal_into(tmp, chunks, count, direct=False, digest=digest)
+            self._publish(tmp, digest)
+        except BaseException:  # a full disk: leave no temporary behind
+            tmp.unlink(missing_ok=True)
+            raise
         return digest
 
     def put_file(self, path: Path, *, move: bool = False) -> str:
@@ -200,12 +268,35 @@ class EncryptedBlobStore:
             known = self.inner._known_digest(source, info)
             if known is not None and self.inner.exists(known):
                 return known
-        digest = self._sealer.address_file(source)
-        if not self.inner.exists(digest):
+        # One pass: the file is encrypted and written while it is hashed (by threads over
+        # a memory map when big), and the address is bound in by the trailer at the end.
+        size = info.st_size
+        count = chunk_count(size)
+        big = size >= _MMAP_FROM
+        hasher = blake3(key=self._sealer.address_key, max_threads=blake3.AUTO if big else 1)
+        hashing = None
+        if big:
+            hashing = threading.Thread(
+                target=hasher.update_mmap, args=(str(source),), name="headrace-hash", daemon=True
+            )
+            hashing.start()
+        tmp = self.inner.temporary()
+        try:
             with open(source, "rb", buffering=0) as handle:
-                size = os.fstat(handle.fileno()).st_size
-                count = max(1, -(-size // CHUNK))
-                self._store(digest, _read_chunks(handle, source, count), count)
+                digest = self._seal_into(
+                    tmp,
+                    _read_chunks(handle, source, count),
+                    count,
+                    direct=big and local and self.durable,
+                    hasher=hasher,
+                    hashing=hashing,
+                )
+            self._publish(tmp, digest)
+        except BaseException:
+            if hashing is not None:
+                hashing.join()
+            tmp.unlink(missing_ok=True)
+            raise
         if cacheable:
             assert isinstance(self.inner, LocalBlobStore)
             self.inner._remember_file(source, info, digest)
@@ -262,3 +353,73 @@ def _read_chunks(handle: IO[bytes], source: Path, count: int) -> Iterator[bytes]
         yield chunk
     if handle.read(1):
         raise ObjectStoreError(f"{source} grew while it was being stored")
+
+
+_DIRECT_BUFFER = 8 << 20
+
+
+class _Sink:
+    """Writes a sealed blob to its temporary file.
+
+    Big durable blobs go straight to disk (``O_DIRECT``, in page-aligned 8 MiB blocks):
+    they must reach the disk anyway, and this skips filling the page cache only to flush
+    it again. The unaligned tail is written through the page cache (synced on publish).
+    """
+
+    def __init__(self, path: Path, *, direct: bool) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        self._direct = getattr(os, "O_DIRECT", 0) if direct else 0
+        self._buffer: mmap.mmap | None = None
+        self._filled = 0
+        if self._direct:
+            try:
+                self._fd = os.open(path, flags | self._direct, 0o444)
+                self._buffer = mmap.mmap(-1, _DIRECT_BUFFER)
+                return
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:  # EINVAL: no O_DIRECT on this file system
+                    raise
+                path.unlink(missing_ok=True)
+                self._direct = 0
+        self._fd = os.open(path, flags, 0o444)
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self._buffer is None:
+            _write_all(self._fd, data)
+            return
+        view = memoryview(data)
+        while view:
+            n = min(len(view), _DIRECT_BUFFER - self._filled)
+            self._buffer[self._filled : self._filled + n] = view[:n]
+            self._filled += n
+            view = view[n:]
+            if self._filled == _DIRECT_BUFFER:
+                self._flush()
+
+    def _flush(self) -> None:
+        assert self._buffer is not None
+        with memoryview(self._buffer) as block:
+            try:
+                _write_all(self._fd, block[: self._filled])
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                self._buffered()  # the file system opened O_DIRECT but refuses it
+                _write_all(self._fd, block[: self._filled])
+        self._filled = 0
+
+    def _buffered(self) -> None:
+        import fcntl
+
+        flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
+        fcntl.fcntl(self._fd, fcntl.F_SETFL, flags & ~self._direct)
+
+    def close(self) -> None:
+        try:
+            if self._buffer is not None and self._filled:
+                self._buffered()  # an unaligned tail cannot be written directly
+                self._flush()
+        finally:
+            os.close(self._fd)
+            if self._buffer is not None:
+                self._buffer.close()
