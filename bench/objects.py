@@ -50,7 +50,9 @@ def _env(**extra: str) -> dict[str, str]:
     return versioning._headrace_env() | extra
 
 
-def _import(data: Path, base: Path, env: dict[str, str], mode: str, *, encrypt: bool) -> dict[str, Any]:
+def _import(
+    data: Path, base: Path, env: dict[str, str], mode: str, *, encrypt: bool
+) -> dict[str, Any]:
     folder, _objects = versioning.new_workspace(base, "hr-objects-")
     try:
         if encrypt:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -440,3 +442,27 @@ def test_every_error_here_is_a_headrace_error() -> None:
         KeyringError,
     ):
         assert issubclass(error, HeadraceError)
+
+
+def test_without_cryptography_the_error_names_the_extra_to_install(tmp_path: Path) -> None:
+    # A real interpreter in which the package cannot be imported.
+    script = (
+        "import sys\n"
+        "sys.modules['cryptography'] = None\n"
+        "from headrace.errors import MissingExtraError\n"
+        "from headrace.objects.opening import ObjectStoreConfig, enable_encryption\n"
+        "try:\n"
+        f"    enable_encryption(ObjectStoreConfig(url={str(tmp_path / 'objects')!r}))\n"
+        "except MissingExtraError as exc:\n"
+        "    print(exc)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
+    env[KEY_ENV] = KEY
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == (
+        "cryptography is not installed; install it with: pip install 'headrace[encryption]'"
+    ), done.stderr
+    assert not (tmp_path / "objects" / KEYS_FILE).exists()
