@@ -19,6 +19,7 @@ import errno
 import io
 import mmap
 import os
+import queue
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -275,10 +276,16 @@ class EncryptedBlobStore:
         big = size >= _MMAP_FROM
         hasher = blake3(key=self._sealer.address_key, max_threads=blake3.AUTO if big else 1)
         hashing = None
+        failed: list[BaseException] = []
         if big:
-            hashing = threading.Thread(
-                target=hasher.update_mmap, args=(str(source),), name="headrace-hash", daemon=True
-            )
+
+            def hash_all() -> None:
+                try:
+                    hasher.update_mmap(str(source))
+                except BaseException as exc:  # reported in this thread, below
+                    failed.append(exc)
+
+            hashing = threading.Thread(target=hash_all, name="headrace-hash", daemon=True)
             hashing.start()
         tmp = self.inner.temporary()
         try:
@@ -291,6 +298,8 @@ class EncryptedBlobStore:
                     hasher=hasher,
                     hashing=hashing,
                 )
+            if failed:
+                raise failed[0]
             self._publish(tmp, digest)
         except BaseException:
             if hashing is not None:
@@ -361,9 +370,10 @@ _DIRECT_BUFFER = 8 << 20
 class _Sink:
     """Writes a sealed blob to its temporary file.
 
-    Big durable blobs go straight to disk (``O_DIRECT``, in page-aligned 8 MiB blocks):
-    they must reach the disk anyway, and this skips filling the page cache only to flush
-    it again. The unaligned tail is written through the page cache (synced on publish).
+    Big durable blobs go straight to disk (``O_DIRECT``, page-aligned 8 MiB blocks
+    written by a thread, so the disk works while the next block is encrypted): they
+    must reach the disk anyway, and this skips filling the page cache only to flush it
+    again. The unaligned tail is written through the page cache (synced on publish).
     """
 
     def __init__(self, path: Path, *, direct: bool) -> None:
@@ -374,14 +384,52 @@ class _Sink:
         if self._direct:
             try:
                 self._fd = os.open(path, flags | self._direct, 0o444)
-                self._buffer = mmap.mmap(-1, _DIRECT_BUFFER)
-                return
             except OSError as exc:
                 if exc.errno != errno.EINVAL:  # EINVAL: no O_DIRECT on this file system
                     raise
                 path.unlink(missing_ok=True)
                 self._direct = 0
+            else:
+                self._start_writer()
+                return
         self._fd = os.open(path, flags, 0o444)
+
+    def _start_writer(self) -> None:
+        self._free: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
+        self._all = [mmap.mmap(-1, _DIRECT_BUFFER) for _ in range(3)]  # page-aligned
+        for buffer in self._all[1:]:
+            self._free.put(buffer)
+        self._buffer = self._all[0]
+        self._full: queue.Queue[mmap.mmap | None] = queue.Queue(maxsize=2)
+        self._failed: list[BaseException] = []
+        self._writer = threading.Thread(target=self._drain, name="headrace-write", daemon=True)
+        self._writer.start()
+
+    def _drain(self) -> None:
+        while (buffer := self._full.get()) is not None:
+            try:
+                if not self._failed:
+                    self._write_block(buffer, _DIRECT_BUFFER)
+            except BaseException as exc:  # raised again in the writing thread
+                self._failed.append(exc)
+            finally:
+                self._free.put(buffer)
+
+    def _write_block(self, buffer: mmap.mmap, length: int) -> None:
+        with memoryview(buffer) as block:
+            try:
+                _write_all(self._fd, block[:length])
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                self._buffered()  # the file system opened O_DIRECT but refuses it
+                _write_all(self._fd, block[:length])
+
+    def _buffered(self) -> None:
+        import fcntl
+
+        flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
+        fcntl.fcntl(self._fd, fcntl.F_SETFL, flags & ~self._direct)
 
     def write(self, data: bytes | memoryview) -> None:
         if self._buffer is None:
@@ -394,32 +442,24 @@ class _Sink:
             self._filled += n
             view = view[n:]
             if self._filled == _DIRECT_BUFFER:
-                self._flush()
-
-    def _flush(self) -> None:
-        assert self._buffer is not None
-        with memoryview(self._buffer) as block:
-            try:
-                _write_all(self._fd, block[: self._filled])
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    raise
-                self._buffered()  # the file system opened O_DIRECT but refuses it
-                _write_all(self._fd, block[: self._filled])
-        self._filled = 0
-
-    def _buffered(self) -> None:
-        import fcntl
-
-        flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
-        fcntl.fcntl(self._fd, fcntl.F_SETFL, flags & ~self._direct)
+                if self._failed:
+                    raise self._failed[0]
+                self._full.put(self._buffer)
+                self._buffer = self._free.get()
+                self._filled = 0
 
     def close(self) -> None:
         try:
-            if self._buffer is not None and self._filled:
-                self._buffered()  # an unaligned tail cannot be written directly
-                self._flush()
+            if self._buffer is not None:
+                self._full.put(None)
+                self._writer.join()
+                if self._failed:
+                    raise self._failed[0]
+                if self._filled:
+                    self._buffered()  # an unaligned tail cannot be written directly
+                    self._write_block(self._buffer, self._filled)
         finally:
             os.close(self._fd)
             if self._buffer is not None:
-                self._buffer.close()
+                for buffer in self._all:
+                    buffer.close()

@@ -55,7 +55,7 @@ class Settings:
     #: A file holding the user's encryption key (else ``HEADRACE_ENCRYPTION_KEY``).
     objects_key_file: str | None = None
     #: Passed to the fsspec file system as they are (e.g. server-side encryption).
-    objects_storage_options: Mapping[str, Any] = field(default_factory=dict)
+    objects_storage_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def state_dir(self) -> Path:
