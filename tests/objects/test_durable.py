@@ -80,8 +80,8 @@ def test_a_durable_put_syncs_the_bytes_before_the_link_and_the_folder_after(
     assert len(blobs) == 3
     # The fan-out folders were made on first write: the root is synced, and so is its
     # parent (the root itself was new).
-    assert any(re.search(rf"fsync\(\d+<{re.escape(str(root))}>\)", c) for c in calls)
-    assert any(re.search(rf"fsync\(\d+<{re.escape(str(tmp_path))}>\)", c) for c in calls)
+    assert any(re.search(rf"fsync\(\d+<{re.escape(str(root))}>", c) for c in calls)
+    assert any(re.search(rf"fsync\(\d+<{re.escape(str(tmp_path))}>", c) for c in calls)
     for digest in blobs:
         target = str(root / digest[:2] / digest[2:])
         linked = next(i for i, c in enumerate(calls) if "link" in c and target in c)
@@ -91,7 +91,7 @@ def test_a_durable_put_syncs_the_bytes_before_the_link_and_the_folder_after(
             i for i, c in enumerate(calls) if c.split()[1].startswith("fsync") and temporary[1] in c
         ]
         assert synced and synced[0] < linked, f"{digest}: bytes not synced before the link"
-        shard = re.compile(rf"fsync\(\d+<{re.escape(str(root / digest[:2]))}>\)")
+        shard = re.compile(rf"fsync\(\d+<{re.escape(str(root / digest[:2]))}>")
         assert any(shard.search(c) for c in calls[linked + 1 :]), f"{digest}: folder not synced"
 
 

@@ -13,13 +13,11 @@ cannot leave a version pointing at a missing or truncated blob. ``durable=False`
 from __future__ import annotations
 
 import errno
-import functools
 import os
 import re
 import shutil
 import sqlite3
 import stat
-import sys
 import threading
 import uuid
 from collections import OrderedDict
@@ -30,6 +28,14 @@ from typing import IO, Any, Protocol, runtime_checkable
 from blake3 import blake3
 
 from headrace.errors import HeadraceError
+from headrace.objects.disk import (
+    WRITEBACK_SEGMENT,
+    copy_direct,
+    fsync_dir,
+    fsync_file,
+    start_writeback,
+    write_all,
+)
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 20
@@ -73,112 +79,6 @@ _RECENT_ITEM = 1 << 20
 _RECENT_TOTAL = 64 << 20
 
 
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view[: 1 << 30])
-        view = view[written:]
-
-
-def fsync_dir(path: Path | str) -> None:
-    """Make a folder's entries (files linked in, folders made) durable."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: Path | str) -> None:
-    """Make a closed file's bytes durable (Linux syncs the inode, whichever descriptor)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-_WRITEBACK_SEGMENT = 32 << 20
-
-
-@functools.cache
-def _sync_file_range() -> Any:
-    """Linux's ``sync_file_range`` through libc, or None elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    try:
-        function = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
-    function.restype = ctypes.c_int
-    return function
-
-
-def _start_writeback(fd: int, offset: int, length: int) -> None:
-    """Start writing these pages to disk without waiting (a hint: fsync still follows)."""
-    function = _sync_file_range()
-    if function is not None:
-        function(fd, offset, length, 2)  # SYNC_FILE_RANGE_WRITE
-
-
-_DIRECT_FROM = 64 << 20
-_DIRECT_SEGMENT = 8 << 20
-_DIRECT_ALIGN = 4096
-
-
-def _copy_direct(source: Path, target: Path) -> bool:
-    """Copy a big file to disk with ``O_DIRECT``, then sync; False where unsupported.
-
-    A durable copy must reach the disk anyway: writing it directly skips filling the
-    page cache only to flush it again, and runs at the disk's speed beside the hashing.
-    The unaligned tail is written through the page cache and synced.
-    """
-    direct = getattr(os, "O_DIRECT", 0)
-    if not direct or os.path.getsize(source) < _DIRECT_FROM:
-        return False
-    import fcntl
-    import mmap
-
-    try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | direct, 0o644)
-    except OSError as exc:
-        if exc.errno == errno.EINVAL:  # a file system without O_DIRECT (tmpfs)
-            target.unlink(missing_ok=True)
-            return False
-        raise
-    buffer = mmap.mmap(-1, _DIRECT_SEGMENT)  # page-aligned, as O_DIRECT needs
-    unsupported = False
-    try:
-        with open(source, "rb", buffering=0) as src, memoryview(buffer) as view:
-            while n := src.readinto(view):
-                whole = n - n % _DIRECT_ALIGN
-                if whole:
-                    try:
-                        _write_all(fd, view[:whole])
-                    except OSError as exc:
-                        if exc.errno != errno.EINVAL or os.lseek(fd, 0, os.SEEK_CUR):
-                            raise
-                        unsupported = True  # the file system refuses direct writes
-                        break
-                if whole < n:  # the tail: through the page cache
-                    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-                    fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~direct)
-                    _write_all(fd, view[whole:n])
-                    break
-        if not unsupported:
-            os.fsync(fd)  # the tail and the file's size and extents
-    finally:
-        os.close(fd)
-        buffer.close()
-    if unsupported:
-        target.unlink(missing_ok=True)
-        return False
-    return True
-
-
 class _Copier(threading.Thread):
     """Copies a file in the kernel (``copy_file_range``, else ``shutil.copyfile``).
 
@@ -194,7 +94,7 @@ class _Copier(threading.Thread):
 
     def run(self) -> None:
         try:
-            if self.durable and _copy_direct(self.source, self.target):
+            if self.durable and copy_direct(self.source, self.target):
                 return
             if hasattr(os, "copy_file_range"):
                 with open(self.source, "rb") as src, open(self.target, "xb") as dst:
@@ -203,14 +103,14 @@ class _Copier(threading.Thread):
                     # Durable copies go in segments whose write-back starts at once, so
                     # the disk works while the copy and the hashing go on, and the final
                     # fsync finds little left to write.
-                    step = _WRITEBACK_SEGMENT if self.durable else remaining
+                    step = WRITEBACK_SEGMENT if self.durable else remaining
                     while remaining > 0:
                         wanted = min(remaining, step)
                         copied = os.copy_file_range(src.fileno(), dst.fileno(), wanted)
                         if copied == 0:
                             break
                         if self.durable:
-                            _start_writeback(dst.fileno(), done, copied)
+                            start_writeback(dst.fileno(), done, copied)
                         done += copied
                         remaining -= copied
                     if remaining > 0:  # the file shrank while copying, or no support
@@ -376,7 +276,7 @@ class LocalBlobStore:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         try:
             try:
-                _write_all(fd, data)
+                write_all(fd, data)
                 if self.durable:
                     os.fsync(fd)
             finally:

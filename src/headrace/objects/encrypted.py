@@ -15,11 +15,8 @@ a big file is hashed, encrypted and written in one pass; memory stays at a few M
 
 from __future__ import annotations
 
-import errno
 import io
-import mmap
 import os
-import queue
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +24,8 @@ from typing import IO, Any
 
 from blake3 import blake3
 
-from headrace.objects.blobs import FsspecBlobStore, LocalBlobStore, _write_all
+from headrace.objects.blobs import FsspecBlobStore, LocalBlobStore
+from headrace.objects.disk import Sink
 from headrace.objects.errors import BlobTamperedError, ObjectStoreError
 from headrace.objects.keyring import aead
 
@@ -222,7 +220,7 @@ class EncryptedBlobStore:
         """Write the sealed form of ``chunks`` to ``tmp``; the address comes from ``digest``,
         or from ``hasher`` fed here (or by the ``hashing`` thread) as the chunks go by."""
         prefix = os.urandom(8)
-        sink = _Sink(tmp, direct=direct)
+        sink = Sink(tmp, direct=direct)
         try:
             sink.write(self._sealer.header_for(prefix))
             for index, chunk in enumerate(chunks):
@@ -362,104 +360,3 @@ def _read_chunks(handle: IO[bytes], source: Path, count: int) -> Iterator[bytes]
         yield chunk
     if handle.read(1):
         raise ObjectStoreError(f"{source} grew while it was being stored")
-
-
-_DIRECT_BUFFER = 8 << 20
-
-
-class _Sink:
-    """Writes a sealed blob to its temporary file.
-
-    Big durable blobs go straight to disk (``O_DIRECT``, page-aligned 8 MiB blocks
-    written by a thread, so the disk works while the next block is encrypted): they
-    must reach the disk anyway, and this skips filling the page cache only to flush it
-    again. The unaligned tail is written through the page cache (synced on publish).
-    """
-
-    def __init__(self, path: Path, *, direct: bool) -> None:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-        self._direct = getattr(os, "O_DIRECT", 0) if direct else 0
-        self._buffer: mmap.mmap | None = None
-        self._filled = 0
-        if self._direct:
-            try:
-                self._fd = os.open(path, flags | self._direct, 0o444)
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:  # EINVAL: no O_DIRECT on this file system
-                    raise
-                path.unlink(missing_ok=True)
-                self._direct = 0
-            else:
-                self._start_writer()
-                return
-        self._fd = os.open(path, flags, 0o444)
-
-    def _start_writer(self) -> None:
-        self._free: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
-        self._all = [mmap.mmap(-1, _DIRECT_BUFFER) for _ in range(3)]  # page-aligned
-        for buffer in self._all[1:]:
-            self._free.put(buffer)
-        self._buffer = self._all[0]
-        self._full: queue.Queue[mmap.mmap | None] = queue.Queue(maxsize=2)
-        self._failed: list[BaseException] = []
-        self._writer = threading.Thread(target=self._drain, name="headrace-write", daemon=True)
-        self._writer.start()
-
-    def _drain(self) -> None:
-        while (buffer := self._full.get()) is not None:
-            try:
-                if not self._failed:
-                    self._write_block(buffer, _DIRECT_BUFFER)
-            except BaseException as exc:  # raised again in the writing thread
-                self._failed.append(exc)
-            finally:
-                self._free.put(buffer)
-
-    def _write_block(self, buffer: mmap.mmap, length: int) -> None:
-        with memoryview(buffer) as block:
-            try:
-                _write_all(self._fd, block[:length])
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    raise
-                self._buffered()  # the file system opened O_DIRECT but refuses it
-                _write_all(self._fd, block[:length])
-
-    def _buffered(self) -> None:
-        import fcntl
-
-        flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
-        fcntl.fcntl(self._fd, fcntl.F_SETFL, flags & ~self._direct)
-
-    def write(self, data: bytes | memoryview) -> None:
-        if self._buffer is None:
-            _write_all(self._fd, data)
-            return
-        view = memoryview(data)
-        while view:
-            n = min(len(view), _DIRECT_BUFFER - self._filled)
-            self._buffer[self._filled : self._filled + n] = view[:n]
-            self._filled += n
-            view = view[n:]
-            if self._filled == _DIRECT_BUFFER:
-                if self._failed:
-                    raise self._failed[0]
-                self._full.put(self._buffer)
-                self._buffer = self._free.get()
-                self._filled = 0
-
-    def close(self) -> None:
-        try:
-            if self._buffer is not None:
-                self._full.put(None)
-                self._writer.join()
-                if self._failed:
-                    raise self._failed[0]
-                if self._filled:
-                    self._buffered()  # an unaligned tail cannot be written directly
-                    self._write_block(self._buffer, self._filled)
-        finally:
-            os.close(self._fd)
-            if self._buffer is not None:
-                for buffer in self._all:
-                    buffer.close()
