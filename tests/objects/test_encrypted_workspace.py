@@ -18,6 +18,7 @@ import pytest
 import headrace as hr
 from headrace.data.gc import collect
 from headrace.data.versions import import_table
+from headrace.errors import HeadraceError
 from headrace.objects.encrypted import EncryptedBlobStore
 from headrace.objects.keyring import KEYS_FILE
 from headrace.objects.opening import KEY_ENV, NEW_KEY_ENV, enable_encryption
@@ -200,3 +201,28 @@ def test_keys_init_refuses_a_store_that_already_holds_plain_blobs(tmp_path: Path
     assert not (tmp_path / ".headrace" / "objects" / KEYS_FILE).exists()
     plain = _cli(tmp_path, "keys", "status", env=env)
     assert "not encrypted" in plain.stdout
+
+
+def test_the_key_file_setting_resolves_from_the_workspace_and_must_point_outside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    monkeypatch.delenv("HEADRACE_ENCRYPTION_KEY_FILE", raising=False)
+    workspace = tmp_path / "ws"
+    open_project(workspace, "").close()
+    key = tmp_path / "key"
+    key.write_text(KEY)
+    config = workspace / "headrace.toml"
+    original = config.read_text()
+    config.write_text(original.replace("[objects]\n", f'[objects]\nkey_file = "{key}"\n'))
+    with open_workspace(workspace) as ws:
+        assert ws.objects_config.key_file == str(key)
+        enable_encryption(ws.objects_config)
+    with open_workspace(workspace) as ws:
+        assert isinstance(ws.blobs, EncryptedBlobStore)
+    (workspace / "inside.key").write_text(KEY)
+    monkeypatch.setenv("HEADRACE_ENCRYPTION_KEY_FILE", "inside.key")
+    with open_workspace(workspace) as ws:
+        assert ws.objects_config.key_file == str(workspace / "inside.key")
+        with pytest.raises(HeadraceError, match="is inside the workspace"):
+            ws.blobs  # noqa: B018

@@ -181,6 +181,18 @@ class Sink:
         self._buffer = self._free.get()
         self._filled = 0
 
+    def reserve(self, size: int) -> memoryview | None:
+        """The next ``size`` bytes of the current block to write into, or None when
+        they do not fit (or the sink writes through the page cache); then ``commit``."""
+        if self._buffer is None or self._filled + size > DIRECT_BUFFER:
+            return None
+        return memoryview(self._buffer)[self._filled : self._filled + size]
+
+    def commit(self, size: int) -> None:
+        self._filled += size
+        if self._filled == DIRECT_BUFFER:
+            self._hand_off()
+
     def write(self, data: bytes | memoryview) -> None:
         if self._buffer is None:
             write_all(self._fd, data)

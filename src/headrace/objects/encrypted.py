@@ -96,6 +96,16 @@ class Sealer:
         nonce = prefix + index.to_bytes(4, "big")
         return bytes(self._aead.encrypt(nonce, chunk, self._aad(index, final)))
 
+    def seal_chunk_into(
+        self, prefix: bytes, index: int, final: bool, chunk: bytes | memoryview, out: Any
+    ) -> bool:
+        """Seal straight into ``out`` (``len(chunk) + TAG`` bytes); False if unsupported."""
+        encrypt_into = getattr(self._aead, "encrypt_into", None)  # cryptography >= 45
+        if encrypt_into is None:
+            return False
+        encrypt_into(prefix + index.to_bytes(4, "big"), chunk, self._aad(index, final), out)
+        return True
+
     def trailer(self, prefix: bytes, digest: str, count: int) -> bytes:
         """The tag binding a blob's chunks to its address (checked before any read)."""
         return bytes(self._aead.encrypt(prefix + _TRAILER_INDEX, b"", self._bind(digest, count)))
@@ -223,10 +233,25 @@ class EncryptedBlobStore:
         sink = Sink(tmp, direct=direct)
         try:
             sink.write(self._sealer.header_for(prefix))
+            scratch = bytearray(_SEALED)
             for index, chunk in enumerate(chunks):
                 if hasher is not None and hashing is None:
                     hasher.update(chunk)
-                sink.write(self._sealer.seal_chunk(prefix, index, index == count - 1, chunk))
+                final, size = index == count - 1, len(chunk) + TAG
+                # Sealed in place (in the next disk block, else a scratch buffer): no
+                # new megabyte objects to allocate and fault in for every chunk.
+                out = sink.reserve(size)
+                if out is not None:
+                    with out:  # released at once: the block is handed to the writer
+                        sealed = self._sealer.seal_chunk_into(prefix, index, final, chunk, out)
+                    if sealed:
+                        sink.commit(size)
+                        continue
+                with memoryview(scratch) as view:
+                    if self._sealer.seal_chunk_into(prefix, index, final, chunk, view[:size]):
+                        sink.write(view[:size])
+                    else:
+                        sink.write(self._sealer.seal_chunk(prefix, index, final, chunk))
             if hashing is not None:
                 hashing.join()
             address = digest if digest is not None else str(hasher.hexdigest())
@@ -352,11 +377,16 @@ class EncryptedBlobStore:
         self.inner.close()
 
 
-def _read_chunks(handle: IO[bytes], source: Path, count: int) -> Iterator[bytes]:
-    for index in range(count):
-        chunk = handle.read(CHUNK)
-        if len(chunk) < CHUNK and index < count - 1:
-            raise ObjectStoreError(f"{source} shrank while it was being stored")
-        yield chunk
-    if handle.read(1):
-        raise ObjectStoreError(f"{source} grew while it was being stored")
+def _read_chunks(handle: Any, source: Path, count: int) -> Iterator[memoryview]:
+    """The file's chunks, read into one reused buffer (each valid until the next)."""
+    buffer = bytearray(CHUNK)
+    with memoryview(buffer) as view:
+        for index in range(count):
+            n = 0
+            while n < CHUNK and (got := handle.readinto(view[n:])):
+                n += got
+            if n < CHUNK and index < count - 1:
+                raise ObjectStoreError(f"{source} shrank while it was being stored")
+            yield view[:n]
+        if handle.read(1):
+            raise ObjectStoreError(f"{source} grew while it was being stored")
