@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import uuid
@@ -466,3 +467,50 @@ def test_without_cryptography_the_error_names_the_extra_to_install(tmp_path: Pat
         "cryptography is not installed; install it with: pip install 'headrace[encryption]'"
     ), done.stderr
     assert not (tmp_path / "objects" / KEYS_FILE).exists()
+
+
+KILLED_ENCRYPTED = """
+import os, sys
+from pathlib import Path
+from headrace.objects.opening import ObjectStoreConfig, open_objects
+store = open_objects(ObjectStoreConfig(url=sys.argv[1]))
+big = Path(sys.argv[2])
+n = 0
+while True:
+    n += 1
+    store.put_bytes(os.urandom(1 + n % 70000))
+    big.write_bytes(os.urandom(3 << 20))
+    store.put_file(big)
+    if n == 3:
+        print("writing", flush=True)
+"""
+
+
+def test_an_encrypted_writer_killed_mid_write_leaves_only_whole_sealed_blobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, KEY)
+    config = ObjectStoreConfig(url=str(tmp_path / "objects"))
+    enable_encryption(config)
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    writer = subprocess.Popen(
+        [sys.executable, "-c", KILLED_ENCRYPTED, config.url, str(tmp_path / "big.bin")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert writer.stdout is not None
+        assert writer.stdout.readline().strip() == "writing"
+        writer.send_signal(signal.SIGKILL)
+    finally:
+        writer.wait(timeout=30)
+        if writer.stdout is not None:
+            writer.stdout.close()
+    store = open_objects(config)
+    assert isinstance(store, EncryptedBlobStore)
+    found = list(store.iter_blobs())
+    assert len(found) >= 6
+    for digest, stored, _ in found:
+        data = store.get_bytes(digest)  # authenticated: whole and at its own address
+        assert store.address(data) == digest and stored == stored_size(len(data))
