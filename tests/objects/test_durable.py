@@ -292,3 +292,20 @@ def test_a_big_durable_file_is_copied_whole_past_the_aligned_part(
     finally:
         if where == "tmpfs":
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_settings_documented_in_docs_objects_md_load_as_described(tmp_path: Path) -> None:
+    from headrace.workspace.settings import load_settings
+
+    doc = (Path(__file__).parents[2] / "docs" / "objects.md").read_text(encoding="utf-8")
+    blocks = [b.split("\n```", 1)[0] for b in doc.split("```toml\n")[1:]]
+    assert len(blocks) == 2
+    durable, sse = blocks
+    (tmp_path / "headrace.toml").write_text('[project]\nname = "doc"\n' + durable)
+    assert load_settings(tmp_path).objects_durable is False
+    (tmp_path / "headrace.toml").write_text('[project]\nname = "doc"\n' + sse)
+    settings = load_settings(tmp_path)
+    assert settings.resolved_objects_url == "s3://my-bucket/headrace"
+    assert settings.objects_storage_options == {
+        "s3_additional_kwargs": {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "alias/headrace"}
+    }
