@@ -4,7 +4,7 @@ Usage: python bench/run_all.py [--no-peers]
                                [--peers dagster,prefect,airflow,plain,dvc,great_expectations,
                                         pandera,polars,duckdb,mlflow,sqlite3,evidently]
                                [--only orchestration,versioning,quality,tracking,serving,
-                                       drift,server,automation]
+                                       drift,server,automation,objects]
                                [--reps 3] [--big-n 10000] [--gx-reps 1] [--mlflow-calls 1000]
                                [--serve-seconds 10] [--serve-workers 1,2]
                                [--out bench/results/latest.json]
@@ -14,7 +14,7 @@ Each benchmark takes the peers it knows from --peers: orchestration the orchestr
 (great_expectations, alias gx), Pandera (pandera) and the hand-written floors (polars, duckdb),
 tracking MLflow (mlflow) and a hand-written floor (sqlite3), serving MLflow's
 `mlflow models serve` (mlflow), drift Evidently's DataDriftPreset (evidently), server
-`mlflow server` (mlflow).
+`mlflow server` (mlflow), objects (the durable and the encrypted object store) `dvc add` (dvc).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import (
     automation,
     drift,
+    objects,
     orchestration,
     quality,
     serving,
@@ -51,6 +52,7 @@ BENCHMARKS = (
     "drift",
     "server",
     "automation",
+    "objects",
 )
 VERSIONING_PEERS = {"dvc"}
 QUALITY_PEERS = {*quality.PEERS, *quality.ALIASES}
@@ -140,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         results["automation"] = automation.run()
         print("\n== automation ==" if len(results) > 1 else "== automation ==")
         print(automation.report(results["automation"]))
+    if "objects" in only:
+        results["objects"] = objects.run(peers=peers, reps=args.reps)
+        print("\n== objects ==" if len(results) > 1 else "== objects ==")
+        print(objects.report(results["objects"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"\nresults written to {args.out}")

@@ -14,6 +14,7 @@ from headrace.cli import (
     data_commands,
     deadletter_commands,
     governance_commands,
+    keys_commands,
     model_commands,
     monitor_commands,
     profile_commands,
@@ -43,6 +44,7 @@ monitor_commands.register(app)
 governance_commands.register(app)
 automation_commands.register(app)
 deadletter_commands.register(app)
+keys_commands.register(app)
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -113,7 +115,8 @@ def init(
 
     with open_workspace(root) as ws:  # create the metadata store and the object folders now
         ws.store  # noqa: B018
-        ws.blobs.prepare()
+        # The folders only: encryption, if wanted, is turned on next by 'headrace keys init'.
+        ws.objects_config.plain().prepare()
     if created:
         console.print(f"created workspace in {root} (headrace.toml, .headrace/)")
     else:

@@ -267,13 +267,19 @@ def diff(
         if key
         else (new_records[-1].primary_key or old_records[-1].primary_key)
     )
-    paths_old = [str(ws.blobs.path_of(r.blob)) for r in old_records]
-    paths_new = [str(ws.blobs.path_of(r.blob)) for r in new_records]
+    from headrace.objects.opening import local_files
+
     console = _console()
     console.print(f"[bold]{escape(asset)}[/]: {escape(old_label)} → {escape(new_label)}")
-    result = diff_tables(
-        paths_old, paths_new, primary_key=primary_key or None, sample=sample, name=asset
-    )
+    # An encrypted (or remote) store's blobs are decrypted into a private temporary folder.
+    with local_files(ws.blobs, [r.blob for r in (*old_records, *new_records)]) as paths:
+        result = diff_tables(
+            paths[: len(old_records)],
+            paths[len(old_records) :],
+            primary_key=primary_key or None,
+            sample=sample,
+            name=asset,
+        )
     render(result, console)
 
 

@@ -3,6 +3,11 @@
 Writes are atomic and put-if-absent: bytes go to a temporary file first and are then
 linked into place, so a reader never sees a half-written blob and an existing blob is
 never overwritten.
+
+Local stores are durable by default: a blob's bytes are synced (``fsync``) before it is
+linked into place and its folder is synced after, so once a put returns, a power cut
+cannot leave a version pointing at a missing or truncated blob. ``durable=False``
+(``[objects] durable = false``) trades that away for speed.
 """
 
 from __future__ import annotations
@@ -23,6 +28,14 @@ from typing import IO, Any, Protocol, runtime_checkable
 from blake3 import blake3
 
 from headrace.errors import HeadraceError
+from headrace.objects.disk import (
+    WRITEBACK_SEGMENT,
+    copy_direct,
+    fsync_dir,
+    fsync_file,
+    start_writeback,
+    write_all,
+)
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 20
@@ -66,40 +79,51 @@ _RECENT_ITEM = 1 << 20
 _RECENT_TOTAL = 64 << 20
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view[: 1 << 30])
-        view = view[written:]
-
-
 class _Copier(threading.Thread):
-    """Copies a file in the kernel (``copy_file_range``, else ``shutil.copyfile``)."""
+    """Copies a file in the kernel (``copy_file_range``, else ``shutil.copyfile``).
 
-    def __init__(self, source: Path, target: Path) -> None:
+    With ``durable`` the copy is synced in this thread too, so the sync overlaps the
+    hashing that runs beside it.
+    """
+
+    def __init__(self, source: Path, target: Path, *, durable: bool = False) -> None:
         super().__init__(name="headrace-copy", daemon=True)
         self.source, self.target = source, target
+        self.durable = durable
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
+            if self.durable and copy_direct(self.source, self.target):
+                return
             if hasattr(os, "copy_file_range"):
                 with open(self.source, "rb") as src, open(self.target, "xb") as dst:
                     remaining = os.fstat(src.fileno()).st_size
+                    done = 0
+                    # Durable copies go in segments whose write-back starts at once, so
+                    # the disk works while the copy and the hashing go on, and the final
+                    # fsync finds little left to write.
+                    step = WRITEBACK_SEGMENT if self.durable else remaining
                     while remaining > 0:
-                        copied = os.copy_file_range(src.fileno(), dst.fileno(), remaining)
+                        wanted = min(remaining, step)
+                        copied = os.copy_file_range(src.fileno(), dst.fileno(), wanted)
                         if copied == 0:
                             break
+                        if self.durable:
+                            start_writeback(dst.fileno(), done, copied)
+                        done += copied
                         remaining -= copied
                     if remaining > 0:  # the file shrank while copying, or no support
                         raise OSError(f"copy of {self.source} stopped early")
+                    if self.durable:
+                        os.fsync(dst.fileno())
             else:
-                shutil.copyfile(self.source, self.target)
+                self._copy_plain()
         except OSError as exc:
             if self.target.exists() and exc.errno in (errno.EXDEV, errno.ENOSYS, errno.EINVAL):
                 try:
                     self.target.unlink()
-                    shutil.copyfile(self.source, self.target)
+                    self._copy_plain()
                     return
                 except BaseException as again:
                     self.error = again
@@ -107,6 +131,11 @@ class _Copier(threading.Thread):
             self.error = exc
         except BaseException as exc:
             self.error = exc
+
+    def _copy_plain(self) -> None:
+        shutil.copyfile(self.source, self.target)
+        if self.durable:
+            fsync_file(self.target)
 
 
 def _link_into_place(tmp: Path, target: Path) -> None:
@@ -160,11 +189,19 @@ class LocalPaths(Protocol):
 
 
 class LocalBlobStore:
-    """Blobs as read-only files under ``root/ab/cdef...``; temporaries in ``root/.tmp``."""
+    """Blobs as read-only files under ``root/ab/cdef...``; temporaries in ``root/.tmp``.
 
-    def __init__(self, root: Path | str) -> None:
+    Args:
+        root: the store's folder.
+        durable: sync each blob and its folder before a put returns (the default);
+            False keeps writes in the page cache, faster but lost or truncated by a
+            power cut.
+    """
+
+    def __init__(self, root: Path | str, *, durable: bool = True) -> None:
         self.root = Path(root)
         self.url = str(self.root)
+        self.durable = durable
         self._tmp = self.root / ".tmp"
         self._made: set[str] = set()
         self._recent: OrderedDict[str, bytes] = OrderedDict()
@@ -194,14 +231,26 @@ class LocalBlobStore:
         if "shards" in self._made:
             return
         if not (self.root / "ff").is_dir():
+            fresh = not self.root.is_dir()
             for i in range(256):
                 (self.root / f"{i:02x}").mkdir(parents=True, exist_ok=True)
+            if self.durable:
+                # The new shard folders are entries of the root, and a new root is an
+                # entry of its parent: both must reach the disk before any blob does.
+                # (A shard folder itself is synced when a blob is linked into it.)
+                fsync_dir(self.root)
+                if fresh:
+                    fsync_dir(self.root.parent)
         self._made.add("shards")
 
     def _publish(self, tmp: Path, digest: str) -> None:
+        """Link a complete temporary (already synced when durable) into place."""
         self._prepare()
         os.chmod(tmp, 0o444)
-        _link_into_place(tmp, self.path_of(digest))
+        target = self.path_of(digest)
+        _link_into_place(tmp, target)
+        if self.durable:
+            fsync_dir(target.parent)
 
     def _remember(self, digest: str, data: bytes) -> None:
         """Keep small, recently written blobs for reads by the next steps of a run."""
@@ -227,13 +276,17 @@ class LocalBlobStore:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         try:
             try:
-                _write_all(fd, data)
+                write_all(fd, data)
+                if self.durable:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
         except BaseException:  # e.g. a full disk: leave no temporary behind
             os.unlink(tmp)
             raise
         _link_into_place(tmp, target)
+        if self.durable:
+            fsync_dir(target.parent)
         self._remember(digest, data)
         return digest
 
@@ -309,7 +362,7 @@ class LocalBlobStore:
             return self._put_moved(source, Path(path))
         # Copy into a temporary while hashing: the kernel copies as BLAKE3 reads.
         tmp = self._tmp_path()
-        copier = _Copier(source, tmp)
+        copier = _Copier(source, tmp, durable=self.durable)
         copier.start()
         try:
             digest = hash_file(source)
@@ -338,11 +391,55 @@ class LocalBlobStore:
             except OSError:  # another file system: copy instead
                 shutil.copyfile(path, tmp)
                 path.unlink(missing_ok=True)
+            if self.durable:  # a moved file may still have unwritten pages
+                fsync_file(tmp)
         except BaseException:  # e.g. a full disk: leave no temporary behind
             tmp.unlink(missing_ok=True)
             raise
         self._publish(tmp, digest)
         return digest
+
+    # -- for wrappers that compute addresses themselves (the encrypted store) --------
+
+    def temporary(self) -> Path:
+        """A fresh path in the store's temporary folder, to write a blob's bytes into."""
+        return self._tmp_path()
+
+    def publish_file(self, tmp: Path, digest: str) -> None:
+        """Put the complete file ``tmp`` under ``digest`` unless present; consume ``tmp``.
+
+        The caller vouches that ``digest`` addresses these bytes.
+        """
+        if self.path_of(digest).exists():
+            tmp.unlink(missing_ok=True)
+            return
+        if self.durable:
+            fsync_file(tmp)
+        self._publish(tmp, digest)
+
+    def read_meta(self, name: str) -> bytes | None:
+        """A small side file at the store's root (``keys.json``), or None."""
+        try:
+            return (self.root / name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_meta(self, name: str, data: bytes, *, replace: bool) -> None:
+        """Write a side file atomically; without ``replace``, FileExistsError if present."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self._tmp_path()
+        with open(tmp, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())  # always: losing a key file loses every blob
+        try:
+            if replace:
+                os.replace(tmp, self.root / name)
+            else:
+                os.link(tmp, self.root / name)
+        finally:
+            tmp.unlink(missing_ok=True)
+        fsync_dir(self.root)
 
     def get_bytes(self, digest: str) -> bytes:
         try:
@@ -403,9 +500,11 @@ class FsspecBlobStore:
     object stores a single PUT is already atomic.
     """
 
-    def __init__(self, url: str, **options: Any) -> None:
+    def __init__(self, url: str, *, durable: bool = True, **options: Any) -> None:
         import fsspec  # lazy: only remote stores need it
 
+        # Object stores acknowledge a PUT once it is stored: nothing to sync here.
+        self.durable = durable
         self.url = url.rstrip("/")
         self.fs, self._base = fsspec.core.url_to_fs(self.url, **options)
         self._base = self._base.rstrip("/")
@@ -431,6 +530,44 @@ class FsspecBlobStore:
         digest = hash_bytes(data)
         self._write(digest, data)
         return digest
+
+    def temporary(self) -> Path:
+        """A fresh local file to write a blob's bytes into before it is uploaded."""
+        import tempfile
+
+        handle, name = tempfile.mkstemp(prefix="headrace-blob-", suffix=".part")
+        os.close(handle)
+        return Path(name)
+
+    def publish_file(self, tmp: Path, digest: str) -> None:
+        """Upload the local file ``tmp`` under ``digest`` unless present; consume ``tmp``."""
+        try:
+            key = self._key(digest)
+            if self.fs.exists(key):
+                return
+            part = f"{self._base}/.tmp/{uuid.uuid4().hex}.part"
+            self.fs.makedirs(f"{self._base}/.tmp", exist_ok=True)
+            self.fs.makedirs(f"{self._base}/{digest[:2]}", exist_ok=True)
+            self.fs.put_file(str(tmp), part)
+            if self.fs.exists(key):
+                self.fs.rm_file(part)
+            else:
+                self.fs.mv(part, key)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def read_meta(self, name: str) -> bytes | None:
+        try:
+            return bytes(self.fs.cat_file(f"{self._base}/{name}"))
+        except FileNotFoundError:
+            return None
+
+    def write_meta(self, name: str, data: bytes, *, replace: bool) -> None:
+        path = f"{self._base}/{name}"
+        if not replace and self.fs.exists(path):
+            raise FileExistsError(path)
+        self.fs.makedirs(self._base, exist_ok=True)
+        self.fs.pipe_file(path, data)
 
     def put_file(self, path: Path, *, move: bool = False) -> str:
         data = Path(path).read_bytes()
@@ -493,8 +630,14 @@ class FsspecBlobStore:
             raise BlobNotFoundError(digest) from None
 
 
-def open_blob_store(url: str) -> LocalBlobStore | FsspecBlobStore:
-    """A local folder path (or ``file://``) gives a local store; other URLs use fsspec."""
+def open_blob_store(
+    url: str, *, durable: bool = True, storage_options: dict[str, Any] | None = None
+) -> LocalBlobStore | FsspecBlobStore:
+    """A local folder path (or ``file://``) gives a local store; other URLs use fsspec.
+
+    ``storage_options`` go to the fsspec file system as they are (credentials, a
+    provider's server-side encryption settings, ...).
+    """
     if "://" not in url or url.startswith("file://"):
-        return LocalBlobStore(url.removeprefix("file://"))
-    return FsspecBlobStore(url)
+        return LocalBlobStore(url.removeprefix("file://"), durable=durable)
+    return FsspecBlobStore(url, durable=durable, **(storage_options or {}))

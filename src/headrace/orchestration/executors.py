@@ -69,12 +69,13 @@ _worker_graph: AssetGraph | None = None
 _worker_blobs: Any = None
 
 
-def _init_worker(modules: tuple[str, ...], sys_path: list[str], objects_url: str) -> None:
+def _init_worker(modules: tuple[str, ...], sys_path: list[str], objects: Any) -> None:
     global _worker_graph, _worker_blobs
     for entry in reversed(sys_path):
         if entry not in sys.path:
             sys.path.insert(0, entry)
     from headrace.objects.blobs import open_blob_store
+    from headrace.objects.opening import open_objects
     from headrace.orchestration import capture
     from headrace.workspace.project import load_specs
 
@@ -82,7 +83,8 @@ def _init_worker(modules: tuple[str, ...], sys_path: list[str], objects_url: str
     for module in modules:
         specs.extend(load_specs(module))
     _worker_graph = AssetGraph.build(list({id(s): s for s in specs}.values()))
-    _worker_blobs = open_blob_store(objects_url)
+    # The same durability and key as the parent (the key from the inherited environment).
+    _worker_blobs = open_blob_store(objects) if isinstance(objects, str) else open_objects(objects)
     capture.install()
 
 
@@ -105,7 +107,7 @@ class ProcessExecutor:
     """
 
     def __init__(
-        self, graph: AssetGraph, modules: tuple[str, ...], objects_url: str, max_concurrency: int
+        self, graph: AssetGraph, modules: tuple[str, ...], objects: Any, max_concurrency: int
     ) -> None:
         bad = sorted({s.module for s in graph.specs.values() if s.module in ("__main__", "")})
         if bad or not modules:
@@ -114,7 +116,7 @@ class ProcessExecutor:
                 "in __main__ or a notebook; use executor='threads' or move them into a module"
             )
         self.concurrency = max_concurrency
-        self._args = (modules, list(sys.path), objects_url)
+        self._args = (modules, list(sys.path), objects)
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
@@ -149,7 +151,7 @@ def make_executor(
     graph: AssetGraph,
     blobs: Any,
     modules: tuple[str, ...],
-    objects_url: str,
+    objects: Any,
     max_concurrency: int,
 ) -> InProcessExecutor | ThreadExecutor | ProcessExecutor:
     if name == "in_process":
@@ -157,5 +159,5 @@ def make_executor(
     if name == "threads":
         return ThreadExecutor(graph, blobs, max_concurrency)
     if name == "processes":
-        return ProcessExecutor(graph, modules, objects_url, max_concurrency)
+        return ProcessExecutor(graph, modules, objects, max_concurrency)
     raise ExecutorError(f"unknown executor {name!r}; expected one of {', '.join(EXECUTORS)}")

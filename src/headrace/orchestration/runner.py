@@ -242,7 +242,7 @@ class Coordinator:
             graph=self.graph,
             blobs=ws.blobs,
             modules=ws.definition_modules,
-            objects_url=ws.settings.resolved_objects_url,
+            objects=ws.objects_config,
             max_concurrency=self.run.max_concurrency,
         )
         remaining = {

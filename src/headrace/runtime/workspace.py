@@ -9,7 +9,7 @@ from typing import Any
 
 from headrace.core.assets import AssetSpec
 from headrace.core.graph import AssetGraph
-from headrace.objects.blobs import FsspecBlobStore, LocalBlobStore, open_blob_store
+from headrace.objects.opening import AnyBlobStore, ObjectStoreConfig, open_objects
 from headrace.store.engine import MetadataStore, open_store
 from headrace.workspace.project import load_graph
 from headrace.workspace.settings import Settings, load_settings
@@ -39,9 +39,25 @@ class Workspace:
         store.governance.use_keys(KeySource(self.settings))
         return store
 
+    @property
+    def objects_config(self) -> ObjectStoreConfig:
+        """How this workspace's object store opens (no secrets; for worker processes)."""
+        s = self.settings
+        key_file = s.objects_key_file
+        if key_file and not Path(key_file).expanduser().is_absolute():
+            key_file = str(s.root / key_file)
+        return ObjectStoreConfig(
+            url=s.resolved_objects_url,
+            durable=s.objects_durable,
+            storage_options=dict(s.objects_storage_options),
+            key_file=key_file,
+            workspace=str(s.root),
+        )
+
     @cached_property
-    def blobs(self) -> LocalBlobStore | FsspecBlobStore:
-        return open_blob_store(self.settings.resolved_objects_url)
+    def blobs(self) -> AnyBlobStore:
+        """The object store; decrypting, when it is encrypted, with the user's key."""
+        return open_objects(self.objects_config)
 
     @cached_property
     def graph(self) -> AssetGraph:

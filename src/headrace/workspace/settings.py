@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,15 @@ _FIELDS: dict[tuple[str, str], tuple[str, str]] = {
     ("run", "executor"): ("executor", "HEADRACE_EXECUTOR"),
     ("run", "max_concurrency"): ("max_concurrency", "HEADRACE_MAX_CONCURRENCY"),
     ("audit", "key_file"): ("audit_key_file", "HEADRACE_AUDIT_KEY_FILE"),
+    ("objects", "durable"): ("objects_durable", "HEADRACE_OBJECTS_DURABLE"),
+    ("objects", "key_file"): ("objects_key_file", "HEADRACE_ENCRYPTION_KEY_FILE"),
+    ("objects", "storage_options"): (
+        "objects_storage_options",
+        "HEADRACE_OBJECTS_STORAGE_OPTIONS",
+    ),
 }
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +53,12 @@ class Settings:
     max_concurrency: int = 4
     #: The audit keys' file (None: HEADRACE_AUDIT_KEY, else .headrace/audit.key).
     audit_key_file: str | None = None
+    #: Sync every blob to disk before its version becomes visible (local stores).
+    objects_durable: bool = True
+    #: A file holding the user's encryption key (else ``HEADRACE_ENCRYPTION_KEY``).
+    objects_key_file: str | None = None
+    #: Passed to the fsspec file system as they are (e.g. server-side encryption).
+    objects_storage_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def state_dir(self) -> Path:
@@ -94,10 +109,44 @@ def _validate(values: dict[str, Any], origin: Mapping[str, str]) -> dict[str, An
                 field="max_concurrency",
             )
         values["max_concurrency"] = number
+    if "objects_durable" in values:
+        values["objects_durable"] = _boolean(values["objects_durable"], origin["objects_durable"])
+    if "objects_storage_options" in values:
+        values["objects_storage_options"] = _options(
+            values["objects_storage_options"], origin["objects_storage_options"]
+        )
+    typed = ("max_concurrency", "objects_durable", "objects_storage_options")
     for key, value in values.items():
-        if key != "max_concurrency" and not isinstance(value, str):
+        if key not in typed and not isinstance(value, str):
             raise SettingsError(f"{origin[key]}: expected a string, got {value!r}", field=key)
     return values
+
+
+def _boolean(raw: Any, origin: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _TRUE + _FALSE:
+        return raw.strip().lower() in _TRUE
+    raise SettingsError(
+        f"{origin}: durable must be true or false (or 1/0), got {raw!r}", field="objects.durable"
+    )
+
+
+def _options(raw: Any, origin: str) -> dict[str, Any]:
+    if isinstance(raw, str):  # from the environment: a JSON object
+        try:
+            raw = json.loads(raw)
+        except ValueError as exc:
+            raise SettingsError(
+                f"{origin}: storage_options must be a JSON object, got {raw!r} ({exc})",
+                field="objects.storage_options",
+            ) from exc
+    if not isinstance(raw, dict):
+        raise SettingsError(
+            f"{origin}: storage_options must be a table of fsspec options, got {raw!r}",
+            field="objects.storage_options",
+        )
+    return raw
 
 
 def find_root(start: Path | str | None = None) -> Path:
@@ -181,6 +230,11 @@ objects_url = ".headrace/objects"
 [run]
 executor = "in_process"   # in_process | threads | processes
 max_concurrency = 4
+
+[objects]
+# Sync each blob to disk before its version becomes visible; false is faster but a
+# power cut can lose or truncate recent blobs.
+durable = true
 """
 
 
