@@ -26,6 +26,8 @@ _FIELDS: dict[tuple[str, str], tuple[str, str]] = {
     ("store", "objects_url"): ("objects_url", "HEADRACE_OBJECTS_URL"),
     ("run", "executor"): ("executor", "HEADRACE_EXECUTOR"),
     ("run", "max_concurrency"): ("max_concurrency", "HEADRACE_MAX_CONCURRENCY"),
+    ("server", "tls_cert"): ("tls_cert", "HEADRACE_TLS_CERT"),
+    ("server", "tls_key"): ("tls_key", "HEADRACE_TLS_KEY"),
 }
 
 
@@ -41,6 +43,9 @@ class Settings:
     objects_url: str = f"{STATE_DIR}/objects"
     executor: str = "in_process"
     max_concurrency: int = 4
+    #: PEM certificate chain and private key ``headrace server`` / ``serve`` listen with.
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     @property
     def state_dir(self) -> Path:
