@@ -128,6 +128,8 @@ def _cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
 def test_the_team_server_over_tls_is_trusted_only_through_its_authority(
     model_workspace: Path, certificates: Certificates
 ) -> None:
+    # the README's "Deploying it" block: server with --tls-cert/--tls-key, then whoami
+    # with an https HEADRACE_URL and HEADRACE_CA_BUNDLE
     token = _token(model_workspace)
     server = _start(
         model_workspace,
