@@ -3,6 +3,7 @@ server processes, a certificate authority made by the test (trustme), real TLS c
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import ssl
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +72,12 @@ class Running:
         output, _ = self.process.communicate(timeout=60)
         return output
 
+    def kill(self) -> None:
+        """After a failed test: the server and its worker processes, whatever their state."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.communicate(timeout=60)
+
 
 def _start(
     cwd: Path, args: list[str], health: str, verify: ssl.SSLContext | bool, **env: str
@@ -83,8 +91,10 @@ def _start(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group: a failed test kills it whole
     )
     running = Running(process, f"{scheme}://127.0.0.1:{port}")
+    STARTED.append(running)
     deadline = time.time() + 60
     while True:
         try:
@@ -95,6 +105,18 @@ def _start(
         if time.time() > deadline or process.poll() is not None:
             raise AssertionError(f"the server did not start:\n{running.stop()}")
         time.sleep(0.1)
+
+
+STARTED: list[Running] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_server_outlives_its_test() -> Iterator[None]:
+    yield
+    while STARTED:
+        running = STARTED.pop()
+        if running.process.poll() is None:
+            running.kill()
 
 
 @pytest.fixture
