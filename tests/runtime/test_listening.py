@@ -476,3 +476,31 @@ def test_sigterm_drains_the_team_server_under_load(model_workspace: Path) -> Non
     after, idle, signalled = _sigterm_under_load(server, "/api/v1/ready", None, loaders=6, idle=2)
     _assert_drained(server, after, idle)
     assert time.time() - signalled < 20
+
+
+def test_the_tls_settings_must_be_paths(tmp_path: Path) -> None:
+    from headrace.errors import SettingsError
+    from headrace.workspace.settings import init_workspace, load_settings
+
+    init_workspace(tmp_path)
+    config = tmp_path / "headrace.toml"
+    config.write_text(config.read_text() + "\n[server]\ntls_cert = 5\n")
+    with pytest.raises(SettingsError, match=r"headrace.toml server.tls_cert: expected a string"):
+        load_settings(tmp_path)
+    config.write_text(config.read_text().replace("tls_cert = 5", "tls_certificate = 'c.pem'"))
+    with pytest.raises(SettingsError, match=r"\[server\] takes tls_cert, tls_key"):
+        load_settings(tmp_path)
+
+
+def test_a_ca_bundle_that_is_not_pem_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headrace.runtime.remote import Remote, RemoteError
+
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("not a certificate\n")
+    monkeypatch.setenv("HEADRACE_URL", "https://127.0.0.1:1")
+    monkeypatch.setenv("HEADRACE_TOKEN", "hr_x")
+    monkeypatch.setenv("HEADRACE_CA_BUNDLE", str(bundle))
+    with pytest.raises(RemoteError, match=rf"HEADRACE_CA_BUNDLE={bundle} cannot be read as PEM"):
+        Remote.from_environment()
