@@ -385,21 +385,26 @@ def server(
         int,
         typer.Option(min=1, help="Worker processes of that daemon (they execute the runs)."),
     ] = 1,
+    tls_cert: Annotated[
+        str | None, typer.Option(help="Listen over HTTPS: the PEM certificate chain.")
+    ] = None,
+    tls_key: Annotated[str | None, typer.Option(help="The PEM private key of --tls-cert.")] = None,
 ) -> None:
     """Serve the team HTTP API: headrace's /api/v1 (OpenAPI at /api/v1/docs), the MLflow
     REST API and artifact proxy, OpenLineage ingestion, Prometheus /metrics; and, unless
     --no-daemon, the automation daemon in a process of its own, whose workers execute
-    the runs the API queues."""
+    the runs the API queues. SIGTERM drains it: requests in flight finish, new ones get
+    503, then it exits."""
     import os
     import subprocess
     import sys
 
-    import uvicorn
-
     from headrace.cli.app import _workspace
+    from headrace.runtime.listening import tls_files
 
     ws = _workspace()
     root = str(ws.settings.root)
+    tls = tls_files(tls_cert, tls_key, ws.settings)
     if workers > 1 and ws.store.dialect == "sqlite":
         _console().print(
             "[yellow]several processes share one SQLite file: writes wait for each other; "
@@ -407,9 +412,10 @@ def server(
         )
     ws.close()
     os.environ["HEADRACE_SERVER_ROOT"] = root
+    scheme = "https" if tls else "http"
     _console().print(
-        f"headrace server on http://{host}:{port}/api/v1 ({workers} process"
-        f"{'es' if workers > 1 else ''}); MLflow clients: http://{host}:{port}"
+        f"headrace server on {scheme}://{host}:{port}/api/v1 ({workers} process"
+        f"{'es' if workers > 1 else ''}); MLflow clients: {scheme}://{host}:{port}"
     )
     beside = None
     if daemon:
@@ -425,7 +431,7 @@ def server(
             "`headrace daemon` or `headrace worker` on this metadata store"
         )
     try:
-        _serve(uvicorn, host, port, workers)
+        _serve(host, port, workers, tls)
     finally:
         if beside is not None:
             beside.terminate()
@@ -435,15 +441,14 @@ def server(
                 beside.kill()
 
 
-def _serve(uvicorn: Any, host: str, port: int, workers: int) -> None:
-    uvicorn.run(
+def _serve(host: str, port: int, workers: int, tls: Any) -> None:
+    from headrace.runtime.listening import listen
+
+    listen(
         "headrace.server.app:from_environment",
-        factory=True,
         host=host,
         port=port,
         workers=workers,
-        log_level="warning",
-        access_log=False,
+        tls=tls,
         timeout_keep_alive=30,
-        timeout_graceful_shutdown=30,
     )

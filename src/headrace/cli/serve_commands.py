@@ -44,14 +44,20 @@ def serve(
     trusted: Annotated[
         list[str], typer.Option(help="A type the model's skops file may hold (repeatable).")
     ] = [],  # noqa: B006 - typer reads the default
+    tls_cert: Annotated[
+        str | None, typer.Option(help="Listen over HTTPS: the PEM certificate chain.")
+    ] = None,
+    tls_key: Annotated[str | None, typer.Option(help="The PEM private key of --tls-cert.")] = None,
 ) -> None:
-    """Serve a registered model over HTTP (the MLflow scoring protocol and more)."""
-    import uvicorn
+    """Serve a registered model over HTTP (the MLflow scoring protocol and more).
 
+    SIGTERM drains it: requests in flight finish, new ones get 503, then it exits."""
     from headrace.registry.service import load_model, resolve
+    from headrace.runtime.listening import listen, tls_files
     from headrace.runtime.workspace import open_workspace
 
     ws = open_workspace()
+    tls = tls_files(tls_cert, tls_key, ws.settings)
     record = resolve(ws, uri)  # an unknown model or alias fails here, before listening
     load_model(ws, uri, allow_pickle=allow_pickle, trusted=trusted)  # and one unsafe to load
     split = None
@@ -89,18 +95,9 @@ def serve(
     )
     _console().print(
         f"serving {escape(record.name)} version {record.version} ({escape(uri)}) on "
-        f"http://{host}:{port} with {workers} worker(s)"
+        f"{'https' if tls else 'http'}://{host}:{port} with {workers} worker(s)"
     )
-    uvicorn.run(
-        "headrace.serving.app:from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=30,
-    )
+    listen("headrace.serving.app:from_environment", host=host, port=port, workers=workers, tls=tls)
 
 
 @predictions_app.command("list")

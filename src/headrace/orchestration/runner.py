@@ -36,8 +36,8 @@ from headrace.orchestration.step import (
     StepInput,
     StepResult,
     StepTask,
-    user_traceback,
 )
+from headrace.orchestration.tracebacks import user_traceback
 from headrace.runtime.identity import actor
 from headrace.runtime.workspace import Workspace
 from headrace.store.records import RunRecord, VersionRecord

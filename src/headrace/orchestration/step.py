@@ -9,9 +9,7 @@ leaves no half-made version.
 from __future__ import annotations
 
 import logging
-import os
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +23,8 @@ from headrace.io.serializers import deserialize, serialize
 from headrace.objects.blobs import LocalBlobStore
 from headrace.orchestration import capture
 from headrace.orchestration.timeouts import call_with_timeout
+from headrace.orchestration.tracebacks import user_traceback
 from headrace.tracking.runs import STEP, Collector
-
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,15 +245,6 @@ def _check_return(spec: AssetSpec, value: Any) -> None:
             f"{type(value).__module__}.{type(value).__name__}",
             asset=spec.name,
         )
-
-
-def user_traceback(exc: BaseException) -> str:
-    """The traceback from the user's code down, without headrace's own frames."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    keep = [f for f in frames if not f.filename.startswith(_PACKAGE_DIR)]
-    text = "".join(traceback.format_list(keep or frames))
-    lines = traceback.format_exception_only(type(exc), exc)
-    return "Traceback (most recent call last):\n" + text + "".join(lines)
 
 
 def _is_retryable(exc: BaseException) -> bool:

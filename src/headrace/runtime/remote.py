@@ -5,10 +5,14 @@ the client mode of the interfaces (:mod:`headrace.client`) and remote tracking
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from typing import Any
 
 from headrace.errors import HeadraceError
+
+#: The PEM file of the authority that signed an https team server's certificate.
+CA_BUNDLE = "HEADRACE_CA_BUNDLE"
 
 
 class RemoteError(HeadraceError):
@@ -32,6 +36,7 @@ class Remote:
             base_url=self.url,
             headers={"authorization": f"Bearer {token}"},
             timeout=timeout,
+            verify=_verification(),
         )
 
     @classmethod
@@ -74,6 +79,12 @@ class Remote:
                 params={k: v for k, v in (params or {}).items() if v is not None},
             )
         except httpx.HTTPError as exc:
+            if _untrusted(exc):
+                raise RemoteError(
+                    f"the team server at {self.url} presented a certificate this client does "
+                    f"not trust ({exc}); if a private certificate authority signed it, set "
+                    f"{CA_BUNDLE}=/path/to/ca.pem (that authority's PEM certificate)"
+                ) from exc
             raise RemoteError(f"cannot reach the team server at {self.url}: {exc}") from exc
         if answer.status_code >= 400:
             try:
@@ -101,4 +112,28 @@ class Remote:
         return out
 
 
-__all__ = ["Remote", "RemoteError"]
+def _verification() -> ssl.SSLContext | bool:
+    """How an https server's certificate is checked: against the system's authorities
+    (certifi's), or only against the ``HEADRACE_CA_BUNDLE`` file when set."""
+    bundle = os.environ.get(CA_BUNDLE, "").strip()
+    if not bundle:
+        return True
+    try:
+        return ssl.create_default_context(cafile=bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise RemoteError(
+            f"{CA_BUNDLE}={bundle} cannot be read as PEM certificates ({exc}); give the path "
+            "of the PEM file of the certificate authority that signed the server's certificate"
+        ) from exc
+
+
+def _untrusted(exc: BaseException) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
+__all__ = ["CA_BUNDLE", "Remote", "RemoteError"]

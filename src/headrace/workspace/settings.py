@@ -34,6 +34,8 @@ _FIELDS: dict[tuple[str, str], tuple[str, str]] = {
         "objects_storage_options",
         "HEADRACE_OBJECTS_STORAGE_OPTIONS",
     ),
+    ("server", "tls_cert"): ("tls_cert", "HEADRACE_TLS_CERT"),
+    ("server", "tls_key"): ("tls_key", "HEADRACE_TLS_KEY"),
 }
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -59,6 +61,9 @@ class Settings:
     objects_key_file: str | None = None
     #: Passed to the fsspec file system as they are (e.g. server-side encryption).
     objects_storage_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    #: PEM certificate chain and private key ``headrace server`` / ``serve`` listen with.
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     @property
     def state_dir(self) -> Path:
