@@ -60,21 +60,33 @@ def test_a_failure_in_your_code_shows_your_frames_and_the_libraries_below(projec
 
 @pytest.mark.integration
 def test_a_failure_inside_headrace_shows_its_frames_labelled_not_yours(project: Path) -> None:
-    # A real failure of headrace's object store: its folder is a file (so is a disk
-    # that is full or read-only: the write fails in headrace, not in the asset).
+    # A real failure of headrace's object store: the folder its writes start in is a
+    # file (so is a disk that is full or read-only: the write fails in headrace, not
+    # in the asset).
+    objects = project / ".headrace" / "objects"
+    objects.mkdir(parents=True, exist_ok=True)
+    (objects / ".tmp").write_text("not a folder\n")
+    failed = run_cli(project, "materialize", "raw")
+    assert failed.returncode == 1
+    shown = run_cli(project, "runs", "show", _run_id(failed.stdout + failed.stderr)).stdout
+    assert "✗ raw: asset 'raw' failed: FileExistsError:" in shown
+    trace = shown[shown.index("Traceback (most recent call last):") :]
+    assert _labels(trace) == ["headrace (not your code)", "a library (not your code)"]
+    assert "headrace/objects/blobs.py" in trace and "in put_bytes" in trace
+    assert "-- in your code --" not in trace
+    assert trace.rstrip().endswith("File exists: " + repr(str(objects / ".tmp")))
+
+
+@pytest.mark.integration
+def test_an_object_store_that_is_not_a_folder_is_one_clear_line(project: Path) -> None:
     objects = project / ".headrace" / "objects"
     if objects.exists():
         objects.rmdir()
     objects.write_text("not a folder\n")
     failed = run_cli(project, "materialize", "raw")
     assert failed.returncode == 1
-    shown = run_cli(project, "runs", "show", _run_id(failed.stdout + failed.stderr)).stdout
-    assert "✗ raw: asset 'raw' failed: NotADirectoryError:" in shown
-    trace = shown[shown.index("Traceback (most recent call last):") :]
-    assert _labels(trace) == ["headrace (not your code)", "a library (not your code)"]
-    assert "headrace/objects/blobs.py" in trace and "in put_bytes" in trace
-    assert "-- in your code --" not in trace
-    assert trace.rstrip().endswith("Not a directory: " + repr(str(objects / "00")))
+    assert "Traceback" not in failed.stderr
+    assert f"the object store {objects} is not a folder" in failed.stderr
 
 
 def test_frames_are_told_apart_by_their_files() -> None:

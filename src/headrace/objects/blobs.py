@@ -423,6 +423,13 @@ class LocalBlobStore:
             return (self.root / name).read_bytes()
         except FileNotFoundError:
             return None
+        except NotADirectoryError as exc:
+            from headrace.objects.errors import ObjectStoreError
+
+            raise ObjectStoreError(
+                f"the object store {self.root} is not a folder; move that file away, or "
+                "point [store] objects_url (HEADRACE_OBJECTS_URL) at a folder"
+            ) from exc
 
     def write_meta(self, name: str, data: bytes, *, replace: bool) -> None:
         """Write a side file atomically; without ``replace``, FileExistsError if present."""
