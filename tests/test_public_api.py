@@ -45,6 +45,7 @@ def test_public_names_are_pinned() -> None:
             "monitors",
             "drift",
             "search_runs",
+            "set_alias",
         ]
     )
     for name in headrace.__all__:

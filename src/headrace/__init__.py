@@ -45,6 +45,7 @@ _EXPORTS: dict[str, str] = {
     "log_artifact": "headrace.tracking.runs",
     "log_model": "headrace.api",
     "load_model": "headrace.api",
+    "set_alias": "headrace.api",
     "search_runs": "headrace.api",
 }
 
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
     from headrace.api import read as read
     from headrace.api import resume as resume
     from headrace.api import search_runs as search_runs
+    from headrace.api import set_alias as set_alias
     from headrace.api import validate as validate
     from headrace.core.assets import AssetSpec as AssetSpec
     from headrace.core.assets import RetryPolicy as RetryPolicy

@@ -358,6 +358,39 @@ def load_model(
         return load(ws, uri, allow_pickle=allow_pickle, trusted=trusted)
 
 
+def set_alias(
+    name: str,
+    alias: str,
+    version: int,
+    *,
+    reason: str | None = None,
+    override: bool = False,
+    workspace: Workspace | None = None,
+) -> int | None:
+    """Point ``alias`` of model ``name`` at ``version``; returns the version it pointed
+    at before (None: it was new).
+
+    A guarded alias (``champion``, or one a promotion policy promotes to) moves only as
+    a promotion: its policy judges the version and a refusal raises
+    :class:`~headrace.registry.errors.GuardedAliasError` naming the failed rule, with
+    nothing moved. ``override=True`` with a ``reason`` moves it anyway, for a maintainer
+    or admin, audited with the rules it overrode. With ``HEADRACE_URL`` set and no
+    workspace given, the team server decides, under the token's role.
+    """
+    from headrace.registry.service import set_alias as move
+
+    remote = _remote(workspace, None)
+    if remote is not None:
+        try:
+            return remote.set_alias(  # type: ignore[no-any-return]
+                name, alias, version, reason=reason, override=override
+            )
+        finally:
+            remote.close()
+    with _borrowed(workspace) as ws:
+        return move(ws, name, alias, version, reason=reason, override=override)
+
+
 def search_runs(
     filter: str | None = None,
     *,

@@ -162,3 +162,23 @@ def test_a_failed_override_writes_nothing(refused: Workspace) -> None:
         set_alias(ws, "delay", "champion", 3, override=True, reason="try it")
     assert _state(ws) == before
     assert len(ws.store.registry.events("delay")) == events
+
+
+def test_the_python_api_judges_a_guarded_alias_the_same_way(refused: Workspace) -> None:
+    import headrace as hr
+
+    ws = refused
+    before = _state(ws)
+    with pytest.raises(GuardedAliasError, match=r"refuses version 2: rule 'auc ≥ 0.7'"):
+        hr.set_alias("delay", "champion", 2, workspace=ws)
+    assert _state(ws) == before
+    with pytest.raises(OverrideNotAllowedError, match="needs a reason"):
+        hr.set_alias("delay", "champion", 2, override=True, workspace=ws)
+    assert _state(ws) == before
+    previous = hr.set_alias("delay", "champion", 2, override=True, reason="hotfix", workspace=ws)
+    assert previous == 1
+    assert ws.store.registry.resolve("delay", "champion").version == 2
+    overridden = [e for e in ws.store.governance.audit(limit=1000) if e.action == "model.override"]
+    assert len(overridden) == 1 and overridden[0].outcome == "ok"
+    # an alias no policy guards moves freely
+    assert hr.set_alias("delay", "challenger", 1, workspace=ws) is None
