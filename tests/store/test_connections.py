@@ -78,3 +78,26 @@ def test_reads_run_in_autocommit_on_postgresql(postgres_url: str) -> None:
             assert raw is not None and not raw.autocommit
     finally:
         store.close()
+
+
+def test_connections_time_out_and_keep_alive_unless_the_url_says_otherwise(
+    postgres_url: str,
+) -> None:
+    store = open_store(postgres_url)
+    try:
+        with store.read() as c:
+            raw = c.connection.dbapi_connection
+            assert raw is not None
+            dsn = raw.info.dsn  # libpq's view of the live connection
+    finally:
+        store.close()
+    assert "connect_timeout=10" in dsn and "keepalives_idle=30" in dsn
+    assert "keepalives_count=3" in dsn
+    own = open_store(f"{postgres_url}?connect_timeout=3")
+    try:
+        with own.read() as c:
+            raw = c.connection.dbapi_connection
+            assert raw is not None
+            assert "connect_timeout=3" in raw.info.dsn
+    finally:
+        own.close()

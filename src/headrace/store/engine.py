@@ -76,6 +76,25 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError(f"pooled connection lost while idle: {exc}") from exc
 
 
+#: libpq settings that keep a lost server from hanging a process: give up connecting
+#: after 10 s, and find a connection whose packets vanish (a network cut, not a refused
+#: port) in about a minute, not the kernel's two hours. The URL's own query wins.
+_POSTGRES_TIMEOUTS = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+
+
+def _postgres_timeouts(url: str) -> dict[str, int]:
+    from sqlalchemy.engine import make_url
+
+    given = make_url(url).query
+    return {k: v for k, v in _POSTGRES_TIMEOUTS.items() if k not in given}
+
+
 def create_store_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = _sqlite_path(url)
@@ -86,7 +105,9 @@ def create_store_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql"):
         try:
-            engine = create_engine(url, pool_size=5, max_overflow=10)
+            engine = create_engine(
+                url, pool_size=5, max_overflow=10, connect_args=_postgres_timeouts(url)
+            )
         except ModuleNotFoundError as exc:
             raise StoreError("PostgreSQL needs psycopg: pip install 'headrace[postgres]'") from exc
         _ping_when_idle(engine)
