@@ -85,9 +85,10 @@ def test_the_documented_audit_commands_run(tmp_path: Path) -> None:
     assert len(witness) == 1 and witness[0].startswith('{"kind":"headrace-audit-checkpoint"')
     assert "1 checkpoint matched" in outputs[3]
     assert "audit key" in outputs[4] and "added to" in outputs[4]
+    assert "checkpoint of entry 3 signed with the new key" in outputs[4]  # taken at once
     last = outputs[5]
     assert "audit log intact: 3 entries" in last and "sealed with audit keys" in last
-    assert "1 checkpoint matched" in last
+    assert "2 checkpoints matched" in last
 
 
 def test_audit_verify_refuses_bad_checkpoints_and_key_files(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import delete, select, update
 import headrace as hr
 from headrace.core.audit_chain import AuditKeyError, ChainVerdict, parse_checkpoint
 from headrace.runtime.audit import (
+    ANCHOR,
     CheckpointRefusedError,
     rotate_key,
     take_checkpoint,
@@ -66,12 +67,15 @@ def test_history_cut_short_shows_against_a_witnessed_checkpoint(ws: Workspace) -
     witnessed, _ = take_checkpoint(ws)
     line = witnessed.line()  # printed, kept by someone outside the store
     _truncate(ws, 4)
-    assert verify_trail(ws).problem is None  # the store alone cannot tell
-    verdict = verify_trail(ws, witnessed=[parse_checkpoint(line)])
-    assert verdict.problem == (
+    cut = (
         f"a checkpoint signed with key {witnessed.key_id!r} vouches for 6 entries but the "
         "log ends at entry 4: entries were removed from its end"
     )
+    assert verify_trail(ws).problem == cut  # the object store's anchor still vouches for 6
+    (Path(ws.settings.resolved_objects_url) / ANCHOR).unlink()  # the object store too
+    assert verify_trail(ws).problem is None  # the stores alone cannot tell
+    verdict = verify_trail(ws, witnessed=[parse_checkpoint(line)])
+    assert verdict.problem == cut
     with ws.store.write() as c:  # everything gone: the log, its head, the records
         c.execute(delete(audit_log))
         c.execute(delete(audit_head))

@@ -336,6 +336,11 @@ def audit_rotate_key() -> None:
         f"audit key {escape(done.new)}{was} added to {escape(done.file)}; restart the team "
         "server's processes if they read another copy of the file"
     )
+    _console().print(
+        f"checkpoint of entry {done.checkpoint.seq} signed with the new key and kept in the "
+        "object store:"
+    )
+    _console().print(done.checkpoint.line(), markup=False, highlight=False, soft_wrap=True)
 
 
 def whoami() -> None:

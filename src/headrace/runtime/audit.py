@@ -3,6 +3,11 @@
 
 A checkpoint's record in the store only says where its copy is; verification trusts the
 copy in the object store (and any checkpoint a witness hands back), never the record.
+The newest checkpoint is also kept under a fixed name in the object store (the anchor),
+so deleting the records and the newest entries from the database does not hide a cut:
+the anchor still vouches for the whole log up to it. With ``[audit] checkpoint_log`` each
+checkpoint's line is appended to that file too (a witness outside the workspace), and
+verification reads it back.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from headrace.core.audit_chain import (
@@ -21,10 +27,15 @@ from headrace.core.audit_chain import (
     parse_checkpoint,
     sign_checkpoint,
 )
-from headrace.errors import HeadraceError
+from headrace.errors import HeadraceError, SettingsError
 
 if TYPE_CHECKING:
+    from headrace.objects.blobs import FsspecBlobStore, LocalBlobStore
     from headrace.runtime.workspace import Workspace
+
+
+#: The newest checkpoint's line, at the object store's root (beside its blobs).
+ANCHOR = "audit-checkpoint.json"
 
 
 class CheckpointRefusedError(HeadraceError):
@@ -36,6 +47,7 @@ class Rotation:
     old: str | None
     new: str
     file: str
+    checkpoint: Checkpoint
 
 
 def _keys(ws: Workspace, sealing: bool) -> Keyring | None:
@@ -62,7 +74,89 @@ def take_checkpoint(ws: Workspace) -> tuple[Checkpoint, str]:
     point = sign_checkpoint(keyring.current, head[0], head[1], time.time())
     digest = ws.blobs.put_bytes(point.line().encode())
     governance.add_checkpoint(point, digest)
+    _anchor(ws, point)
+    _witness(ws, point)
     return point, digest
+
+
+def checkpoint_if_new(ws: Workspace) -> Checkpoint | None:
+    """Take a checkpoint (as :func:`take_checkpoint`) if entries were appended since the
+    newest one kept in the object store; None if there was nothing new to vouch for."""
+    head = ws.store.governance.head()
+    if head is None:
+        return None
+    newest = anchored(ws)
+    if newest is not None and newest.seq >= head[0]:
+        return None
+    point, _ = take_checkpoint(ws)
+    return point
+
+
+def _meta(ws: Workspace) -> LocalBlobStore | FsspecBlobStore:
+    # an encrypted store keeps its side files in the store it wraps: a checkpoint is no
+    # secret, and one that needs the encryption key to read is no use to an auditor
+    from headrace.objects.encrypted import EncryptedBlobStore
+
+    blobs = ws.blobs
+    return blobs.inner if isinstance(blobs, EncryptedBlobStore) else blobs
+
+
+def anchored(ws: Workspace) -> Checkpoint | None:
+    """The newest checkpoint kept under the object store's fixed name, or None."""
+    raw = _meta(ws).read_meta(ANCHOR)
+    if raw is None:
+        return None
+    try:
+        return parse_checkpoint(raw.decode())
+    except (CheckpointFormatError, UnicodeDecodeError) as exc:
+        raise CheckpointFormatError(
+            f"the object store's {ANCHOR} (the newest audit checkpoint) is unreadable: {exc}; "
+            "restore it from a backup of the object store"
+        ) from exc
+
+
+def _anchor(ws: Workspace, point: Checkpoint) -> None:
+    newest = anchored(ws)
+    if newest is None or newest.seq <= point.seq:  # a slower writer never moves it back
+        _meta(ws).write_meta(ANCHOR, point.line().encode(), replace=True)
+
+
+def _witness_file(ws: Workspace) -> Path | None:
+    name = ws.settings.audit_checkpoint_log
+    if not name:
+        return None
+    path = Path(name).expanduser()
+    return path if path.is_absolute() else ws.settings.root / path
+
+
+def _witness(ws: Workspace, point: Checkpoint) -> None:
+    path = _witness_file(ws)
+    if path is None:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(point.line() + "\n")
+    except OSError as exc:
+        raise SettingsError(
+            f"audit checkpoint_log {path}: cannot append the checkpoint of entry {point.seq} "
+            f"({exc.strerror or exc}); make the file writable or change [audit] checkpoint_log "
+            "(HEADRACE_AUDIT_CHECKPOINT_LOG)",
+            field="audit.checkpoint_log",
+        ) from exc
+
+
+def _witnessed_lines(ws: Workspace) -> list[Checkpoint]:
+    path = _witness_file(ws)
+    if path is None or not path.exists():
+        return []
+    points = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                points.append(parse_checkpoint(line))
+            except CheckpointFormatError as exc:
+                raise CheckpointFormatError(f"{path} line {number}: {exc}") from exc
+    return points
 
 
 def verify_trail(
@@ -73,7 +167,10 @@ def verify_trail(
     from headrace.objects.blobs import BlobNotFoundError
 
     governance = ws.store.governance
-    points = list(witnessed)
+    points = list(witnessed) + _witnessed_lines(ws)
+    newest = anchored(ws)
+    if newest is not None:
+        points.append(newest)
     for recorded, digest in governance.checkpoints():
         where = f"the checkpoint of entry {recorded.seq}"
         try:
@@ -108,4 +205,5 @@ def rotate_key(ws: Workspace) -> Rotation:
     ws.store.governance.record(
         actor(), "audit.key.rotate", key.id, "ok", {"from": old, "to": key.id}
     )
-    return Rotation(old, key.id, str(path))
+    point, _ = take_checkpoint(ws)  # the new key's first checkpoint
+    return Rotation(old, key.id, str(path), point)

@@ -228,9 +228,32 @@ class Daemon:
                 for line in evaluation.skipped:
                     log.info("%s", line)
             self._part("sending notifications", lambda: deliver_due(self.ws))
+            self._checkpoint(at)
         except _Unreachable:
             pass  # the rest of the step waits for the store
         return evaluation
+
+    def _checkpoint(self, at: float) -> None:
+        """Every ``[audit] checkpoint_every``, anchor the audit log's head in the object
+        store if entries were appended since the newest checkpoint. A failure is a
+        warning (the next interval tries again), never the daemon's end."""
+        every = self.ws.settings.audit_checkpoint_every
+        if not every or self._next.get("audit", 0.0) > at:
+            return
+        self._next["audit"] = at + every
+        from headrace.runtime.audit import checkpoint_if_new
+
+        try:
+            point = checkpoint_if_new(self.ws)
+        except Exception as exc:
+            if is_unreachable(exc):
+                self._next["audit"] = 0.0  # the next step after the outage tries again
+                self.retry_in = self.availability.lost(exc)
+                raise _Unreachable from exc
+            log.warning("the audit checkpoint failed: %s: %s", type(exc).__name__, exc)
+            return
+        if point is not None:
+            log.info("audit checkpoint of entry %d signed with key %s", point.seq, point.key_id)
 
     def _part(self, what: str, fn: Any) -> Any:
         """``fn()`` as one part of a step: a store outage stops the step (and says how

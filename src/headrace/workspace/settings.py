@@ -28,6 +28,8 @@ _FIELDS: dict[tuple[str, str], tuple[str, str]] = {
     ("run", "executor"): ("executor", "HEADRACE_EXECUTOR"),
     ("run", "max_concurrency"): ("max_concurrency", "HEADRACE_MAX_CONCURRENCY"),
     ("audit", "key_file"): ("audit_key_file", "HEADRACE_AUDIT_KEY_FILE"),
+    ("audit", "checkpoint_every"): ("audit_checkpoint_every", "HEADRACE_AUDIT_CHECKPOINT_EVERY"),
+    ("audit", "checkpoint_log"): ("audit_checkpoint_log", "HEADRACE_AUDIT_CHECKPOINT_LOG"),
     ("objects", "durable"): ("objects_durable", "HEADRACE_OBJECTS_DURABLE"),
     ("objects", "key_file"): ("objects_key_file", "HEADRACE_ENCRYPTION_KEY_FILE"),
     ("objects", "storage_options"): (
@@ -55,6 +57,10 @@ class Settings:
     max_concurrency: int = 4
     #: The audit keys' file (None: HEADRACE_AUDIT_KEY, else .headrace/audit.key).
     audit_key_file: str | None = None
+    #: Seconds between the daemon's audit checkpoints (0: none taken automatically).
+    audit_checkpoint_every: float = 3600.0
+    #: A file every checkpoint's line is appended to: a witness outside the workspace.
+    audit_checkpoint_log: str | None = None
     #: Sync every blob to disk before its version becomes visible (local stores).
     objects_durable: bool = True
     #: A file holding the user's encryption key (else ``HEADRACE_ENCRYPTION_KEY``).
@@ -120,7 +126,16 @@ def _validate(values: dict[str, Any], origin: Mapping[str, str]) -> dict[str, An
         values["objects_storage_options"] = _options(
             values["objects_storage_options"], origin["objects_storage_options"]
         )
-    typed = ("max_concurrency", "objects_durable", "objects_storage_options")
+    if "audit_checkpoint_every" in values:
+        values["audit_checkpoint_every"] = _every(
+            values["audit_checkpoint_every"], origin["audit_checkpoint_every"]
+        )
+    typed = (
+        "max_concurrency",
+        "objects_durable",
+        "objects_storage_options",
+        "audit_checkpoint_every",
+    )
     for key, value in values.items():
         if key not in typed and not isinstance(value, str):
             raise SettingsError(f"{origin[key]}: expected a string, got {value!r}", field=key)
@@ -135,6 +150,25 @@ def _boolean(raw: Any, origin: str) -> bool:
     raise SettingsError(
         f"{origin}: durable must be true or false (or 1/0), got {raw!r}", field="objects.durable"
     )
+
+
+def _every(raw: Any, origin: str) -> float:
+    """A duration (``"1h"``, ``"30m"``, seconds as a number), or 0 / ``"off"``: never."""
+    from headrace.core.errors import DefinitionError
+    from headrace.core.monitors import seconds
+
+    if isinstance(raw, str) and raw.strip().lower() in ("0", "off", "never"):
+        return 0.0
+    if not isinstance(raw, bool) and isinstance(raw, int | float) and raw == 0:
+        return 0.0
+    try:
+        return seconds(raw.strip() if isinstance(raw, str) else raw, origin)
+    except DefinitionError as exc:
+        raise SettingsError(
+            f"{origin}: checkpoint_every must be a duration such as '1h' or '30m', or 0 / "
+            f"'off' to take no checkpoints automatically, got {raw!r}",
+            field="audit.checkpoint_every",
+        ) from exc
 
 
 def _options(raw: Any, origin: str) -> dict[str, Any]:
