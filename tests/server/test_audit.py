@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import delete, select, update
 
 from headrace.core.audit_chain import parse_checkpoint
+from headrace.runtime.audit import ANCHOR
 from headrace.store.schema import audit_checkpoints, audit_head, audit_log
 from tests.server.conftest import TeamServer
 from tests.server.test_client import _cli
@@ -54,6 +55,15 @@ def test_checkpoints_and_verification_through_the_server(
     witness = tmp_path / "witness.txt"
     witness.write_text(line + "\n")
     plain = _cli(team_server, team_server.token, tmp_path, "audit", "verify")
+    # the object store still holds the newest checkpoint under its fixed name
+    assert plain.returncode == 1 and "entries were removed from its end" in plain.stdout
+    refused = _cli(team_server, team_server.token, tmp_path, "audit", "checkpoint")
+    assert refused.returncode == 1 and "does not verify, so it is not checkpointed" in (
+        refused.stderr + refused.stdout
+    )
+    # a writer of the object store too removes that: only the witness shows the cut
+    (Path(ws.settings.resolved_objects_url) / ANCHOR).unlink()
+    plain = _cli(team_server, team_server.token, tmp_path, "audit", "verify")
     assert plain.returncode == 0 and "0 checkpoints matched" in plain.stdout
     caught = _cli(
         team_server, team_server.token, tmp_path, "audit", "verify", "--checkpoint", str(witness)
@@ -64,4 +74,5 @@ def test_checkpoints_and_verification_through_the_server(
 
     again = _cli(team_server, team_server.token, tmp_path, "audit", "checkpoint")
     assert again.returncode == 0 and "checkpoint kept in the object store" in again.stderr
-    assert json.loads(again.stdout)["seq"] == 2  # the log as it is; its own entry follows
+    # the log as it is: its 2 entries and the refused attempt's; its own entry follows
+    assert json.loads(again.stdout)["seq"] == 3

@@ -128,5 +128,8 @@ def test_the_key_file_setting_comes_from_the_toml_or_the_environment(
     assert settings.audit_key_file == "keys/audit.keys"
     assert key_file_of(settings) == (tmp_path / "keys" / "audit.keys", True)
     toml.write_text('[audit]\nkey = "x"\n')
-    with pytest.raises(SettingsError, match=r"unknown setting audit.key; \[audit\] takes key_file"):
+    with pytest.raises(
+        SettingsError,
+        match=r"unknown setting audit.key; \[audit\] takes checkpoint_every, checkpoint_log, key_file",
+    ):
         load_settings(tmp_path)
