@@ -213,3 +213,47 @@ def test_rotate_key_prints_the_new_keys_checkpoint(tmp_path: Path) -> None:
     line = out.strip().splitlines()[-1]
     assert line.startswith('{"kind":"headrace-audit-checkpoint","seq":3,')
     assert "1 checkpoint matched" in run_cli(tmp_path, "audit", "verify", check=True).stdout
+
+
+def test_the_documented_checkpoint_settings_load(tmp_path: Path) -> None:
+    doc = Path(__file__).parents[2] / "docs" / "audit.md"
+    block = doc.read_text().split("```toml\n", 1)[1].split("\n```", 1)[0]
+    write_project(tmp_path, "")
+    config = tmp_path / "headrace.toml"
+    config.write_text(config.read_text() + "\n" + block + "\n")
+    settings = load_settings(tmp_path)
+    assert settings.audit_checkpoint_every == 1800.0
+    assert settings.audit_checkpoint_log == "/var/log/headrace/audit-checkpoints.txt"
+
+
+def test_the_anchor_never_moves_back_and_outlives_a_wiped_log(ws: Workspace) -> None:
+    from headrace.runtime.audit import _anchor, take_checkpoint
+
+    _entries(ws, 3)
+    older, _ = take_checkpoint(ws)
+    _entries(ws, 2)
+    newer, _ = take_checkpoint(ws)
+    _anchor(ws, older)  # a slower writer finishing late
+    assert anchored(ws) == newer
+    with ws.store.write() as c:  # the log, its head and every record gone
+        c.execute(delete(audit_log))
+        c.execute(delete(audit_head))
+        c.execute(delete(audit_checkpoints))
+    assert "vouches for 5 entries but the log ends at entry 0" in (verify_trail(ws).problem or "")
+
+
+def test_a_damaged_anchor_is_a_break_and_stops_the_daemons_checkpoints(
+    ws: Workspace, caplog: pytest.LogCaptureFixture
+) -> None:
+    _entries(ws, 2)
+    daemon = Daemon(ws, workers=0, reload=False)
+    daemon.step(now=T0)
+    (Path(ws.settings.resolved_objects_url) / ANCHOR).write_text('{"kind": "nothing"}')
+    problem = verify_trail(ws).problem or ""
+    assert problem.startswith(f"the object store's {ANCHOR} (the newest audit checkpoint) is ")
+    assert problem.endswith("restore it from a backup of the object store")
+    _entries(ws, 1)
+    with caplog.at_level(logging.WARNING, logger="headrace.scheduling"):
+        daemon.step(now=T0 + HOUR)
+    assert _seqs(ws) == [2]
+    assert any("the audit checkpoint failed" in r.getMessage() for r in caplog.records)

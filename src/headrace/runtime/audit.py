@@ -168,7 +168,10 @@ def verify_trail(
 
     governance = ws.store.governance
     points = list(witnessed) + _witnessed_lines(ws)
-    newest = anchored(ws)
+    try:
+        newest = anchored(ws)
+    except CheckpointFormatError as exc:  # tampered with, or damaged: a break either way
+        return ChainVerdict(0, str(exc))
     if newest is not None:
         points.append(newest)
     for recorded, digest in governance.checkpoints():
