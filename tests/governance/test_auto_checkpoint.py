@@ -257,3 +257,26 @@ def test_a_damaged_anchor_is_a_break_and_stops_the_daemons_checkpoints(
         daemon.step(now=T0 + HOUR)
     assert _seqs(ws) == [2]
     assert any("the audit checkpoint failed" in r.getMessage() for r in caplog.records)
+
+
+def test_an_encrypted_object_store_keeps_the_anchor_readable_without_its_key(
+    tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headrace.objects.encrypted import EncryptedBlobStore
+    from headrace.objects.opening import KEY_ENV, NEW_KEY_ENV, enable_encryption
+
+    monkeypatch.delenv("HEADRACE_AUDIT_KEY", raising=False)
+    monkeypatch.delenv(NEW_KEY_ENV, raising=False)
+    monkeypatch.delenv("HEADRACE_ENCRYPTION_KEY_FILE", raising=False)
+    monkeypatch.setenv(KEY_ENV, "a workspace key, long enough 123")
+    with _open(tmp_path / "ws", store_url) as ws:
+        enable_encryption(ws.objects_config)
+    with hr.open_workspace(tmp_path / "ws", metadata_url=store_url) as ws:
+        assert isinstance(ws.blobs, EncryptedBlobStore)
+        _entries(ws, 2)
+        Daemon(ws, workers=0, reload=False).step(now=T0)
+        anchor = (Path(ws.settings.resolved_objects_url) / ANCHOR).read_text()
+        point = anchored(ws)
+        assert point is not None and anchor == point.line()
+        assert '"seq":2,' in anchor  # plain: an auditor reads it without the data key
+        assert verify_trail(ws).problem is None
