@@ -14,7 +14,7 @@ from sqlalchemy import delete, select, update
 
 import headrace as hr
 from headrace.errors import SettingsError
-from headrace.runtime.audit import ANCHOR, anchored, rotate_key, verify_trail
+from headrace.runtime.audit import ANCHOR, anchored, rotate_key, take_checkpoint, verify_trail
 from headrace.runtime.workspace import Workspace
 from headrace.scheduling.daemon import Daemon
 from headrace.store.schema import audit_checkpoints, audit_head, audit_log
@@ -172,10 +172,18 @@ def test_a_checkpoint_log_that_cannot_be_written_is_one_clear_line(
     nowhere = tmp_path / "missing-folder" / "witness.txt"
     with _open(tmp_path / "ws", store_url, audit_checkpoint_log=str(nowhere)) as ws:
         _entries(ws, 1)
+        keys = (ws.settings.state_dir / "audit.key").read_text()
         with pytest.raises(SettingsError) as raised:
             rotate_key(ws)
+        # refused before anything changed: the same key, no rotation entry, no checkpoint
+        assert (ws.settings.state_dir / "audit.key").read_text() == keys
+        assert len(ws.store.governance.audit()) == 1 and _seqs(ws) == []
+        assert anchored(ws) is None
+        with pytest.raises(SettingsError):
+            take_checkpoint(ws)
+        assert _seqs(ws) == [] and anchored(ws) is None
     message = str(raised.value)
-    assert message.startswith(f"audit checkpoint_log {nowhere}: cannot append the checkpoint")
+    assert message.startswith(f"audit checkpoint_log {nowhere}: cannot append checkpoints to it")
     assert "[audit] checkpoint_log (HEADRACE_AUDIT_CHECKPOINT_LOG)" in message
 
 
@@ -227,7 +235,7 @@ def test_the_documented_checkpoint_settings_load(tmp_path: Path) -> None:
 
 
 def test_the_anchor_never_moves_back_and_outlives_a_wiped_log(ws: Workspace) -> None:
-    from headrace.runtime.audit import _anchor, take_checkpoint
+    from headrace.runtime.audit import _anchor
 
     _entries(ws, 3)
     older, _ = take_checkpoint(ws)

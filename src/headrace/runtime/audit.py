@@ -69,6 +69,7 @@ def take_checkpoint(ws: Workspace) -> tuple[Checkpoint, str]:
     head = governance.head()
     if head is None:
         raise CheckpointRefusedError("the audit log is empty: there is nothing to checkpoint")
+    _witness(ws, None)
     keyring = _keys(ws, True)
     assert keyring is not None  # sealing makes the default key when none is set
     point = sign_checkpoint(keyring.current, head[0], head[1], time.time())
@@ -129,16 +130,19 @@ def _witness_file(ws: Workspace) -> Path | None:
     return path if path.is_absolute() else ws.settings.root / path
 
 
-def _witness(ws: Workspace, point: Checkpoint) -> None:
+def _witness(ws: Workspace, point: Checkpoint | None) -> None:
+    """Append ``point``'s line to the checkpoint log; with None, only make sure it can
+    be appended to (before anything is written, so a refusal leaves nothing behind)."""
     path = _witness_file(ws)
     if path is None:
         return
     try:
         with open(path, "a", encoding="utf-8") as handle:
-            handle.write(point.line() + "\n")
+            if point is not None:
+                handle.write(point.line() + "\n")
     except OSError as exc:
         raise SettingsError(
-            f"audit checkpoint_log {path}: cannot append the checkpoint of entry {point.seq} "
+            f"audit checkpoint_log {path}: cannot append checkpoints to it "
             f"({exc.strerror or exc}); make the file writable or change [audit] checkpoint_log "
             "(HEADRACE_AUDIT_CHECKPOINT_LOG)",
             field="audit.checkpoint_log",
@@ -204,6 +208,7 @@ def rotate_key(ws: Workspace) -> Rotation:
         raise AuditKeyError(
             f"the audit log does not verify, so its key is not rotated: {verdict.problem}"
         )
+    _witness(ws, None)  # the new key's checkpoint must not fail after the rotation
     old, key, path = KeySource(ws.settings).rotate()
     ws.store.governance.record(
         actor(), "audit.key.rotate", key.id, "ok", {"from": old, "to": key.id}
