@@ -14,7 +14,14 @@ from sqlalchemy import delete, select, update
 
 import headrace as hr
 from headrace.errors import SettingsError
-from headrace.runtime.audit import ANCHOR, anchored, rotate_key, take_checkpoint, verify_trail
+from headrace.runtime.audit import (
+    ANCHOR,
+    CheckpointLogUnwritableError,
+    anchored,
+    rotate_key,
+    take_checkpoint,
+    verify_trail,
+)
 from headrace.runtime.workspace import Workspace
 from headrace.scheduling.daemon import Daemon
 from headrace.store.schema import audit_checkpoints, audit_head, audit_log
@@ -173,13 +180,13 @@ def test_a_checkpoint_log_that_cannot_be_written_is_one_clear_line(
     with _open(tmp_path / "ws", store_url, audit_checkpoint_log=str(nowhere)) as ws:
         _entries(ws, 1)
         keys = (ws.settings.state_dir / "audit.key").read_text()
-        with pytest.raises(SettingsError) as raised:
+        with pytest.raises(CheckpointLogUnwritableError) as raised:
             rotate_key(ws)
         # refused before anything changed: the same key, no rotation entry, no checkpoint
         assert (ws.settings.state_dir / "audit.key").read_text() == keys
         assert len(ws.store.governance.audit()) == 1 and _seqs(ws) == []
         assert anchored(ws) is None
-        with pytest.raises(SettingsError):
+        with pytest.raises(CheckpointLogUnwritableError):
             take_checkpoint(ws)
         assert _seqs(ws) == [] and anchored(ws) is None
     message = str(raised.value)
@@ -288,3 +295,24 @@ def test_an_encrypted_object_store_keeps_the_anchor_readable_without_its_key(
         assert point is not None and anchor == point.line()
         assert '"seq":2,' in anchor  # plain: an auditor reads it without the data key
         assert verify_trail(ws).problem is None
+
+
+def test_the_cli_appends_to_the_checkpoint_log_and_refuses_an_unwritable_one(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "ws"
+    write_project(root, "")
+    config = root / "headrace.toml"
+    base = config.read_text()
+    config.write_text(base + '\n[audit]\ncheckpoint_log = "../witness.txt"\n')
+    run_cli(root, "admin", "create", "root", check=True)
+    printed = run_cli(root, "audit", "checkpoint", check=True).stdout.strip()
+    rotated = run_cli(root, "audit", "rotate-key", check=True).stdout.strip().splitlines()[-1]
+    assert (tmp_path / "witness.txt").read_text().splitlines() == [printed, rotated]
+    assert "2 checkpoints matched" in run_cli(root, "audit", "verify", check=True).stdout
+
+    config.write_text(base + '\n[audit]\ncheckpoint_log = "no/such/folder/witness.txt"\n')
+    refused = run_cli(root, "audit", "checkpoint")
+    assert refused.returncode == 1 and refused.stdout == ""
+    message = " ".join(refused.stderr.split())
+    assert f"audit checkpoint_log {root / 'no/such/folder/witness.txt'}: cannot append" in message

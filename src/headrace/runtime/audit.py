@@ -27,7 +27,7 @@ from headrace.core.audit_chain import (
     parse_checkpoint,
     sign_checkpoint,
 )
-from headrace.errors import HeadraceError, SettingsError
+from headrace.errors import HeadraceError
 
 if TYPE_CHECKING:
     from headrace.objects.blobs import FsspecBlobStore, LocalBlobStore
@@ -40,6 +40,11 @@ ANCHOR = "audit-checkpoint.json"
 
 class CheckpointRefusedError(HeadraceError):
     """A checkpoint that would vouch for nothing (an empty log) or for a broken chain."""
+
+
+class CheckpointLogUnwritableError(CheckpointRefusedError):
+    """``[audit] checkpoint_log`` names a file checkpoints cannot be appended to: no
+    checkpoint is taken (nor a key rotated) rather than one its witness never sees."""
 
 
 @dataclass(frozen=True)
@@ -141,11 +146,10 @@ def _witness(ws: Workspace, point: Checkpoint | None) -> None:
             if point is not None:
                 handle.write(point.line() + "\n")
     except OSError as exc:
-        raise SettingsError(
+        raise CheckpointLogUnwritableError(
             f"audit checkpoint_log {path}: cannot append checkpoints to it "
             f"({exc.strerror or exc}); make the file writable or change [audit] checkpoint_log "
-            "(HEADRACE_AUDIT_CHECKPOINT_LOG)",
-            field="audit.checkpoint_log",
+            "(HEADRACE_AUDIT_CHECKPOINT_LOG)"
         ) from exc
 
 
