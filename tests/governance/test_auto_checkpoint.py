@@ -16,7 +16,7 @@ import headrace as hr
 from headrace.errors import SettingsError
 from headrace.runtime.audit import (
     ANCHOR,
-    CheckpointLogUnwritableError,
+    CheckpointLogUnusableError,
     anchored,
     rotate_key,
     take_checkpoint,
@@ -180,13 +180,13 @@ def test_a_checkpoint_log_that_cannot_be_written_is_one_clear_line(
     with _open(tmp_path / "ws", store_url, audit_checkpoint_log=str(nowhere)) as ws:
         _entries(ws, 1)
         keys = (ws.settings.state_dir / "audit.key").read_text()
-        with pytest.raises(CheckpointLogUnwritableError) as raised:
+        with pytest.raises(CheckpointLogUnusableError) as raised:
             rotate_key(ws)
         # refused before anything changed: the same key, no rotation entry, no checkpoint
         assert (ws.settings.state_dir / "audit.key").read_text() == keys
         assert len(ws.store.governance.audit()) == 1 and _seqs(ws) == []
         assert anchored(ws) is None
-        with pytest.raises(CheckpointLogUnwritableError):
+        with pytest.raises(CheckpointLogUnusableError):
             take_checkpoint(ws)
         assert _seqs(ws) == [] and anchored(ws) is None
     message = str(raised.value)
@@ -316,3 +316,27 @@ def test_the_cli_appends_to_the_checkpoint_log_and_refuses_an_unwritable_one(
     assert refused.returncode == 1 and refused.stdout == ""
     message = " ".join(refused.stderr.split())
     assert f"audit checkpoint_log {root / 'no/such/folder/witness.txt'}: cannot append" in message
+
+
+def test_the_team_server_refuses_a_checkpoint_its_log_cannot_witness(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+
+    from tests.server.conftest import running_server
+
+    witness = tmp_path / "witness.txt"
+    monkeypatch.delenv("HEADRACE_AUDIT_KEY", raising=False)
+    monkeypatch.setenv("HEADRACE_AUDIT_CHECKPOINT_LOG", str(witness))
+    with running_server(tmp_path / "ws", worker=False) as server:
+        made = httpx.post(f"{server.api}/audit/checkpoint", headers=server.headers())
+        assert made.status_code == 201
+        assert witness.read_text() == made.json()["checkpoint"] + "\n"
+        witness.unlink()
+        witness.mkdir()  # no longer a file anything can be appended to
+        refused = httpx.post(f"{server.api}/audit/checkpoint", headers=server.headers())
+        assert refused.status_code == 409 and refused.json()["error_code"] == "CHECKPOINT_REFUSED"
+        assert refused.json()["message"].startswith(
+            f"audit checkpoint_log {witness}: cannot append checkpoints to it"
+        )
+        assert [p.seq for p, _ in server.ws.store.governance.checkpoints()] == [2]

@@ -42,8 +42,8 @@ class CheckpointRefusedError(HeadraceError):
     """A checkpoint that would vouch for nothing (an empty log) or for a broken chain."""
 
 
-class CheckpointLogUnwritableError(CheckpointRefusedError):
-    """``[audit] checkpoint_log`` names a file checkpoints cannot be appended to: no
+class CheckpointLogUnusableError(CheckpointRefusedError):
+    """``[audit] checkpoint_log`` names a file that cannot be appended to or read: no
     checkpoint is taken (nor a key rotated) rather than one its witness never sees."""
 
 
@@ -66,6 +66,7 @@ def take_checkpoint(ws: Workspace) -> tuple[Checkpoint, str]:
     record where: (the checkpoint, its blob's digest). Refused for an empty log or a
     chain that does not verify (a checkpoint must not vouch for a rewrite)."""
     governance = ws.store.governance
+    _witness(ws, None)
     verdict = verify_trail(ws)
     if verdict.problem is not None:
         raise CheckpointRefusedError(
@@ -74,7 +75,6 @@ def take_checkpoint(ws: Workspace) -> tuple[Checkpoint, str]:
     head = governance.head()
     if head is None:
         raise CheckpointRefusedError("the audit log is empty: there is nothing to checkpoint")
-    _witness(ws, None)
     keyring = _keys(ws, True)
     assert keyring is not None  # sealing makes the default key when none is set
     point = sign_checkpoint(keyring.current, head[0], head[1], time.time())
@@ -146,7 +146,7 @@ def _witness(ws: Workspace, point: Checkpoint | None) -> None:
             if point is not None:
                 handle.write(point.line() + "\n")
     except OSError as exc:
-        raise CheckpointLogUnwritableError(
+        raise CheckpointLogUnusableError(
             f"audit checkpoint_log {path}: cannot append checkpoints to it "
             f"({exc.strerror or exc}); make the file writable or change [audit] checkpoint_log "
             "(HEADRACE_AUDIT_CHECKPOINT_LOG)"
@@ -157,8 +157,15 @@ def _witnessed_lines(ws: Workspace) -> list[Checkpoint]:
     path = _witness_file(ws)
     if path is None or not path.exists():
         return []
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointLogUnusableError(
+            f"audit checkpoint_log {path}: cannot read it ({exc}); restore the file or "
+            "change [audit] checkpoint_log (HEADRACE_AUDIT_CHECKPOINT_LOG)"
+        ) from exc
     points = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
                 points.append(parse_checkpoint(line))
