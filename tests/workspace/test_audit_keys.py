@@ -130,6 +130,7 @@ def test_the_key_file_setting_comes_from_the_toml_or_the_environment(
     toml.write_text('[audit]\nkey = "x"\n')
     with pytest.raises(
         SettingsError,
-        match=r"unknown setting audit.key; \[audit\] takes checkpoint_every, checkpoint_log, key_file",
+        match=r"unknown setting audit.key; \[audit\] takes "
+        r"checkpoint_every, checkpoint_log, key_file",
     ):
         load_settings(tmp_path)
