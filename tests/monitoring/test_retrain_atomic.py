@@ -210,3 +210,31 @@ def test_a_guarded_alias_moved_by_hand_is_refused_whole(
         "the alias are unchanged"
     )
     assert _state(served) == before
+
+
+def test_the_alias_moved_by_another_writer_after_the_policy_refuses_the_promotion(
+    served: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    branch = _pending_retrain(served, monkeypatch)
+    check = retraining.merge_when_promoted(served)
+    main_before = served.store.versions.head("delay_model").id
+
+    def hook(evaluation: Evaluation) -> Prepared:
+        prepared = check(evaluation)
+        # another writer takes away the champion the policy compared the candidate with
+        served.store.registry.remove_alias("delay_model", "champion", actor="someone-else")
+        return prepared
+
+    refused = promotion.promote(
+        served, "delay_model", "champion", version=2, require_approval=False, before_move=hook
+    )
+
+    assert refused.status == "refused"
+    assert refused.evaluation.verdicts[-1].explanation == (
+        "delay_model@champion was moved to nothing by another writer after the policy "
+        "judged version 2 against version 1; promote again"
+    )
+    assert served.store.versions.head("delay_model").id == main_before  # not merged
+    assert served.store.branches.exists(branch)
+    assert served.store.registry.version("delay_model", 2).aliases == ("challenger",)
+    assert served.store.registry.version("delay_model", 1).aliases == ()  # as it was left

@@ -319,11 +319,20 @@ def _commit(
     """Move the alias in ONE transaction with ``prepared.write`` (a retrain's merge into
     main, written first) and, when ``approved``, the person's approval (``why``): all of
     it commits, or none of it does and the refusal is recorded. Another writer may have
-    retired the version, moved the branches, or the store may fail, after the policy
-    and the merge gates passed."""
+    retired the version, moved the branches or the alias, or the store may fail, after
+    the policy and the merge gates passed."""
     who = actor()
 
     def first(c: Connection) -> None:  # the approval, then the merge, then the move
+        judged = evaluation.holder.version if evaluation.holder else None
+        holder = ws.store.registry.alias_in(c, evaluation.name, evaluation.alias)
+        if holder != judged:  # the policy compared the candidate with another holder
+            raise RegistryError(
+                f"{evaluation.name}@{evaluation.alias} was moved to "
+                f"{'nothing' if holder is None else f'version {holder}'} by another writer "
+                f"after the policy judged version {evaluation.candidate.version} against "
+                f"{'no holder' if judged is None else f'version {judged}'}; promote again"
+            )
         if approved:
             ws.store.registry.record_in(
                 c,

@@ -444,6 +444,15 @@ class RegistryRepository:
         with self._store.write() as c:
             self.record_in(c, name, kind, actor=actor, alias=alias, version=version, reason=reason)
 
+    def alias_in(self, c: Connection, name: str, alias: str) -> int | None:
+        """The version ``alias`` points at, read inside the caller's transaction."""
+        found = c.execute(
+            select(model_aliases.c.version).where(
+                and_(model_aliases.c.name == name, model_aliases.c.alias == alias)
+            )
+        ).scalar()
+        return None if found is None else int(found)
+
     def record_in(
         self,
         c: Connection,
