@@ -238,3 +238,27 @@ def test_the_alias_moved_by_another_writer_after_the_policy_refuses_the_promotio
     assert served.store.branches.exists(branch)
     assert served.store.registry.version("delay_model", 2).aliases == ("challenger",)
     assert served.store.registry.version("delay_model", 1).aliases == ()  # as it was left
+
+
+def test_a_checked_merge_whose_source_moved_since_is_refused_inside_the_transaction(
+    served: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headrace.data.branching import merge
+    from headrace.store.errors import BranchConflictError
+
+    branch = _pending_retrain(served, monkeypatch)
+    plan = merge(served, branch, "main", dry_run=True)  # the gates judge this version
+    main_before = served.store.versions.head("delay_model").id
+    # the branch gets a newer version the gates never saw
+    assert hr.materialize(
+        "delay_model", workspace=served, branch=branch, params={"season": 1}
+    ).success
+
+    with pytest.raises(BranchConflictError) as caught, served.store.write() as c:
+        served.store.branches.merge_planned(c, plan, actor="me")
+
+    assert str(caught.value) == (
+        f"cannot merge {branch!r} into 'main': a branch was changed by another writer "
+        "after its merge was checked; run it again"
+    )
+    assert served.store.versions.head("delay_model").id == main_before
