@@ -16,7 +16,13 @@ from headrace.core.policies import POLICIES, PromotionPolicy, metric_at_least
 from headrace.monitoring import retraining
 from headrace.registry import promotion
 from headrace.registry.errors import GuardedAliasError
-from headrace.registry.promotion import MERGE_RULE, BeforeMove, Evaluation, Prepared
+from headrace.registry.promotion import (
+    COMMIT_RULE,
+    MERGE_RULE,
+    BeforeMove,
+    Evaluation,
+    Prepared,
+)
 from headrace.registry.service import resolve, set_alias
 from headrace.runtime.workspace import Workspace, open_workspace
 from tests.projects import OPENED, close_opened, write_project
@@ -134,7 +140,7 @@ def test_a_candidate_retired_before_the_commit_moves_neither_main_nor_the_alias(
 
     assert refused.status == "refused"
     [blocked] = [v for v in refused.evaluation.verdicts if not v.passed]
-    assert blocked.rule == MERGE_RULE
+    assert blocked.rule == COMMIT_RULE
     assert blocked.explanation == ("delay_model version 2 is retired; an alias cannot point at it")
     assert _state(served) == before  # main's heads, its log and the champion: untouched
     version_2 = resolve(served, "delay_model/2").asset_version_id
@@ -184,6 +190,7 @@ def test_main_moved_by_another_writer_after_the_gates_refuses_the_promotion(
     )
 
     assert approved.status == "refused"
+    assert approved.evaluation.verdicts[-1].rule == MERGE_RULE
     explanation = approved.evaluation.verdicts[-1].explanation
     assert explanation.startswith(f"cannot merge {branch!r} into 'main': ")
     assert "run it again" in explanation or "changed on both branches" in explanation
@@ -205,10 +212,11 @@ def test_a_guarded_alias_moved_by_hand_is_refused_whole(
         move_guarded(served, "delay_model", "champion", 2, before_move=_retire_meanwhile(served))
 
     assert str(caught.value) == (
-        "delay_model@champion cannot move to version 2: rule 'its branch merges into main' "
-        "failed: delay_model version 2 is retired; an alias cannot point at it; main and "
-        "the alias are unchanged"
+        "delay_model@champion cannot move to version 2: rule 'nothing it was judged on "
+        "changed before it committed' failed: delay_model version 2 is retired; an alias "
+        "cannot point at it; main and the alias are unchanged"
     )
+    assert caught.value.rules == (COMMIT_RULE,)
     assert _state(served) == before
 
 
@@ -230,6 +238,7 @@ def test_the_alias_moved_by_another_writer_after_the_policy_refuses_the_promotio
     )
 
     assert refused.status == "refused"
+    assert refused.evaluation.verdicts[-1].rule == COMMIT_RULE
     assert refused.evaluation.verdicts[-1].explanation == (
         "delay_model@champion was moved to nothing by another writer after the policy "
         "judged version 2 against version 1; promote again"

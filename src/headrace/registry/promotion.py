@@ -15,7 +15,12 @@ from headrace.core.governance import EVERYWHERE, allows
 from headrace.core.policies import POLICIES, PromotionPolicy, Rule, guarded_aliases
 from headrace.registry.errors import GuardedAliasError, OverrideNotAllowedError
 from headrace.runtime.identity import actor
-from headrace.store.errors import StoreError, StoreUnreachableError
+from headrace.store.errors import (
+    BranchConflictError,
+    MergeRefusedError,
+    StoreError,
+    StoreUnreachableError,
+)
 from headrace.store.registry import ModelNotFoundError, ModelVersionRecord, RegistryError
 
 if TYPE_CHECKING:
@@ -38,8 +43,12 @@ class Prepared:
 #: Called once the policy has passed, before anything is written (see :func:`promote`).
 BeforeMove = Callable[["Evaluation"], Prepared]
 
-#: The verdict a promotion refused by its ``before_move`` (or by the move's commit) adds.
+#: The verdict a promotion refused by its ``before_move`` (or by its merge at the
+#: commit) adds.
 MERGE_RULE = "its branch merges into main"
+#: The verdict a promotion whose commit failed otherwise adds (another writer retired
+#: the candidate or moved the alias after the policy judged it).
+COMMIT_RULE = "nothing it was judged on changed before it committed"
 
 
 @dataclass(frozen=True)
@@ -282,7 +291,9 @@ def _refuse(ws: Workspace, evaluation: Evaluation, kind: str = "refused") -> Non
     )
 
 
-def _refused(ws: Workspace, evaluation: Evaluation, problem: str) -> Outcome:
+def _refused(
+    ws: Workspace, evaluation: Evaluation, problem: str, rule: str = MERGE_RULE
+) -> Outcome:
     """Refuse the promotion for ``problem`` (recorded, with the rules that passed)."""
     blocked = Evaluation(
         evaluation.name,
@@ -290,7 +301,7 @@ def _refused(ws: Workspace, evaluation: Evaluation, problem: str) -> Outcome:
         evaluation.candidate,
         evaluation.holder,
         evaluation.policy,
-        [*evaluation.verdicts, Verdict(MERGE_RULE, False, problem)],
+        [*evaluation.verdicts, Verdict(rule, False, problem)],
     )
     _refuse(ws, blocked)
     return Outcome("refused", blocked)
@@ -351,7 +362,8 @@ def _commit(
     except StoreUnreachableError:
         raise  # nothing committed, and nowhere to record a refusal
     except StoreError as exc:  # the transaction rolled back: main and the alias are as they were
-        return _refused(ws, evaluation, str(exc))
+        merging = isinstance(exc, BranchConflictError | MergeRefusedError)
+        return _refused(ws, evaluation, str(exc), MERGE_RULE if merging else COMMIT_RULE)
     return Outcome("promoted", evaluation, previous)
 
 
@@ -552,7 +564,7 @@ def move_guarded(
                 model=name,
                 alias=alias,
                 version=version,
-                rules=(MERGE_RULE,),
+                rules=tuple(v.rule for v in prepared.evaluation.verdicts if not v.passed),
             )
         return prepared.previous
     if not reason or not reason.strip():
