@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from headrace.core.monitors import Monitor
@@ -24,7 +24,9 @@ from headrace.store.errors import StoreError
 from headrace.store.monitoring import AlertRecord
 
 if TYPE_CHECKING:
-    from headrace.registry.promotion import Evaluation, Outcome
+    from sqlalchemy import Connection
+
+    from headrace.registry.promotion import BeforeMove, Evaluation, Outcome, Prepared
     from headrace.runtime.workspace import Workspace
 
 
@@ -42,23 +44,28 @@ def branch_for(monitor: Monitor, alerts: Sequence[AlertRecord], retrain_id: str)
 MADE_BY = "retraining, made by monitor"
 
 
-def merge_when_promoted(ws: Workspace) -> Callable[[Evaluation], str | None]:
-    """The ``before_move`` of a promotion (``promote``, ``decide``): when the candidate
-    was trained by a retrain, on a branch a monitor made, merge that branch into main
-    through the merge gates first; None, or the problem that refuses the promotion."""
+def merge_when_promoted(ws: Workspace) -> BeforeMove:
+    """The ``before_move`` of a promotion (``promote``, ``decide``, a guarded alias moved
+    by hand): when the candidate was trained by a retrain, on a branch a monitor made,
+    check that branch's merge into main through the merge gates (conflicts and quality
+    gates, read before any write transaction opens: a gate may read through other
+    connections), and hand the checked merge to the promotion, which carries it out in
+    the alias move's transaction. Its head moves are compare-and-swapped there, so a
+    branch moved since the check refuses the promotion with nothing moved."""
+    from headrace.registry.promotion import Prepared
 
-    def hook(evaluation: Evaluation) -> str | None:
+    def hook(evaluation: Evaluation) -> Prepared:
         run_id = evaluation.candidate.run_id
         if run_id is None:
-            return None
+            return Prepared()
         try:
             branch = ws.store.runs.get(run_id).branch
             record = ws.store.branches.get(branch)
         except StoreError:  # the run or its branch is gone: nothing left to merge
-            return None
+            return Prepared()
         if branch == "main" or not (record.description or "").startswith(MADE_BY):
-            return None
-        return _merge(ws, branch)
+            return Prepared()
+        return _plan_merge(ws, branch)
 
     return hook
 
@@ -91,7 +98,8 @@ def set_alias(ws: Workspace, name: str, alias: str, version: int, **options: Any
 
 
 def _merge(ws: Workspace, branch: str) -> str | None:
-    """Merge ``branch`` into main through the merge gates: None, or why not."""
+    """Merge ``branch`` into main through the merge gates (an asset monitor's retrain,
+    which moves no alias): None, or why not."""
     from headrace.data.branching import merge
 
     try:
@@ -99,6 +107,25 @@ def _merge(ws: Workspace, branch: str) -> str | None:
     except StoreError as exc:  # a conflict or a gate's refusal: main stays as it was
         return str(exc)
     return None
+
+
+def _plan_merge(ws: Workspace, branch: str) -> Prepared:
+    """Check ``branch``'s merge into main through the merge gates; the refusal, or the
+    checked merge to write with the promotion."""
+    from headrace.data.branching import merge
+    from headrace.registry.promotion import Prepared
+    from headrace.runtime.identity import actor
+
+    try:
+        plan = merge(ws, branch, "main", dry_run=True)
+    except StoreError as exc:  # a conflict or a gate's refusal: main stays as it was
+        return Prepared(problem=str(exc))
+    who = actor()
+
+    def write(c: Connection) -> None:
+        ws.store.branches.merge_planned(c, plan, actor=who)
+
+    return Prepared(write=write)
 
 
 def _promote(

@@ -15,6 +15,12 @@ from headrace.core.governance import EVERYWHERE, allows
 from headrace.core.policies import POLICIES, PromotionPolicy, Rule, guarded_aliases
 from headrace.registry.errors import GuardedAliasError, OverrideNotAllowedError
 from headrace.runtime.identity import actor
+from headrace.store.errors import (
+    BranchConflictError,
+    MergeRefusedError,
+    StoreError,
+    StoreUnreachableError,
+)
 from headrace.store.registry import ModelNotFoundError, ModelVersionRecord, RegistryError
 
 if TYPE_CHECKING:
@@ -22,6 +28,27 @@ if TYPE_CHECKING:
 
     from headrace.runtime.workspace import Workspace
     from headrace.store.records import VersionRecord
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What a promotion's ``before_move`` found once the policy passed: ``problem``
+    refuses the promotion; ``write`` runs inside the alias move's own transaction (a
+    retrain's merge into main), so the two commit together or not at all."""
+
+    problem: str | None = None
+    write: Callable[[Connection], None] | None = None
+
+
+#: Called once the policy has passed, before anything is written (see :func:`promote`).
+BeforeMove = Callable[["Evaluation"], Prepared]
+
+#: The verdict a promotion refused by its ``before_move`` (or by its merge at the
+#: commit) adds.
+MERGE_RULE = "its branch merges into main"
+#: The verdict a promotion whose commit failed otherwise adds (another writer retired
+#: the candidate or moved the alias after the policy judged it).
+COMMIT_RULE = "nothing it was judged on changed before it committed"
 
 
 @dataclass(frozen=True)
@@ -237,6 +264,7 @@ def _move(
     *,
     kind: str = "alias",
     also: Callable[[Connection], None] | None = None,
+    first: Callable[[Connection], None] | None = None,
 ) -> int | None:
     """Move the alias, and for ``champion`` the lifecycle with it, in one transaction."""
     return ws.store.registry.promote(
@@ -248,6 +276,7 @@ def _move(
         lifecycle=evaluation.alias == "champion",
         kind=kind,
         also=also,
+        first=first,
     )
 
 
@@ -262,23 +291,80 @@ def _refuse(ws: Workspace, evaluation: Evaluation, kind: str = "refused") -> Non
     )
 
 
-def _blocked(
-    ws: Workspace, evaluation: Evaluation, before_move: Callable[[Evaluation], str | None] | None
-) -> Outcome | None:
-    """Run ``before_move``; a problem it returns refuses the promotion (recorded)."""
-    problem = before_move(evaluation) if before_move is not None else None
-    if problem is None:
-        return None
+def _refused(
+    ws: Workspace, evaluation: Evaluation, problem: str, rule: str = MERGE_RULE
+) -> Outcome:
+    """Refuse the promotion for ``problem`` (recorded, with the rules that passed)."""
     blocked = Evaluation(
         evaluation.name,
         evaluation.alias,
         evaluation.candidate,
         evaluation.holder,
         evaluation.policy,
-        [*evaluation.verdicts, Verdict("its branch merges into main", False, problem)],
+        [*evaluation.verdicts, Verdict(rule, False, problem)],
     )
     _refuse(ws, blocked)
     return Outcome("refused", blocked)
+
+
+def _prepare(
+    ws: Workspace, evaluation: Evaluation, before_move: BeforeMove | None
+) -> Outcome | Prepared:
+    """Run ``before_move``: the refusal (recorded) for a problem it returns, else what
+    it wants written with the move."""
+    prepared = before_move(evaluation) if before_move is not None else Prepared()
+    if prepared.problem is not None:
+        return _refused(ws, evaluation, prepared.problem)
+    return prepared
+
+
+def _commit(
+    ws: Workspace,
+    evaluation: Evaluation,
+    note: str | None,
+    prepared: Prepared,
+    *,
+    approved: bool = False,
+    why: str | None = None,
+) -> Outcome:
+    """Move the alias in ONE transaction with ``prepared.write`` (a retrain's merge into
+    main, written first) and, when ``approved``, the person's approval (``why``): all of
+    it commits, or none of it does and the refusal is recorded. Another writer may have
+    retired the version, moved the branches or the alias, or the store may fail, after
+    the policy and the merge gates passed."""
+    who = actor()
+
+    def first(c: Connection) -> None:  # the approval, then the merge, then the move
+        judged = evaluation.holder.version if evaluation.holder else None
+        holder = ws.store.registry.alias_in(c, evaluation.name, evaluation.alias)
+        if holder != judged:  # the policy compared the candidate with another holder
+            raise RegistryError(
+                f"{evaluation.name}@{evaluation.alias} was moved to "
+                f"{'nothing' if holder is None else f'version {holder}'} by another writer "
+                f"after the policy judged version {evaluation.candidate.version} against "
+                f"{'no holder' if judged is None else f'version {judged}'}; promote again"
+            )
+        if approved:
+            ws.store.registry.record_in(
+                c,
+                evaluation.name,
+                "approved",
+                actor=who,
+                alias=evaluation.alias,
+                version=evaluation.candidate.version,
+                reason=why,
+            )
+        if prepared.write is not None:
+            prepared.write(c)
+
+    try:
+        previous = _move(ws, evaluation, note, first=first)
+    except StoreUnreachableError:
+        raise  # nothing committed, and nowhere to record a refusal
+    except StoreError as exc:  # the transaction rolled back: main and the alias are as they were
+        merging = isinstance(exc, BranchConflictError | MergeRefusedError)
+        return _refused(ws, evaluation, str(exc), MERGE_RULE if merging else COMMIT_RULE)
+    return Outcome("promoted", evaluation, previous)
 
 
 def first_failure(evaluation: Evaluation) -> str:
@@ -300,13 +386,15 @@ def promote(
     version: int | None = None,
     require_approval: bool | None = None,
     reason: str | None = None,
-    before_move: Callable[[Evaluation], str | None] | None = None,
+    before_move: BeforeMove | None = None,
 ) -> Outcome:
     """Evaluate the policy of ``alias`` for a version and move the alias when it passes.
 
-    ``before_move`` runs once the policy has passed, just before the alias moves (the
-    retrain action merges its branch into ``main`` there); when it returns a problem,
-    the promotion is refused with that problem and the alias stays where it was.
+    ``before_move`` runs once the policy has passed, before anything is written (the
+    retrain action checks its branch's merge into ``main`` there). When it returns a
+    problem, the promotion is refused with that problem and the alias stays where it
+    was; what it returns to write (the merge) commits in the alias move's transaction,
+    and a failure there refuses the promotion with nothing moved.
     """
     evaluation = evaluate(ws, name, alias, version)
     if evaluation.holder is not None and evaluation.holder.version == evaluation.candidate.version:
@@ -330,11 +418,11 @@ def promote(
             reason=evaluation.summary(),
         )
         return Outcome("pending", evaluation)
-    blocked = _blocked(ws, evaluation, before_move)
-    if blocked is not None:
-        return blocked
+    prepared = _prepare(ws, evaluation, before_move)
+    if isinstance(prepared, Outcome):
+        return prepared
     note = (reason + "; " if reason else "") + evaluation.summary()
-    return Outcome("promoted", evaluation, _move(ws, evaluation, note))
+    return _commit(ws, evaluation, note, prepared)
 
 
 def pending(ws: Workspace, name: str, alias: str) -> int | None:
@@ -356,10 +444,11 @@ def decide(
     *,
     approve: bool,
     reason: str | None = None,
-    before_move: Callable[[Evaluation], str | None] | None = None,
+    before_move: BeforeMove | None = None,
 ) -> Outcome:
     """A person approves (the policy is evaluated again, ``before_move`` runs, then the
-    alias moves) or rejects the pending promotion."""
+    approval, the alias move and what ``before_move`` asked to write commit together)
+    or rejects the pending promotion."""
     version = pending(ws, name, alias)
     if version is None:
         raise RegistryError(
@@ -382,12 +471,11 @@ def decide(
             reason="the policy no longer passes: " + evaluation.summary(),
         )
         return Outcome("refused", evaluation)
-    blocked = _blocked(ws, evaluation, before_move)
-    if blocked is not None:
-        return blocked
-    registry.record(name, "approved", actor=actor(), alias=alias, version=version, reason=reason)
+    prepared = _prepare(ws, evaluation, before_move)
+    if isinstance(prepared, Outcome):
+        return prepared
     note = (reason + "; " if reason else "") + "approved; " + evaluation.summary()
-    return Outcome("promoted", evaluation, _move(ws, evaluation, note))
+    return _commit(ws, evaluation, note, prepared, approved=True, why=reason)
 
 
 def describe(evaluation: Evaluation) -> list[dict[str, Any]]:
@@ -428,7 +516,7 @@ def move_guarded(
     reason: str | None = None,
     override: bool = False,
     role: str | None = None,
-    before_move: Callable[[Evaluation], str | None] | None = None,
+    before_move: BeforeMove | None = None,
 ) -> int | None:
     """Move a guarded alias by hand: the alias's policy judges ``version`` as a promotion
     would. A refusal raises :class:`GuardedAliasError` (and is recorded); ``override``
@@ -464,18 +552,21 @@ def move_guarded(
                 version=version,
                 rules=(),
             )
-        blocked = _blocked(ws, evaluation, before_move)
-        if blocked is not None:
+        prepared = _prepare(ws, evaluation, before_move)
+        if not isinstance(prepared, Outcome):
+            judged = evaluation.summary() if evaluation.verdicts else None
+            note = "; ".join(x for x in (reason, judged) if x) or None
+            prepared = _commit(ws, evaluation, note, prepared)
+        if prepared.status == "refused":
             raise GuardedAliasError(
                 f"{where} cannot move to version {version}: "
-                f"{first_failure(blocked.evaluation)}; main and the alias are unchanged",
+                f"{first_failure(prepared.evaluation)}; main and the alias are unchanged",
                 model=name,
                 alias=alias,
                 version=version,
-                rules=("its branch merges into main",),
+                rules=tuple(v.rule for v in prepared.evaluation.verdicts if not v.passed),
             )
-        judged = evaluation.summary() if evaluation.verdicts else None
-        return _move(ws, evaluation, "; ".join(x for x in (reason, judged) if x) or None)
+        return prepared.previous
     if not reason or not reason.strip():
         raise OverrideNotAllowedError(
             f"overriding the promotion policy of {where} needs a reason: pass --reason WHY "

@@ -11,7 +11,7 @@ change is recorded with who, when and why.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from headrace.runtime.identity import actor
 from headrace.store.registry import ModelVersionRecord, NewModelVersion, RegistryError
 
 if TYPE_CHECKING:
-    from headrace.registry.promotion import Evaluation
+    from headrace.registry.promotion import BeforeMove
     from headrace.runtime.workspace import Workspace
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,199}")
@@ -195,7 +195,7 @@ def set_alias(
     reason: str | None = None,
     override: bool = False,
     role: str | None = None,
-    before_move: Callable[[Evaluation], str | None] | None = None,
+    before_move: BeforeMove | None = None,
 ) -> int | None:
     """Point ``alias`` at ``version``; returns the version it pointed at before.
 

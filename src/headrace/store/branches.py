@@ -430,59 +430,92 @@ class BranchRepository:
             raise StoreError(f"cannot merge branch {source!r} into itself")
         context = self._store.read() if dry_run else self._store.write()
         with context as c:
-            self._require(c, source)
-            self._require(c, into)
-            src, dst = _pointers(c, branch_heads, source), _pointers(c, branch_heads, into)
-            base = _pointers(c, branch_bases, source)
-            changed = {k: v for k, v in src.items() if base.get(k) != v}
-            moves: list[tuple[HeadKey, str | None, str]] = []
-            conflicts: list[str] = []
-            unchanged = 0
-            for key, version in sorted(changed.items()):
-                current = dst.get(key)
-                if current == version:
-                    unchanged += 1
-                elif current != base.get(key):
-                    conflicts.append(label(key))
-                else:
-                    moves.append((key, current, version))
-            planned = [
-                HeadMove(asset=a, partition=p or None, old_version_id=old, new_version_id=new)
-                for (a, p), old, new in moves
-            ]
-            if conflicts:
-                raise BranchConflictError(
-                    f"cannot merge {source!r} into {into!r}: changed on both branches since "
-                    f"{source!r} was created or last merged: {', '.join(conflicts[:10])}"
-                    + (" ..." if len(conflicts) > 10 else ""),
-                    branch=into,
-                    assets=conflicts,
-                )
-            problems = gate(planned) if gate is not None and planned else []
+            plan = self._plan(c, source, into)
+            problems = gate(plan.moves) if gate is not None and plan.moves else []
             if problems:
                 raise MergeRefusedError(
                     f"cannot merge {source!r} into {into!r}: " + "; ".join(problems[:10]),
                     branch=into,
-                    assets=[m.asset for m in planned],
+                    assets=[m.asset for m in plan.moves],
                 )
             if dry_run:
-                return MergeResult(
-                    source=source, target=into, moves=planned, unchanged=unchanged, dry_run=True
-                )
-            now = time.time()
-            move_heads(
-                c,
-                self._store.dialect,
-                into,
-                [(key, old, new, now) for key, old, new in moves],
-                kind="merge",
-                run_id=None,
-                actor=actor,
-                message=f"merge {source}",
+                return plan
+            self._apply(c, plan, actor=actor)
+        return MergeResult(source=source, target=into, moves=plan.moves, unchanged=plan.unchanged)
+
+    def merge_planned(self, c: Connection, plan: MergeResult, *, actor: str | None) -> None:
+        """Carry out ``plan`` (a dry-run merge whose gates passed) inside the caller's
+        write transaction ``c``, so the merge commits with whatever else ``c`` writes
+        (a promotion's alias move). The gates already ran on ``plan``'s versions: when
+        either branch moved since, the merge would move something else, so it is
+        refused as a conflict and the caller's transaction rolls back."""
+        now = self._plan(c, plan.source, plan.target)
+        if now.moves != plan.moves:
+            raise BranchConflictError(
+                f"cannot merge {plan.source!r} into {plan.target!r}: a branch was changed "
+                "by another writer after its merge was checked; run it again",
+                branch=plan.target,
+                assets=sorted({m.asset for m in (*plan.moves, *now.moves)}),
             )
-            # Both sides now agree on everything the source changed: that is the new base.
-            self._rebase(c, source, {k: v for k, v in changed.items()})
-        return MergeResult(source=source, target=into, moves=planned, unchanged=unchanged)
+        self._apply(c, now, actor=actor)
+
+    def _plan(self, c: Connection, source: str, into: str) -> MergeResult:
+        """The head moves merging ``source`` into ``into`` takes, as a dry-run result;
+        a conflict (an asset changed on both sides since the fork) raises."""
+        self._require(c, source)
+        self._require(c, into)
+        src, dst = _pointers(c, branch_heads, source), _pointers(c, branch_heads, into)
+        base = _pointers(c, branch_bases, source)
+        changed = {k: v for k, v in src.items() if base.get(k) != v}
+        moves: list[HeadMove] = []
+        conflicts: list[str] = []
+        unchanged = 0
+        for (asset, partition), version in sorted(changed.items()):
+            current = dst.get((asset, partition))
+            if current == version:
+                unchanged += 1
+            elif current != base.get((asset, partition)):
+                conflicts.append(label((asset, partition)))
+            else:
+                moves.append(
+                    HeadMove(
+                        asset=asset,
+                        partition=partition or None,
+                        old_version_id=current,
+                        new_version_id=version,
+                    )
+                )
+        if conflicts:
+            raise BranchConflictError(
+                f"cannot merge {source!r} into {into!r}: changed on both branches since "
+                f"{source!r} was created or last merged: {', '.join(conflicts[:10])}"
+                + (" ..." if len(conflicts) > 10 else ""),
+                branch=into,
+                assets=conflicts,
+            )
+        return MergeResult(
+            source=source, target=into, moves=moves, unchanged=unchanged, dry_run=True
+        )
+
+    def _apply(self, c: Connection, plan: MergeResult, *, actor: str | None) -> None:
+        now = time.time()
+        move_heads(
+            c,
+            self._store.dialect,
+            plan.target,
+            [
+                ((m.asset, m.partition or ""), m.old_version_id, m.new_version_id, now)
+                for m in plan.moves
+            ],
+            kind="merge",
+            run_id=None,
+            actor=actor,
+            message=f"merge {plan.source}",
+        )
+        # Both sides now agree on everything the source changed: that is the new base.
+        changed = _pointers(c, branch_heads, plan.source)
+        base = _pointers(c, branch_bases, plan.source)
+        self._rebase(c, plan.source, {k: v for k, v in changed.items() if base.get(k) != v})
 
     def _rebase(self, c: Connection, branch: str, heads: dict[HeadKey, str]) -> None:
         if not heads:

@@ -388,12 +388,16 @@ class RegistryRepository:
         lifecycle: bool = False,
         kind: str = "alias",
         also: Callable[[Connection], None] | None = None,
+        first: Callable[[Connection], None] | None = None,
     ) -> int | None:
         """Point ``alias`` at ``version`` in ONE transaction with what follows from it:
         with ``lifecycle``, the version becomes ``production`` (through ``approved``) and
-        the one it replaces goes back to ``approved``; ``also`` writes more in the same
-        transaction (an audit entry). Returns the version the alias pointed at before."""
+        the one it replaces goes back to ``approved``; ``first`` writes before the move
+        (a retrain's merge into main) and ``also`` after it (an audit entry), in the
+        same transaction. Returns the version the alias pointed at before."""
         with self._store.write() as c:
+            if first is not None:
+                first(c)
             previous = self._move(c, name, alias, version, actor=actor, reason=reason, kind=kind)
             if lifecycle:
                 status = c.execute(
@@ -438,8 +442,32 @@ class RegistryRepository:
     ) -> None:
         """Add an event to the audit trail (promotion requests and decisions)."""
         with self._store.write() as c:
-            self._require(c, name)
-            _event(c, name, kind, actor, alias=alias, version=version, reason=reason)
+            self.record_in(c, name, kind, actor=actor, alias=alias, version=version, reason=reason)
+
+    def alias_in(self, c: Connection, name: str, alias: str) -> int | None:
+        """The version ``alias`` points at, read inside the caller's transaction."""
+        found = c.execute(
+            select(model_aliases.c.version).where(
+                and_(model_aliases.c.name == name, model_aliases.c.alias == alias)
+            )
+        ).scalar()
+        return None if found is None else int(found)
+
+    def record_in(
+        self,
+        c: Connection,
+        name: str,
+        kind: str,
+        *,
+        actor: str | None,
+        alias: str | None = None,
+        version: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """:meth:`record` inside the caller's transaction (an approval that commits
+        with the alias move it allows)."""
+        self._require(c, name)
+        _event(c, name, kind, actor, alias=alias, version=version, reason=reason)
 
     def events(self, name: str, *, limit: int = 200) -> builtins.list[ModelEvent]:
         with self._store.read() as c:
